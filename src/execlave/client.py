@@ -1,0 +1,208 @@
+"""`Execlave`: the one client a process creates. It wires the policy engine to the telemetry
+pipeline; framework adapters (``execlave.integrations``) are thin layers over it."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from .policy import CheckRequest, Decision, PolicyEngine, ToolCall, baseline_policies, load_policies, mask_pii
+from .policy.schema import Policy
+from .telemetry import GovernanceSpanProcessor, Telemetry, TelemetryConfig
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
+__all__ = ["DEFAULT_BASE_URL", "Execlave", "PolicySource", "validate_agent_id"]
+
+DEFAULT_BASE_URL = "https://api.execlave.com"
+
+PolicySource = str | os.PathLike[str] | Sequence[Mapping[str, Any] | Policy]
+"""A policy file (YAML or JSON), or a list of policy dicts / :class:`~execlave.policy.schema.Policy` objects."""
+
+_AGENT_ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_AGENT_ID_MAX = 128
+
+
+def validate_agent_id(agent_id: object) -> str:
+    """Return ``agent_id`` if it is lowercase kebab-case (``ops-assistant``), else raise ValueError."""
+    if isinstance(agent_id, str) and len(agent_id) <= _AGENT_ID_MAX and _AGENT_ID.fullmatch(agent_id):
+        return agent_id
+    hint = ""
+    if isinstance(agent_id, str):
+        words = re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", agent_id)
+        suggestion = "-".join(w.lower() for w in words)[:_AGENT_ID_MAX].strip("-")
+        if suggestion and _AGENT_ID.fullmatch(suggestion):
+            hint = f" (did you mean {suggestion!r}?)"
+    raise ValueError(
+        f"agent_id must be lowercase kebab-case of at most {_AGENT_ID_MAX} characters, "
+        f"e.g. 'ops-assistant'; got {agent_id!r}{hint}"
+    )
+
+
+def _resolve_policies(policies: PolicySource | None) -> list[Policy]:
+    if policies is None:
+        env_file = os.environ.get("EXECLAVE_POLICY_FILE")
+        if env_file:
+            return load_policies(env_file)
+        return baseline_policies()
+    if isinstance(policies, (str, os.PathLike)):
+        return load_policies(Path(policies))
+    if all(isinstance(p, Policy) for p in policies):
+        return list(policies)  # type: ignore[arg-type]
+    # A mixed list: validate the dicts (with their index in the list), keep Policy objects as they are.
+    dicts = [p if isinstance(p, Mapping) else p.model_dump(by_alias=True) for p in policies]
+    return load_policies(dicts)
+
+
+def _tool_calls(tools: Sequence[str | Mapping[str, Any]] | None) -> tuple[ToolCall, ...]:
+    calls: list[ToolCall] = []
+    for i, tool in enumerate(tools or ()):
+        if isinstance(tool, str):
+            calls.append(ToolCall(tool))
+        elif isinstance(tool, Mapping) and isinstance(tool.get("name"), str):
+            calls.append(ToolCall(tool["name"], tool.get("arguments"), tool.get("id")))
+        else:
+            raise TypeError(
+                f"tools[{i}] must be a tool name or a mapping with a 'name' key, "
+                f"e.g. {{'name': 'search_docs', 'arguments': {{'q': 'x'}}}}; got {tool!r}"
+            )
+    return tuple(calls)
+
+
+class Execlave:
+    """One per process: holds the compiled policies and the telemetry pipeline.
+
+    Args:
+        api_key: Execlave API key; defaults to ``EXECLAVE_API_KEY``. With a key, execlave's spans
+            (and only those) are also sent to ``{base_url}/v1/traces``. Never logged or shown.
+        policies: a policy file or a list of policies. Defaults to ``EXECLAVE_POLICY_FILE``, else
+            the bundled baseline (injection patterns and PII in ``monitor`` mode: records, never blocks).
+        base_url: Execlave API base URL; defaults to ``EXECLAVE_BASE_URL`` or ``https://api.execlave.com``.
+        environment: deployment environment recorded on spans; defaults to ``EXECLAVE_ENVIRONMENT``
+            or ``"production"``.
+        service_name: ``service.name`` when execlave owns the tracer provider (else ``OTEL_SERVICE_NAME``).
+        tracer_provider: the provider to create spans with. Defaults to the global one if the
+            application set one; otherwise execlave creates its own (without installing it globally).
+        otlp_endpoint: a collector endpoint (e.g. ``http://localhost:4318``); defaults to the
+            standard ``OTEL_EXPORTER_OTLP_*`` variables. Used only when execlave owns the provider.
+        console: print a readable span tree of each finished trace to stdout.
+        capture_content: record (PII-masked) message content on spans. Defaults to
+            ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, else off.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        policies: PolicySource | None = None,
+        base_url: str | None = None,
+        environment: str | None = None,
+        service_name: str | None = None,
+        tracer_provider: TracerProvider | None = None,
+        otlp_endpoint: str | None = None,
+        console: bool = False,
+        capture_content: bool | None = None,
+    ) -> None:
+        self._api_key = api_key or os.environ.get("EXECLAVE_API_KEY") or None
+        self.base_url = (base_url or os.environ.get("EXECLAVE_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self.environment = environment or os.environ.get("EXECLAVE_ENVIRONMENT") or "production"
+        self._engine = PolicyEngine(_resolve_policies(policies))
+        self._telemetry = Telemetry(
+            TelemetryConfig(
+                service_name=service_name,
+                environment=self.environment,
+                api_key=self._api_key,
+                base_url=self.base_url,
+                otlp_endpoint=otlp_endpoint,
+                console=console,
+                capture_content=capture_content,
+                tracer_provider=tracer_provider,
+            ),
+            masker=mask_pii,
+        )
+
+    def __repr__(self) -> str:
+        key = "set" if self._api_key else "unset"
+        return (
+            f"Execlave(base_url={self.base_url!r}, environment={self.environment!r}, api_key={key}, "
+            f"policies={len(self._engine.policies)}, policy_set_version={self._engine.version})"
+        )
+
+    # -- enforcement -------------------------------------------------------------------------
+
+    def _check(self, request: CheckRequest) -> Decision:
+        """The single decision point every adapter and :meth:`enforce_policy` go through."""
+        return self._engine.evaluate(request)
+
+    def enforce_policy(
+        self,
+        agent_id: str,
+        input: str | None,
+        *,
+        tools: Sequence[str | Mapping[str, Any]] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        environment: str | None = None,
+    ) -> dict[str, Any]:
+        """Check an input (and optionally the tools about to be called) against the policies.
+
+        Returns ``{"allowed": True, "warnings": [...]}`` (warn-mode violations) or raises
+        :class:`~execlave.errors.PolicyBlockedError` / :class:`~execlave.errors.AgentPausedError`.
+        Don't call this next to an instrumented agent: the wrapper already runs the same checks.
+        """
+        validate_agent_id(agent_id)
+        request = CheckRequest(
+            agent_id=agent_id,
+            input=input,
+            tool_calls=_tool_calls(tools),
+            environment=environment or self.environment,
+            metadata=metadata,
+            count_request=True,
+        )
+        attributes = {"gen_ai.agent.id": agent_id, "execlave.operation": "enforce_policy"}
+        with self._telemetry.governed_span(
+            f"enforce_policy {agent_id}", attributes=attributes, check=lambda: self._check(request)
+        ) as governed:
+            return {"allowed": True, "warnings": governed.decision.warnings}
+
+    def pause_agent(self, agent_id: str, reason: str | None = None) -> None:
+        """Kill switch: every later check for this agent (and only this one) raises AgentPausedError."""
+        self._engine.pause(validate_agent_id(agent_id), reason)
+
+    def resume_agent(self, agent_id: str) -> None:
+        self._engine.resume(validate_agent_id(agent_id))
+
+    def reload_policies(self, policies: PolicySource) -> int:
+        """Compile a new policy set and swap it in atomically; returns its version.
+        On an invalid set, raises PolicyConfigError and the current set stays in force."""
+        return self._engine.reload(_resolve_policies(policies))
+
+    def span_processor(self, *, raise_on_block: bool = False) -> GovernanceSpanProcessor:
+        """A SpanProcessor that governs other instrumentations' tool spans (see its docs for limits)."""
+        return GovernanceSpanProcessor(self._check, raise_on_block=raise_on_block)
+
+    # -- telemetry lifecycle -----------------------------------------------------------------
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Export pending spans; returns within ``timeout`` (+ a small margin) even if the endpoint is down."""
+        return self._telemetry.flush(timeout)
+
+    def shutdown(self, timeout: float = 5.0) -> bool:
+        """Flush and stop exporting; bounded like :meth:`flush`. Enforcement keeps working."""
+        return self._telemetry.shutdown(timeout)
+
+    def stats(self) -> dict[str, int]:
+        """Counters: spans exported and dropped (queue full, failed export), policy set version."""
+        return {**self._telemetry.stats(), "policy_set_version": self._engine.version}
+
+    def __enter__(self) -> Execlave:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.shutdown()

@@ -1,0 +1,111 @@
+"""What the policy engine is asked and what it answers: framework-neutral value types.
+
+Adapters translate framework shapes (AutoGen messages, tool-call dicts) into a
+:class:`CheckRequest`; the engine answers with a :class:`Decision`. Nothing here knows about
+OpenTelemetry or AutoGen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["CheckRequest", "Decision", "Outcome", "Target", "ToolCall", "ToolOutput", "Violation"]
+
+Outcome = Literal["allow", "warn", "block"]
+Target = Literal["input", "tool_call", "tool_output"]
+Violation = dict[str, Any]
+"""``policyId, policyName, policyType, enforcementMode, severity, message, target`` (+ ``toolName``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A tool the agent asked to run (or is about to run)."""
+
+    name: str
+    arguments: Any = None
+    """Parsed arguments (dict, list, scalar) when they parsed; the raw string otherwise; None if absent."""
+    call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolOutput:
+    """What a tool returned, on its way back into the model's context."""
+
+    content: str
+    name: str | None = None
+    call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRequest:
+    """One question to the engine. Every part is optional except the agent.
+
+    - ``input`` is checked by ``injection_scan`` (``scan_input``) and ``pii_access`` policies.
+    - ``tool_calls`` are checked by ``tool_invocation`` policies (name) and ``pii_access``
+      policies (arguments).
+    - ``tool_outputs`` are checked by ``injection_scan`` policies with ``scan_output``.
+    - ``count_request`` makes the check count against ``rate_limit`` policies (adapters set it
+      once per reply round, on the round's first check).
+    """
+
+    agent_id: str
+    input: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_outputs: tuple[ToolOutput, ...] = ()
+    environment: str | None = None
+    metadata: Mapping[str, Any] | None = None
+    count_request: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The engine's answer: ``block`` if any block-mode policy was violated, else ``warn`` if
+    any warn-mode policy was, else ``allow``. ``monitor``-mode violations are listed in
+    ``violations`` (to be recorded) but never change the outcome."""
+
+    outcome: Outcome
+    violations: tuple[Violation, ...] = ()
+    policy_set_version: int = 0
+    evaluated_policy_ids: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome != "block"
+
+    @property
+    def blocked(self) -> bool:
+        return self.outcome == "block"
+
+    @property
+    def blocking_violations(self) -> list[Violation]:
+        return [v for v in self.violations if v.get("enforcementMode") == "block"]
+
+    @property
+    def warnings(self) -> list[Violation]:
+        return [v for v in self.violations if v.get("enforcementMode") == "warn"]
+
+    @property
+    def violated_policy_ids(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for v in self.violations:
+            seen.setdefault(str(v.get("policyId")), None)
+        return tuple(seen)
+
+    @staticmethod
+    def merge(decisions: list[Decision]) -> Decision:
+        """Combine the decisions of several checks in one round (worst outcome wins)."""
+        if not decisions:
+            return ALLOW
+        rank = {"allow": 0, "warn": 1, "block": 2}
+        outcome: Outcome = max((d.outcome for d in decisions), key=rank.__getitem__)
+        violations = tuple(v for d in decisions for v in d.violations)
+        ids: dict[str, None] = {}
+        for d in decisions:
+            for pid in d.evaluated_policy_ids:
+                ids.setdefault(pid, None)
+        return Decision(outcome, violations, max(d.policy_set_version for d in decisions), tuple(ids))
+
+
+ALLOW = Decision("allow")
