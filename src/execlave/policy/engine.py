@@ -1,0 +1,423 @@
+"""The policy engine: policies compiled once into an immutable plan, evaluated per request.
+
+``evaluate`` is safe to call from any number of threads. The plan is replaced as a whole on
+``reload`` (a single reference assignment), so a request sees either the old set or the new
+one, never a mix. Only rate-limit windows and the kill switch are mutable; both are guarded.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import unicodedata
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import re2
+
+from ..errors import AgentPausedError
+from .normalize import normalize_text
+from .pii import detect_pii, mask_pii
+from .schema import (
+    InjectionScanPolicy,
+    PiiAccessPolicy,
+    Policy,
+    RateLimitPolicy,
+    ToolInvocationPolicy,
+    compile_pattern,
+)
+from .types import CheckRequest, Decision, Outcome, ToolCall, ToolOutput, Violation
+
+__all__ = ["PolicyEngine", "normalize_tool_name"]
+
+_EXCERPT_CHARS = 80
+
+
+def normalize_tool_name(name: str) -> str:
+    """Tool names compare after NFKC and case folding (``Delete_File`` is ``delete_file``)."""
+    return name.lower() if name.isascii() else unicodedata.normalize("NFKC", name).casefold()
+
+
+def _glob_to_re2(glob: str) -> str:
+    """Translate a shell-style glob (``*``, ``?``, ``[abc]``, ``[!abc]``) to an RE2 pattern."""
+    out, i, n = [], 0, len(glob)
+    while i < n:
+        ch = glob[i]
+        i += 1
+        if ch == "*":
+            out.append(".*")
+        elif ch == "?":
+            out.append(".")
+        elif ch == "[":
+            end = glob.find("]", i + 1 if i < n and glob[i] in "!^" else i)
+            if end < 0 or end == i:
+                out.append(re2.escape("["))
+                continue
+            body = glob[i:end]
+            i = end + 1
+            negate = body[0] in "!^"
+            body = body[1:] if negate else body
+            escaped = "".join("\\" + c if c in "\\]^[" else c for c in body)
+            out.append(f"[{'^' if negate else ''}{escaped}]")
+        else:
+            out.append(re2.escape(ch))
+    return "".join(out)
+
+
+def _compile_globs(globs: Sequence[str]) -> re2._Regexp | None:
+    if not globs:
+        return None
+    alternation = "|".join(f"(?:{_glob_to_re2(normalize_tool_name(g))})" for g in globs)
+    return compile_pattern(f"^(?:{alternation})$")
+
+
+def _excerpt(text: str, start: int, end: int) -> str:
+    lo = max(0, start - 10)
+    hi = min(len(text), max(end, start + _EXCERPT_CHARS - 20) + 10)
+    snippet = text[lo:hi]  # masked below: an excerpt never carries raw PII
+    return ("…" if lo else "") + mask_pii(snippet)[:_EXCERPT_CHARS] + ("…" if hi < len(text) else "")
+
+
+def _argument_text(arguments: Any) -> str:
+    """Every string, key and scalar in (possibly deeply nested) arguments, one per line.
+    Iterative, so hostile nesting depth cannot overflow the stack."""
+    if arguments is None:
+        return ""
+    if isinstance(arguments, str):
+        return arguments
+    parts: list[str] = []
+    stack: list[Any] = [arguments]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                parts.append(str(key))
+                stack.append(value)
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend(item)
+        elif isinstance(item, (str, int, float, bool)) or item is None:
+            parts.append(str(item))
+        else:
+            try:
+                parts.append(json.dumps(item, default=str))
+            except (TypeError, ValueError, RecursionError):
+                parts.append(str(type(item).__name__))
+    return "\n".join(parts)
+
+
+class _Texts:
+    """Normalised views of a request, computed at most once per evaluation."""
+
+    __slots__ = ("_args", "_input", "_outputs", "_request")
+
+    def __init__(self, request: CheckRequest) -> None:
+        self._request = request
+        self._input: str | None = None
+        self._outputs: list[tuple[ToolOutput, str]] | None = None
+        self._args: list[tuple[ToolCall, str]] | None = None
+
+    @property
+    def input(self) -> str:
+        if self._input is None:
+            self._input = normalize_text(self._request.input) if self._request.input else ""
+        return self._input
+
+    @property
+    def outputs(self) -> list[tuple[ToolOutput, str]]:
+        if self._outputs is None:
+            self._outputs = [(o, normalize_text(o.content)) for o in self._request.tool_outputs if o.content]
+        return self._outputs
+
+    @property
+    def arguments(self) -> list[tuple[ToolCall, str]]:
+        if self._args is None:
+            self._args = [(c, normalize_text(_argument_text(c.arguments))) for c in self._request.tool_calls]
+        return self._args
+
+
+class _Compiled:
+    """A compiled policy: knows how to add its violations for a request."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.id = policy.id
+        self.mode = policy.enforcement_mode
+        self.base: Violation = {
+            "policyId": policy.id,
+            "policyName": policy.name,
+            "policyType": policy.policy_type,
+            "enforcementMode": policy.enforcement_mode,
+            "severity": policy.severity,
+        }
+
+    def applies_to(self, agent_id: str) -> bool:
+        agents = self.policy.applies_to_agents
+        return not agents or agent_id in agents
+
+    def violation(self, target: str, message: str, **extra: Any) -> Violation:
+        return {**self.base, "message": message, "target": target, **extra}
+
+    def check(self, request: CheckRequest, texts: _Texts, out: list[Violation]) -> None:
+        raise NotImplementedError
+
+
+class _ToolPolicy(_Compiled):
+    def __init__(self, policy: ToolInvocationPolicy) -> None:
+        super().__init__(policy)
+        self.allow = _compile_globs(policy.rule.allow)
+        self.deny = _compile_globs(policy.rule.deny)
+
+    def check(self, request: CheckRequest, texts: _Texts, out: list[Violation]) -> None:
+        for call in request.tool_calls:
+            name = normalize_tool_name(call.name)
+            if self.deny is not None and self.deny.search(name):
+                message = f"tool {call.name!r} is on the deny list"
+            elif self.allow is not None and not self.allow.search(name):
+                message = f"tool {call.name!r} is not on the allow list"
+            else:
+                continue
+            extra = {"toolCallId": call.call_id} if call.call_id else {}
+            out.append(self.violation("tool_call", message, toolName=call.name, **extra))
+
+
+class _InjectionPolicy(_Compiled):
+    def __init__(self, policy: InjectionScanPolicy) -> None:
+        super().__init__(policy)
+        rule = policy.rule
+        self.scan_input, self.scan_output = rule.scan_input, rule.scan_output
+        self.patterns = [compile_pattern(p) for p in rule.patterns]
+        # One combined pass for the common (no-match) case; the individual patterns only run
+        # to name the one that matched.
+        self.combined = compile_pattern("|".join(f"(?:{p})" for p in rule.patterns))
+
+    def _first_hit(self, text: str) -> tuple[int, int, int] | None:
+        if not text or self.combined.search(text) is None:
+            return None
+        for index, pattern in enumerate(self.patterns):
+            match = pattern.search(text)
+            if match is not None:
+                return index, match.start(), match.end()
+        return None
+
+    def check(self, request: CheckRequest, texts: _Texts, out: list[Violation]) -> None:
+        if self.scan_input and request.input:
+            hit = self._first_hit(texts.input)
+            if hit is not None:
+                index, start, end = hit
+                out.append(
+                    self.violation(
+                        "input",
+                        f"input matches injection pattern #{index}",
+                        excerpt=_excerpt(texts.input, start, end),
+                    )
+                )
+        if self.scan_output:
+            for output, text in texts.outputs:
+                hit = self._first_hit(text)
+                if hit is not None:
+                    index, start, end = hit
+                    extra = {"toolName": output.name} if output.name else {}
+                    if output.call_id:
+                        extra["toolCallId"] = output.call_id
+                    out.append(
+                        self.violation(
+                            "tool_output",
+                            f"tool output matches injection pattern #{index}",
+                            excerpt=_excerpt(text, start, end),
+                            **extra,
+                        )
+                    )
+
+
+class _PiiPolicy(_Compiled):
+    def __init__(self, policy: PiiAccessPolicy) -> None:
+        super().__init__(policy)
+        self.types = tuple(policy.rule.denied_pii_types)
+
+    def check(self, request: CheckRequest, texts: _Texts, out: list[Violation]) -> None:
+        if request.input:
+            found = detect_pii(texts.input, self.types)
+            if found:
+                out.append(self.violation("input", f"input contains {', '.join(found)}", piiTypes=found))
+        for call, text in texts.arguments if request.tool_calls else ():
+            found = detect_pii(text, self.types)
+            if found:
+                out.append(
+                    self.violation(
+                        "tool_call",
+                        f"arguments of tool {call.name!r} contain {', '.join(found)}",
+                        toolName=call.name,
+                        piiTypes=found,
+                    )
+                )
+
+
+@dataclass
+class _Window:
+    minute: deque[float] = field(default_factory=deque)
+    hour: deque[float] = field(default_factory=deque)
+
+
+class _RatePolicy(_Compiled):
+    def __init__(self, policy: RateLimitPolicy) -> None:
+        super().__init__(policy)
+        self.per_minute = policy.rule.max_per_minute
+        self.per_hour = policy.rule.max_per_hour
+
+    def exceeded(self, window: _Window, now: float) -> str | None:
+        for limit, times, span, label in (
+            (self.per_minute, window.minute, 60.0, "minute"),
+            (self.per_hour, window.hour, 3600.0, "hour"),
+        ):
+            if limit is None:
+                continue
+            while times and times[0] <= now - span:
+                times.popleft()
+            if len(times) >= limit:
+                return f"more than {limit} requests per {label}"
+        return None
+
+    def record(self, window: _Window, now: float) -> None:
+        if self.per_minute is not None:
+            window.minute.append(now)
+        if self.per_hour is not None:
+            window.hour.append(now)
+
+
+@dataclass(frozen=True)
+class _AgentPlan:
+    checks: tuple[_Compiled, ...]
+    rate_limits: tuple[_RatePolicy, ...]
+    policy_ids: tuple[str, ...]
+
+
+_COMPILERS: dict[str, Callable[[Any], _Compiled]] = {
+    "tool_invocation": _ToolPolicy,
+    "injection_scan": _InjectionPolicy,
+    "pii_access": _PiiPolicy,
+    "rate_limit": _RatePolicy,
+}
+
+
+class _Plan:
+    """An immutable compiled policy set. Per-agent selections are memoised (the memo only ever
+    gains entries, each computed from immutable data, so concurrent fills are harmless)."""
+
+    def __init__(self, policies: Sequence[Policy], version: int) -> None:
+        self.version = version
+        self.policies = tuple(policies)
+        self.compiled = tuple(_COMPILERS[p.policy_type](p) for p in policies if p.is_active)
+        self._by_agent: dict[str, _AgentPlan] = {}
+
+    def for_agent(self, agent_id: str) -> _AgentPlan:
+        plan = self._by_agent.get(agent_id)
+        if plan is None:
+            selected = [c for c in self.compiled if c.applies_to(agent_id)]
+            plan = _AgentPlan(
+                checks=tuple(c for c in selected if not isinstance(c, _RatePolicy)),
+                rate_limits=tuple(c for c in selected if isinstance(c, _RatePolicy)),
+                policy_ids=tuple(c.id for c in selected),
+            )
+            if len(self._by_agent) < 10_000:  # bounded: agent ids may come from untrusted input
+                self._by_agent[agent_id] = plan
+        return plan
+
+
+def _outcome(violations: Sequence[Violation]) -> Outcome:
+    outcome: Outcome = "allow"
+    for v in violations:
+        if v["enforcementMode"] == "block":
+            return "block"
+        if v["enforcementMode"] == "warn":
+            outcome = "warn"
+    return outcome
+
+
+class PolicyEngine:
+    """Evaluates :class:`~execlave.policy.types.CheckRequest` s against a compiled policy set.
+
+    Args:
+        policies: validated policies (see :func:`~execlave.policy.load_policies`).
+        clock: monotonic seconds, for rate limits (injectable for tests).
+    """
+
+    def __init__(
+        self, policies: Sequence[Policy] = (), *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._clock = clock
+        self._plan = _Plan(policies, 1)
+        self._reload_lock = threading.Lock()
+        self._rate_lock = threading.Lock()
+        self._windows: dict[tuple[str, str], _Window] = {}
+        self._paused: dict[str, str | None] = {}
+
+    @property
+    def version(self) -> int:
+        """Increments on every reload; recorded on spans as the policy-set version."""
+        return self._plan.version
+
+    @property
+    def policies(self) -> tuple[Policy, ...]:
+        return self._plan.policies
+
+    def reload(self, policies: Sequence[Policy]) -> int:
+        """Compile ``policies`` and swap them in atomically; returns the new version. If
+        compiling fails, the current set stays in force. Rate-limit windows carry over by policy id."""
+        with self._reload_lock:
+            plan = _Plan(policies, self._plan.version + 1)
+            self._plan = plan
+            return plan.version
+
+    # -- kill switch ----------------------------------------------------------------------------
+
+    def pause(self, agent_id: str, reason: str | None = None) -> None:
+        self._paused[agent_id] = reason
+
+    def resume(self, agent_id: str) -> None:
+        self._paused.pop(agent_id, None)
+
+    def is_paused(self, agent_id: str) -> bool:
+        return agent_id in self._paused
+
+    def paused_agents(self) -> dict[str, str | None]:
+        return dict(self._paused)
+
+    # -- evaluation -----------------------------------------------------------------------------
+
+    def evaluate(self, request: CheckRequest) -> Decision:
+        """Decide on ``request``. Raises :class:`~execlave.errors.AgentPausedError` if the agent is paused."""
+        if request.agent_id in self._paused:
+            raise AgentPausedError(request.agent_id, self._paused.get(request.agent_id))
+        plan = self._plan
+        agent = plan.for_agent(request.agent_id)
+        violations: list[Violation] = []
+        if agent.checks:
+            texts = _Texts(request)
+            for compiled in agent.checks:
+                compiled.check(request, texts, violations)
+        if request.count_request and agent.rate_limits:
+            self._apply_rate_limits(request.agent_id, agent.rate_limits, violations)
+        if not violations:
+            return Decision("allow", (), plan.version, agent.policy_ids)
+        return Decision(_outcome(violations), tuple(violations), plan.version, agent.policy_ids)
+
+    def _apply_rate_limits(
+        self, agent_id: str, limits: Sequence[_RatePolicy], violations: list[Violation]
+    ) -> None:
+        # Check and record under one lock so N concurrent requests against a limit of N all see
+        # an exact count. A request that ends up blocked (by any policy) is not counted.
+        with self._rate_lock:
+            now = self._clock()
+            windows = []
+            for limit in limits:
+                window = self._windows.setdefault((limit.id, agent_id), _Window())
+                windows.append(window)
+                message = limit.exceeded(window, now)
+                if message is not None:
+                    violations.append(limit.violation("input", f"agent {agent_id!r}: {message}"))
+            if _outcome(violations) != "block":
+                for limit, window in zip(limits, windows, strict=True):
+                    limit.record(window, now)
