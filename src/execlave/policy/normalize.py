@@ -7,6 +7,7 @@ look-alike letters, or play with case and spacing. Everything the engine matches
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 __all__ = ["normalize_text", "strip_invisible"]
@@ -21,6 +22,12 @@ _INVISIBLE = [
     *range(0xE0000, 0xE0080),  # tag characters
 ]
 _REMOVE_INVISIBLE: dict[int, None] = dict.fromkeys(_INVISIBLE)
+# str.translate costs ~50 ns a character; a character-class search is far cheaper, so translate
+# only texts that actually contain something to translate.
+_HAS_INVISIBLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u3164\ufeff\uffa0"
+    "\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufe00-\ufe0f\U000e0000-\U000e007f]"
+)
 
 # Lowercase Cyrillic and Greek letters that look like Latin ones (applied after case folding).
 _CONFUSABLES = str.maketrans(
@@ -33,6 +40,9 @@ _CONFUSABLES = str.maketrans(
     }
 )  # fmt: skip
 
+# Greek, Cyrillic and IPA blocks (either case): where the look-alikes above live.
+_MAY_HAVE_CONFUSABLE = re.compile("[\u0131\u0250-\u02af\u0370-\u03ff\u0400-\u052f]")
+
 _ASCII_WHITESPACE_RUNS = ("  ", "\n", "\t", "\r", "\x0b", "\x0c")
 
 
@@ -41,7 +51,9 @@ def strip_invisible(text: str) -> str:
     their plain equivalents). Case and spacing are kept: this is what masking works on."""
     if text.isascii():
         return text
-    return unicodedata.normalize("NFKC", text.translate(_REMOVE_INVISIBLE))
+    if _HAS_INVISIBLE.search(text):
+        text = text.translate(_REMOVE_INVISIBLE)
+    return unicodedata.normalize("NFKC", text)
 
 
 def normalize_text(text: str) -> str:
@@ -52,5 +64,7 @@ def normalize_text(text: str) -> str:
         if not any(run in folded for run in _ASCII_WHITESPACE_RUNS):
             return folded.strip()
     else:
-        folded = strip_invisible(text).casefold().translate(_CONFUSABLES)
+        folded = strip_invisible(text).casefold()
+        if _MAY_HAVE_CONFUSABLE.search(folded):
+            folded = folded.translate(_CONFUSABLES)
     return " ".join(folded.split())
