@@ -45,7 +45,9 @@ def measure(engine: PolicyEngine, request: CheckRequest, repeat: int) -> list[fl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=3000)
     args = parser.parse_args()
     engine = PolicyEngine(policies())

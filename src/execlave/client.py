@@ -22,7 +22,8 @@ __all__ = ["DEFAULT_BASE_URL", "Execlave", "PolicySource", "validate_agent_id"]
 DEFAULT_BASE_URL = "https://api.execlave.com"
 
 PolicySource = str | os.PathLike[str] | Sequence[Mapping[str, Any] | Policy]
-"""A policy file (YAML or JSON), or a list of policy dicts / :class:`~execlave.policy.schema.Policy` objects."""
+"""A policy file (YAML or JSON), or a list of policy dicts or
+:class:`~execlave.policy.schema.Policy` objects."""
 
 _AGENT_ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _AGENT_ID_MAX = 128
@@ -188,7 +189,8 @@ class Execlave:
     # -- telemetry lifecycle -----------------------------------------------------------------
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Export pending spans; returns within ``timeout`` (+ a small margin) even if the endpoint is down."""
+        """Export pending spans. Returns within ``timeout`` (+ a small margin) even if the
+        endpoint is down; ``False`` if not everything was exported in time."""
         return self._telemetry.flush(timeout)
 
     def shutdown(self, timeout: float = 5.0) -> bool:

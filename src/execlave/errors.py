@@ -49,7 +49,9 @@ class PolicyBlockedError(ExeclaveError):
             where = v.get("target", "input")
             if v.get("toolName"):
                 where = f"{where} {v['toolName']!r}"
-            parts.append(f"{name} [{v.get('policyType', '?')}] on {where}: {v.get('message', '')}".rstrip(": "))
+            parts.append(
+                f"{name} [{v.get('policyType', '?')}] on {where}: {v.get('message', '')}".rstrip(": ")
+            )
         noun = "policy" if len(violations) == 1 else "policies"
         return f"blocked by {len(violations)} {noun}: " + "; ".join(parts)
 

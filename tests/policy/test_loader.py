@@ -26,9 +26,16 @@ def test_api_shaped_policy_loads_unchanged():
 
 
 def test_defaults():
-    (policy,) = load_policies([{"id": "x", "policyType": "injection_scan", "ruleDefinition": {"patterns": ["a"]}}])
+    (policy,) = load_policies(
+        [{"id": "x", "policyType": "injection_scan", "ruleDefinition": {"patterns": ["a"]}}]
+    )
     assert isinstance(policy, InjectionScanPolicy)
-    assert (policy.name, policy.enforcement_mode, policy.severity, policy.is_active) == ("x", "block", "high", True)
+    assert (policy.name, policy.enforcement_mode, policy.severity, policy.is_active) == (
+        "x",
+        "block",
+        "high",
+        True,
+    )
     assert policy.applies_to_agents == ()
     assert (policy.rule.scan_input, policy.rule.scan_output) == (True, False)
 
@@ -77,7 +84,9 @@ def test_every_problem_is_reported_with_file_policy_and_field(tmp_path):
     assert ("kind", "policyType") in found
     assert ("pii", "ruleDefinition.denied_pii_types[1]") in found
     assert ("rate", "ruleDefinition.maxRequestsPerMinute") in found
-    assert any(i.policy == "backref" and i.field == "id" and "duplicate" in i.message for i in info.value.issues)
+    assert any(
+        i.policy == "backref" and i.field == "id" and "duplicate" in i.message for i in info.value.issues
+    )
     text = str(info.value)
     assert f"{path}: backref / ruleDefinition.patterns[1]: RE2 cannot compile" in text
     assert "sql_guard" in text and "tool_invocation" in text  # says what the valid types are
