@@ -65,8 +65,18 @@ class TestToolInvocation:
         )
         assert d.blocked
 
-    @pytest.mark.parametrize("name", ["DELETE_FILE", "Delete_File", "ｄｅｌｅｔｅ_file"])
-    def test_names_compare_case_and_width_insensitively(self, name):
+    @pytest.mark.parametrize(
+        "name",
+        [
+            "DELETE_FILE",
+            "Delete_File",
+            "ｄｅｌｅｔｅ_file",
+            "dele\u200bte_file",
+            " delete_file\n",
+            "delete_a\nb",
+        ],
+    )
+    def test_names_compare_after_normalisation(self, name):
         assert (
             engine(tool_policy(deny=["delete_*"])).evaluate(CheckRequest("a", tool_calls=tools(name))).blocked
         )

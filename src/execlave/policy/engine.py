@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import unicodedata
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from typing import Any
 import re2
 
 from ..errors import AgentPausedError
-from .normalize import normalize_text
+from .normalize import normalize_text, strip_invisible
 from .pii import detect_pii, mask_pii
 from .schema import (
     InjectionScanPolicy,
@@ -37,8 +36,9 @@ _EXCERPT_CHARS = 80
 
 
 def normalize_tool_name(name: str) -> str:
-    """Tool names compare after NFKC and case folding (``Delete_File`` is ``delete_file``)."""
-    return name.lower() if name.isascii() else unicodedata.normalize("NFKC", name).casefold()
+    """Tool names compare after NFKC, removal of invisible characters, case folding and trimming
+    (``" Delete_File"``, ``"ｄｅｌｅｔｅ_file"`` and ``"dele\u200bte_file"`` are all ``delete_file``)."""
+    return strip_invisible(name).casefold().strip()
 
 
 def _glob_to_re2(glob: str) -> str:
@@ -71,7 +71,7 @@ def _compile_globs(globs: Sequence[str]) -> re2._Regexp | None:
     if not globs:
         return None
     alternation = "|".join(f"(?:{_glob_to_re2(normalize_tool_name(g))})" for g in globs)
-    return compile_pattern(f"^(?:{alternation})$")
+    return compile_pattern(f"^(?s:{alternation})$")  # (?s): a newline in a name is no way around ``*``
 
 
 def _excerpt(text: str, start: int, end: int) -> str:
