@@ -1,0 +1,251 @@
+"""The telemetry pipeline: provider resolution, exporters, governed spans, bounded flush."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import INVALID_SPAN, SpanKind
+from opentelemetry.util.types import AttributeValue
+
+from .._version import __version__
+from ..errors import PolicyBlockedError
+from ..policy.types import Decision
+from .config import DEFAULT_SERVICE_NAME, TelemetryConfig, resolve_capture_content
+from .governed import GovernedSpan
+from .processors import SCOPE_NAME, BoundedBatchSpanProcessor, ConsoleTreeProcessor, is_execlave_span
+
+__all__ = ["Telemetry"]
+
+logger = logging.getLogger("execlave")
+
+_PROTOCOLS = {"http/protobuf", "grpc"}
+
+
+class Telemetry:
+    """Execlave's tracing: one per client. See ``docs/telemetry.md``."""
+
+    def __init__(self, config: TelemetryConfig, *, masker: Callable[[str], str]) -> None:
+        self._config = config
+        self._masker = masker
+        self.capture_content: bool = resolve_capture_content(config.capture_content)
+        self._processors: list[BoundedBatchSpanProcessor] = []
+        self._shutdown_done = False
+        self._lock = threading.Lock()
+
+        provider: Any = config.tracer_provider
+        self.owns_provider = False
+        if provider is None:
+            provider = trace.get_tracer_provider()
+            if isinstance(provider, trace.ProxyTracerProvider):
+                provider = self._own_provider()
+                self.owns_provider = True
+        self.tracer_provider: Any = provider
+        self.tracer: trace.Tracer = provider.get_tracer(SCOPE_NAME, __version__)
+
+        can_attach = callable(getattr(provider, "add_span_processor", None))
+        if config.api_key:
+            if can_attach:
+                self._attach(provider, "execlave", self._execlave_exporter())
+            else:
+                logger.warning(
+                    "execlave: the tracer provider %s is not an SDK provider; spans are not exported to "
+                    "Execlave (enforcement is unaffected)",
+                    type(provider).__name__,
+                )
+        if self.owns_provider:
+            collector = self._collector_exporter()
+            if collector is not None:
+                self._attach(provider, "collector", collector)
+        if config.console and can_attach:
+            provider.add_span_processor(ConsoleTreeProcessor())
+
+        if self._processors:
+            ref = weakref.ref(self)
+            timeout = config.shutdown_timeout
+
+            def _at_exit() -> None:
+                tel = ref()
+                if tel is not None:
+                    tel.shutdown(timeout)
+
+            atexit.register(_at_exit)
+
+    # -- setup ---------------------------------------------------------------------------
+
+    def _own_provider(self) -> Any:
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+
+        service = self._config.service_name or os.environ.get("OTEL_SERVICE_NAME") or DEFAULT_SERVICE_NAME
+        resource = Resource.create({"deployment.environment": self._config.environment}).merge(
+            Resource({"service.name": service})
+        )
+        # Never installed globally; our own atexit hook shuts our processors down with a bound.
+        return TracerProvider(resource=resource, shutdown_on_exit=False)
+
+    def _attach(self, provider: Any, name: str, exporter: Any) -> None:
+        c = self._config
+        processor = BoundedBatchSpanProcessor(
+            exporter,
+            name=name,
+            max_queue_size=c.max_queue_size,
+            max_export_batch_size=c.max_export_batch_size,
+            schedule_delay=c.schedule_delay,
+            default_timeout=c.shutdown_timeout,
+            span_filter=is_execlave_span,
+        )
+        provider.add_span_processor(processor)
+        self._processors.append(processor)
+
+    def _execlave_exporter(self) -> Any:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.util.re import parse_env_headers
+
+        c = self._config
+        exporter = OTLPSpanExporter(
+            endpoint=f"{c.base_url.rstrip('/')}/v1/traces",
+            headers={"Authorization": f"Bearer {c.api_key}"},
+            timeout=c.export_timeout,
+        )
+        # The exporter merges OTEL_EXPORTER_OTLP_*HEADERS (meant for the collector) into every request;
+        # those must not go to Execlave.
+        client = getattr(exporter, "_client", None)
+        headers = getattr(client, "_headers", None)
+        if isinstance(headers, dict):
+            env = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS") or os.environ.get(
+                "OTEL_EXPORTER_OTLP_HEADERS", ""
+            )
+            for key in parse_env_headers(env, liberal=True):
+                if key.lower() != "authorization":
+                    headers.pop(key.lower(), None)
+        return exporter
+
+    def _collector_exporter(self) -> Any:
+        c = self._config
+        env_endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
+            "OTEL_EXPORTER_OTLP_ENDPOINT"
+        )
+        if not c.otlp_endpoint and not env_endpoint:
+            return None
+        protocol = (
+            (
+                c.otlp_protocol
+                or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+                or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+                or "http/protobuf"
+            )
+            .strip()
+            .lower()
+        )
+        if protocol not in _PROTOCOLS:
+            raise ValueError(f"unsupported OTLP protocol {protocol!r}; use 'http/protobuf' or 'grpc'")
+        headers = dict(c.otlp_headers) if c.otlp_headers else None
+        if protocol == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+            return GrpcExporter(endpoint=c.otlp_endpoint, headers=headers, timeout=c.export_timeout)
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        endpoint = None
+        if c.otlp_endpoint:
+            base = c.otlp_endpoint.rstrip("/")
+            endpoint = base if base.endswith("/v1/traces") else f"{base}/v1/traces"
+        return OTLPSpanExporter(endpoint=endpoint, headers=headers, timeout=c.export_timeout)
+
+    # -- spans ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def governed_span(
+        self,
+        name: str,
+        *,
+        attributes: Mapping[str, AttributeValue] | None = None,
+        check: Callable[[], Decision] | None = None,
+        raise_on_block: bool = True,
+        kind: SpanKind = SpanKind.INTERNAL,
+    ) -> Iterator[GovernedSpan]:
+        """Start ``name`` as the current span, run ``check`` at its start, record the decision,
+        raise :class:`PolicyBlockedError` inside the span on a block. See the module docs."""
+        with contextlib.ExitStack() as stack:
+            try:
+                span = stack.enter_context(
+                    self.tracer.start_as_current_span(
+                        name,
+                        kind=kind,
+                        attributes=attributes,
+                        record_exception=False,
+                        set_status_on_exception=False,
+                    )
+                )
+            except Exception:
+                # A broken tracer must not switch enforcement off: govern without a span.
+                logger.warning(
+                    "execlave: could not start span %r; enforcing without tracing", name, exc_info=True
+                )
+                span = INVALID_SPAN
+            governed = GovernedSpan(span, capture_content=self.capture_content, masker=self._masker)
+            try:
+                if check is not None:
+                    governed.check(check, raise_on_block=raise_on_block)
+                yield governed
+            except PolicyBlockedError as exc:
+                governed._on_block_passing(exc)
+                governed._fail(exc)
+                raise
+            except BaseException as exc:
+                governed._fail(exc)
+                raise
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Export what is queued; returns within ``timeout`` (+ small margin) even if endpoints are down."""
+        import time
+
+        deadline = time.monotonic() + max(timeout, 0.0)
+        ok = True
+        for p in list(self._processors):
+            ok = p.flush(max(deadline - time.monotonic(), 0.0)) and ok
+        return ok
+
+    def shutdown(self, timeout: float = 5.0) -> bool:
+        """Flush and stop exporting, bounded like :meth:`flush`. Governed spans keep enforcing."""
+        import time
+
+        with self._lock:
+            if self._shutdown_done:
+                return True
+            self._shutdown_done = True
+        deadline = time.monotonic() + max(timeout, 0.0)
+        ok = True
+        for p in list(self._processors):
+            ok = p.shutdown(max(deadline - time.monotonic(), 0.0)) and ok
+        return ok
+
+    def stats(self) -> dict[str, int]:
+        out = {
+            "spans_exported": 0,
+            "spans_dropped_queue_full": 0,
+            "spans_dropped_export_failed": 0,
+            "spans_dropped_after_shutdown": 0,
+        }
+        for p in self._processors:
+            out["spans_exported"] += p.exported
+            out["spans_dropped_queue_full"] += p.dropped_queue_full
+            out["spans_dropped_export_failed"] += p.dropped_export_failed
+            out["spans_dropped_after_shutdown"] += p.dropped_after_shutdown
+        return out
+
+    def __repr__(self) -> str:
+        return (
+            f"Telemetry(owns_provider={self.owns_provider}, exporters={[p._name for p in self._processors]}, "
+            f"capture_content={self.capture_content})"
+        )

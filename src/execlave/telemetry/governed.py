@@ -1,0 +1,145 @@
+"""Governed spans: open a span, run the enforcement check in execlave's own code path, record
+the decision on the span, and raise a block inside the span so the SDK still ends and exports it.
+
+The check runs whatever the tracing setup (sampled out, ``OTEL_SDK_DISABLED``, no-op or
+non-SDK provider): recording is best effort, enforcement is not.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+from ..errors import AgentPausedError, EnforcementUnavailableError, PolicyBlockedError
+from ..policy.types import ALLOW, Decision
+
+__all__ = ["GovernedSpan", "record_decision", "violation_attributes"]
+
+logger = logging.getLogger("execlave")
+
+_VIOLATION_KEYS = {
+    "policyId": "execlave.policy.id",
+    "policyName": "execlave.policy.name",
+    "policyType": "execlave.policy.type",
+    "enforcementMode": "execlave.policy.enforcement_mode",
+    "severity": "execlave.violation.severity",
+    "message": "execlave.violation.message",
+    "target": "execlave.violation.target",
+    "toolName": "execlave.violation.tool_name",
+}
+
+
+def violation_attributes(
+    violation: Mapping[str, Any], *, with_excerpt: bool = False
+) -> dict[str, AttributeValue]:
+    attrs: dict[str, AttributeValue] = {}
+    for key, name in _VIOLATION_KEYS.items():
+        value = violation.get(key)
+        if value is not None:
+            attrs[name] = value if isinstance(value, (str, bool, int, float)) else str(value)
+    if with_excerpt and isinstance(violation.get("excerpt"), str):
+        attrs["execlave.violation.excerpt"] = violation["excerpt"]
+    return attrs
+
+
+def record_decision(span: Span, decision: Decision, *, with_excerpt: bool = False) -> None:
+    """Decision attributes on the span plus one ``execlave.policy.violation`` event per violation."""
+    try:
+        span.set_attribute("execlave.policy.decision", decision.outcome)
+        span.set_attribute("execlave.policy.violation_count", len(decision.violations))
+        span.set_attribute("execlave.policy.ids", list(decision.violated_policy_ids))
+        span.set_attribute("execlave.policy.set_version", decision.policy_set_version)
+    except Exception:
+        logger.debug("execlave: could not record decision attributes", exc_info=True)
+
+
+def _record_events(span: Span, decision: Decision, *, with_excerpt: bool) -> None:
+    for violation in decision.violations:
+        try:
+            span.add_event(
+                "execlave.policy.violation", violation_attributes(violation, with_excerpt=with_excerpt)
+            )
+        except Exception:
+            logger.debug("execlave: could not record a violation event", exc_info=True)
+
+
+class GovernedSpan:
+    """Handle yielded by :meth:`Telemetry.governed_span`."""
+
+    def __init__(self, span: Span, *, capture_content: bool, masker: Callable[[str], str]) -> None:
+        self.span = span
+        self.decision: Decision = ALLOW
+        self._decisions: list[Decision] = []
+        self._capture = capture_content
+        self._masker = masker
+        self._own_block: PolicyBlockedError | None = None
+
+    def check(self, fn: Callable[[], Decision], *, raise_on_block: bool = True) -> Decision:
+        """Run one enforcement check, merge its decision into this span's, raise on block.
+
+        ``AgentPausedError`` / ``EnforcementUnavailableError`` / ``PolicyBlockedError`` pass
+        through; any other exception becomes ``EnforcementUnavailableError`` (fail closed).
+        """
+        try:
+            decision = fn()
+        except (AgentPausedError, EnforcementUnavailableError, PolicyBlockedError):
+            raise
+        except Exception as exc:
+            raise EnforcementUnavailableError(
+                f"execlave could not evaluate policies ({type(exc).__name__}); failing closed"
+            ) from exc
+        if not isinstance(decision, Decision):
+            raise EnforcementUnavailableError(
+                f"execlave policy check returned {type(decision).__name__}, not a Decision; failing closed"
+            )
+        self._add(decision)
+        _record_events(self.span, decision, with_excerpt=self._capture)
+        if decision.blocked and raise_on_block:
+            error = PolicyBlockedError(decision.blocking_violations)
+            self._own_block = error
+            raise error
+        return decision
+
+    def record_content(self, attribute: str, text: str) -> None:
+        """Record ``text`` (PII-masked) on the span, only when content capture is on."""
+        if not self._capture or not isinstance(text, str):
+            return
+        try:
+            masked = self._masker(text)
+        except Exception:
+            logger.debug("execlave: masking failed; content not recorded", exc_info=True)
+            return
+        try:
+            self.span.set_attribute(attribute, masked)
+        except Exception:
+            logger.debug("execlave: could not record content", exc_info=True)
+
+    # -- used by governed_span --
+
+    def _add(self, decision: Decision) -> None:
+        self._decisions.append(decision)
+        self.decision = Decision.merge(self._decisions)
+        record_decision(self.span, self.decision)
+
+    def _on_block_passing(self, error: PolicyBlockedError) -> None:
+        if error is self._own_block:
+            return
+        # A block raised deeper (a child governed span or a check by hand): this span is blocked too.
+        self._add(Decision("block", tuple(error.violations)))
+
+    def _fail(self, exc: BaseException) -> None:
+        try:
+            if isinstance(exc, Exception):
+                self.span.record_exception(exc)
+            self.span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:512]))
+            if isinstance(exc, AgentPausedError):
+                self.span.set_attribute("execlave.agent.paused", True)
+                self.span.set_attribute("execlave.policy.decision", "block")
+            elif isinstance(exc, EnforcementUnavailableError):
+                self.span.set_attribute("execlave.enforcement.unavailable", True)
+        except Exception:
+            logger.debug("execlave: could not record an error on the span", exc_info=True)

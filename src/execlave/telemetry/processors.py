@@ -1,0 +1,260 @@
+"""Span processors execlave installs: a bounded batch exporter and a console span tree.
+
+The stock ``BatchSpanProcessor.force_flush`` can block far longer than its timeout when the
+endpoint is black-holed; :class:`BoundedBatchSpanProcessor` never does: flush and shutdown
+wait on a condition with a deadline while a daemon thread does the (itself time-bounded) export.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TextIO
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+__all__ = ["SCOPE_NAME", "BoundedBatchSpanProcessor", "ConsoleTreeProcessor", "is_execlave_span"]
+
+SCOPE_NAME = "execlave"
+logger = logging.getLogger("execlave")
+
+
+def is_execlave_span(span: ReadableSpan) -> bool:
+    scope = span.instrumentation_scope
+    return scope is not None and scope.name == SCOPE_NAME
+
+
+class BoundedBatchSpanProcessor(SpanProcessor):
+    """Batches finished spans into a bounded queue exported by a daemon thread.
+
+    ``on_end`` never blocks (a full queue drops the span and counts it); ``force_flush`` and
+    ``shutdown`` return within their timeout whatever the exporter does.
+    """
+
+    def __init__(
+        self,
+        exporter: SpanExporter,
+        *,
+        name: str = "export",
+        max_queue_size: int = 2048,
+        max_export_batch_size: int = 512,
+        schedule_delay: float = 1.0,
+        default_timeout: float = 5.0,
+        span_filter: Callable[[ReadableSpan], bool] | None = None,
+    ) -> None:
+        if max_queue_size < 1 or max_export_batch_size < 1:
+            raise ValueError("max_queue_size and max_export_batch_size must be >= 1")
+        self._exporter = exporter
+        self._name = name
+        self._max_queue = max_queue_size
+        self._batch = min(max_export_batch_size, max_queue_size)
+        self._delay = schedule_delay
+        self._default_timeout = default_timeout
+        self._filter = span_filter
+        self._queue: collections.deque[ReadableSpan] = collections.deque()
+        self._cond = threading.Condition()
+        self._enqueued = 0  # spans accepted into the queue, ever
+        self._settled = 0  # accepted spans whose export finished (either way)
+        self._stopping = False
+        self._closed = False
+        self.exported = 0
+        self.dropped_queue_full = 0
+        self.dropped_export_failed = 0
+        self.dropped_after_shutdown = 0
+        self._logged_drop = False
+        self._worker = threading.Thread(target=self._run, name=f"execlave-{name}", daemon=True)
+        self._worker.start()
+
+    # -- SpanProcessor -------------------------------------------------------------------
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        return None
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self._filter is not None and not self._filter(span):
+            return
+        if span.context is None or not span.context.trace_flags.sampled:
+            return
+        with self._cond:
+            if self._stopping:
+                self.dropped_after_shutdown += 1
+                return
+            if len(self._queue) >= self._max_queue:
+                self.dropped_queue_full += 1
+                self._log_drop_once("queue full")
+                return
+            self._queue.append(span)
+            self._enqueued += 1
+            if len(self._queue) >= self._batch:
+                self._cond.notify_all()
+
+    def force_flush(self, timeout_millis: int | None = None) -> bool:
+        timeout = self._default_timeout if timeout_millis is None else timeout_millis / 1000.0
+        return self.flush(timeout)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every span queued before the call has been handed to the exporter and the
+        export finished. ``False`` on timeout or if an export failed meanwhile."""
+        deadline = time.monotonic() + max(timeout, 0.0)
+        with self._cond:
+            target = self._enqueued
+            failed_before = self.dropped_export_failed
+            self._cond.notify_all()
+            while self._settled < target:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._worker.is_alive():
+                    return False
+                self._cond.wait(remaining)
+            return self.dropped_export_failed == failed_before
+
+    def shutdown(self, timeout: float | None = None) -> bool:  # type: ignore[override]
+        """Flush within ``timeout`` then stop; spans still queued are counted as export failures."""
+        if timeout is None:
+            timeout = self._default_timeout
+        deadline = time.monotonic() + max(timeout, 0.0)
+        with self._cond:
+            if self._closed:
+                return True
+            self._closed = True
+        ok = self.flush(timeout)
+        with self._cond:
+            self._stopping = True
+            leftover = len(self._queue)
+            self._queue.clear()
+            self.dropped_export_failed += leftover
+            self._settled += leftover
+            self._cond.notify_all()
+        # The exporter's own shutdown may block (e.g. gRPC waits for an in-flight export): bound it.
+        closer = threading.Thread(
+            target=self._shutdown_exporter, name=f"execlave-{self._name}-close", daemon=True
+        )
+        closer.start()
+        closer.join(max(deadline - time.monotonic(), 0.0))
+        return ok and leftover == 0
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _shutdown_exporter(self) -> None:
+        try:
+            self._exporter.shutdown()
+        except Exception:  # telemetry faults never reach the app
+            logger.debug("execlave: exporter %s failed to shut down", self._name, exc_info=True)
+
+    def _log_drop_once(self, why: str) -> None:
+        if not self._logged_drop:
+            self._logged_drop = True
+            logger.warning(
+                "execlave: dropping spans (%s) on the %s exporter; further drops are counted in stats()",
+                why,
+                self._name,
+            )
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._queue and not self._stopping:
+                    self._cond.wait(self._delay)
+                if self._stopping and not self._queue:
+                    return
+                if not self._queue:
+                    continue
+                n = min(len(self._queue), self._batch)
+                batch = [self._queue.popleft() for _ in range(n)]
+            ok = self._export(batch)
+            with self._cond:
+                if ok:
+                    self.exported += len(batch)
+                else:
+                    self.dropped_export_failed += len(batch)
+                    if not self._stopping:  # after shutdown the caller already got False
+                        self._log_drop_once("export failed")
+                self._settled += len(batch)
+                self._cond.notify_all()
+
+    def _export(self, batch: Sequence[ReadableSpan]) -> bool:
+        try:
+            return self._exporter.export(batch) == SpanExportResult.SUCCESS
+        except Exception:
+            logger.debug("execlave: %s export raised", self._name, exc_info=True)
+            return False
+
+
+class ConsoleTreeProcessor(SpanProcessor):
+    """Prints each finished execlave trace as an indented tree: name, duration, decision, violations."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self._out = out
+        self._lock = threading.Lock()
+        self._open: dict[int, set[int]] = {}
+        self._done: dict[int, list[ReadableSpan]] = {}
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        if not is_execlave_span(span) or span.context is None:
+            return
+        with self._lock:
+            self._open.setdefault(span.context.trace_id, set()).add(span.context.span_id)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if not is_execlave_span(span) or span.context is None:
+            return
+        trace_id = span.context.trace_id
+        with self._lock:
+            self._done.setdefault(trace_id, []).append(span)
+            still_open = self._open.get(trace_id, set())
+            still_open.discard(span.context.span_id)
+            if still_open:
+                return
+            self._open.pop(trace_id, None)
+            spans = self._done.pop(trace_id)
+        try:
+            out = self._out or sys.stdout
+            out.write(render_tree(spans))
+            out.flush()
+        except Exception:
+            logger.debug("execlave: console output failed", exc_info=True)
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def render_tree(spans: Sequence[ReadableSpan]) -> str:
+    ids = {s.context.span_id for s in spans if s.context is not None}
+    children: dict[int | None, list[ReadableSpan]] = {}
+    for s in spans:
+        parent = s.parent.span_id if s.parent is not None and s.parent.span_id in ids else None
+        children.setdefault(parent, []).append(s)
+    for group in children.values():
+        group.sort(key=lambda s: s.start_time or 0)
+    lines: list[str] = []
+
+    def walk(parent: int | None, depth: int) -> None:
+        for s in children.get(parent, []):
+            attrs = s.attributes or {}
+            ms = ((s.end_time or 0) - (s.start_time or 0)) / 1e6
+            line = f"{'  ' * depth}{s.name}  {ms:.1f} ms"
+            decision = attrs.get("execlave.policy.decision")
+            if decision is not None:
+                line += f"  decision={decision}"
+            if s.status.status_code.name == "ERROR":
+                line += "  [ERROR]"
+            lines.append(line)
+            for ev in s.events:
+                if ev.name == "execlave.policy.violation":
+                    a = ev.attributes or {}
+                    mode = a.get("execlave.policy.enforcement_mode")
+                    message = a.get("execlave.violation.message", "")
+                    lines.append(f"{'  ' * (depth + 1)}! {a.get('execlave.policy.id')} ({mode}): {message}")
+            if s.context is not None:
+                walk(s.context.span_id, depth + 1)
+
+    walk(None, 0)
+    return "\n".join(lines) + "\n"
