@@ -10,7 +10,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from .cloud import CloudConnector, OutageMode
+from .errors import ExeclaveError
 from .policy import CheckRequest, Decision, PolicyEngine, ToolCall, baseline_policies, load_policies, mask_pii
+from .policy.remote import Secret
 from .policy.schema import Policy
 from .telemetry import GovernanceSpanProcessor, Telemetry, TelemetryConfig
 
@@ -94,6 +97,17 @@ class Execlave:
         console: print a readable span tree of each finished trace to stdout.
         capture_content: record (PII-masked) message content on spans. Defaults to
             ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, else off.
+        remote_policies: enforce the policies managed in Execlave (fetched from the server,
+            refreshed in the background, with the per-agent kill switch). Default ``None`` = on
+            when an API key is set and neither ``policies=`` nor ``EXECLAVE_POLICY_FILE`` is given.
+        enforcement_on_outage: ``"fail_closed"`` (default): checks raise EnforcementUnavailableError
+            while no policy set was ever loaded (no server, no disk cache); ``"fail_open"``: they
+            pass, and every pass is counted as a bypass in :meth:`stats`.
+        policy_refresh_interval: seconds between background refreshes of policies and agent status.
+        cache_dir: where the last-known-good policy set is kept (mode 0600, policies only); default
+            ``$XDG_CACHE_HOME/execlave``, else ``~/.cache/execlave``;
+            ``False`` disables it.
+        request_timeout: bound, in seconds, on every request to Execlave's API.
     """
 
     def __init__(
@@ -108,16 +122,43 @@ class Execlave:
         otlp_endpoint: str | None = None,
         console: bool = False,
         capture_content: bool | None = None,
+        remote_policies: bool | None = None,
+        enforcement_on_outage: OutageMode = "fail_closed",
+        policy_refresh_interval: float = 30.0,
+        cache_dir: str | os.PathLike[str] | bool | None = None,
+        request_timeout: float = 5.0,
     ) -> None:
-        self._api_key = api_key or os.environ.get("EXECLAVE_API_KEY") or None
+        key = api_key or os.environ.get("EXECLAVE_API_KEY") or None
+        # Held redacted, so vars(client), debuggers and tracebacks with locals never show it.
+        self._api_key = Secret(key) if key else None
         self.base_url = (base_url or os.environ.get("EXECLAVE_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         self.environment = environment or os.environ.get("EXECLAVE_ENVIRONMENT") or "production"
-        self._engine = PolicyEngine(_resolve_policies(policies))
+        if remote_policies is None:  # auto: the dashboard's policies when a key is set and none are given
+            remote_policies = bool(
+                key and policies is None and not os.environ.get("EXECLAVE_POLICY_FILE")
+            )
+        if remote_policies and not key:
+            raise ValueError("remote_policies=True needs an API key (api_key= or EXECLAVE_API_KEY)")
+        self._engine = PolicyEngine(() if remote_policies else _resolve_policies(policies))
+        self._cloud: CloudConnector | None = None
+        if key:
+            self._cloud = CloudConnector(
+                self._engine,
+                api_key=key,
+                base_url=self.base_url,
+                environment=self.environment,
+                manage_policies=remote_policies,
+                enforcement_on_outage=enforcement_on_outage,
+                policy_refresh_interval=policy_refresh_interval,
+                cache_dir=cache_dir,
+                request_timeout=request_timeout,
+            )
+            self._cloud.start()  # raises ApiKeyRejectedError (an ExeclaveError) on HTTP 401/403
         self._telemetry = Telemetry(
             TelemetryConfig(
                 service_name=service_name,
                 environment=self.environment,
-                api_key=self._api_key,
+                api_key=key,
                 base_url=self.base_url,
                 otlp_endpoint=otlp_endpoint,
                 console=console,
@@ -138,7 +179,33 @@ class Execlave:
 
     def _check(self, request: CheckRequest) -> Decision:
         """The single decision point every adapter and :meth:`enforce_policy` go through."""
+        if self._cloud is not None and self._cloud.manages_policies:
+            return self._cloud.check(request)
         return self._engine.evaluate(request)
+
+    async def _acheck(self, request: CheckRequest) -> Decision:
+        """:meth:`_check` for async adapters: server-side decisions use httpx.AsyncClient."""
+        if self._cloud is not None and self._cloud.manages_policies:
+            return await self._cloud.acheck(request)
+        return self._engine.evaluate(request)
+
+    def register_agent(
+        self, agent_id: str, name: str | None = None, description: str | None = None, **extra: Any
+    ) -> dict[str, Any]:
+        """Register the agent with Execlave (``POST /api/v1/agents``); needs an API key."""
+        return self._require_cloud().register_agent(validate_agent_id(agent_id), name, description, **extra)
+
+    async def aregister_agent(
+        self, agent_id: str, name: str | None = None, description: str | None = None, **extra: Any
+    ) -> dict[str, Any]:
+        return await self._require_cloud().aregister_agent(
+            validate_agent_id(agent_id), name, description, **extra
+        )
+
+    def _require_cloud(self) -> CloudConnector:
+        if self._cloud is None:
+            raise ExeclaveError("register_agent needs an Execlave API key (api_key= or EXECLAVE_API_KEY)")
+        return self._cloud
 
     def enforce_policy(
         self,
@@ -195,11 +262,14 @@ class Execlave:
 
     def shutdown(self, timeout: float = 5.0) -> bool:
         """Flush and stop exporting; bounded like :meth:`flush`. Enforcement keeps working."""
+        if self._cloud is not None:
+            self._cloud.close(timeout=min(timeout, 2.0))
         return self._telemetry.shutdown(timeout)
 
     def stats(self) -> dict[str, int]:
         """Counters: spans exported and dropped (queue full, failed export), policy set version."""
-        return {**self._telemetry.stats(), "policy_set_version": self._engine.version}
+        cloud = self._cloud.stats() if self._cloud is not None else {}
+        return {**self._telemetry.stats(), **cloud, "policy_set_version": self._engine.version}
 
     def __enter__(self) -> Execlave:
         return self
