@@ -1,0 +1,216 @@
+"""Pure extraction of what policies look at from classic AutoGen message shapes.
+
+Nothing here imports AutoGen or OpenTelemetry, and nothing here raises on odd input: a reply
+may be a str, a dict (``tool_calls`` / ``function_call`` possibly None), an object with those
+attributes, None, or anything else. Tool names are never dropped: a call whose arguments are
+malformed JSON keeps its name (arguments stay the raw string).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from ...policy.types import ToolCall, ToolOutput
+
+__all__ = [
+    "content_text",
+    "extract_tool_calls",
+    "last_user_input",
+    "parse_arguments",
+    "recent_tool_outputs",
+    "tool_name",
+]
+
+
+def _get(obj: Any, key: str) -> Any:
+    """``obj[key]`` for mappings, ``obj.key`` for objects; None when absent or on any error."""
+    try:
+        if type(obj) is dict:  # the common case, without an ABC isinstance check
+            return obj.get(key)
+        if isinstance(obj, Mapping):
+            return obj.get(key)
+        if obj is None or isinstance(obj, (str, bytes, int, float, bool, list, tuple)):
+            return None
+        return getattr(obj, key, None)
+    except Exception:
+        return None
+
+
+def _as_str(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        return str(value)
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"
+
+
+def content_text(content: Any) -> str | None:
+    """Message content as text: a str as is; a multimodal list -> all its text parts joined by
+    newlines (image parts skipped); None -> None; anything else -> ``str()``."""
+    if content is None:
+        return None
+    if isinstance(content, str):
+        return content
+    if isinstance(content, (list, tuple)):
+        parts: list[str] = []
+        for part in content:
+            if isinstance(part, str):
+                parts.append(part)
+                continue
+            text = _get(part, "text")
+            if isinstance(text, str):
+                parts.append(text)
+            elif text is not None:
+                parts.append(_as_str(text))
+        return "\n".join(parts)
+    return _as_str(content)
+
+
+def _role(message: Any) -> str | None:
+    role = _get(message, "role")
+    return role if isinstance(role, str) else None
+
+
+def last_user_input(messages: Any) -> str | None:
+    """Text of the last message with role ``user`` (a bare str counts as one); None if none."""
+    if not isinstance(messages, Sequence) or isinstance(messages, (str, bytes)):
+        return None
+    for message in reversed(messages):
+        if isinstance(message, str):
+            return message
+        if _role(message) == "user":
+            return content_text(_get(message, "content"))
+    return None
+
+
+def parse_arguments(arguments: Any) -> Any:
+    """JSON-decode a string of arguments when it parses; otherwise return it unchanged."""
+    if isinstance(arguments, (str, bytes, bytearray)):
+        try:
+            return json.loads(arguments)
+        except (ValueError, TypeError, RecursionError):
+            return arguments if isinstance(arguments, str) else _as_str(arguments)
+    return arguments
+
+
+def tool_name(call: Any) -> str:
+    """The name of one tool call in either shape (``{"function": {"name"}}`` or ``{"name"}``);
+    ``""`` if it has none (so an allow-list policy still blocks it)."""
+    name = _get(_get(call, "function"), "name")
+    if name is None:
+        name = _get(call, "name")
+    if name is None:
+        return ""
+    return _as_str(name)
+
+
+def _one_call(call: Any) -> ToolCall | None:
+    if call is None:
+        return None
+    function = _get(call, "function")
+    source = function if function is not None and not isinstance(function, str) else call
+    if isinstance(function, str):  # {"function": "name", "arguments": ...}
+        name: str = function
+    else:
+        name = tool_name(call)
+    call_id = _get(call, "id")
+    if call_id is None:
+        call_id = _get(call, "call_id")
+    return ToolCall(
+        name=name,
+        arguments=parse_arguments(_get(source, "arguments")),
+        call_id=None if call_id is None else _as_str(call_id),
+    )
+
+
+def _iter_calls(value: Any) -> Iterable[Any]:
+    if value is None:
+        return ()
+    if isinstance(value, (list, tuple)):
+        return value
+    if isinstance(value, (str, bytes, int, float, bool)):
+        return ()
+    if isinstance(value, Mapping):
+        return (value,)
+    try:  # an iterable container of calls (but not a mapping-like object with a name)
+        if _get(value, "name") is None and _get(value, "function") is None:
+            return list(value)
+    except Exception:
+        return ()
+    return (value,)
+
+
+def extract_tool_calls(message: Any) -> list[ToolCall]:
+    """Every tool call in a message or reply: each entry of ``tool_calls`` and the legacy
+    ``function_call``. Dicts or objects; never raises."""
+    calls: list[ToolCall] = []
+    try:
+        for entry in _iter_calls(_get(message, "tool_calls")):
+            try:
+                call = _one_call(entry)
+            except Exception:
+                call = ToolCall(name="")
+            if call is not None:
+                calls.append(call)
+        function_call = _get(message, "function_call")
+        if function_call is not None and not isinstance(function_call, (str, bytes, int, float, bool)):
+            try:
+                call = _one_call(function_call)
+            except Exception:
+                call = ToolCall(name="")
+            if call is not None:
+                calls.append(call)
+        elif isinstance(function_call, str) and function_call:
+            calls.append(ToolCall(name=function_call))
+    except Exception:
+        calls.append(ToolCall(name=""))
+    return calls
+
+
+def recent_tool_outputs(messages: Any) -> list[ToolOutput]:
+    """Tool results (role ``tool`` / ``function``, including each entry of ``tool_responses``)
+    received since the last ``assistant`` message: what is about to go back into the model."""
+    if not isinstance(messages, Sequence) or isinstance(messages, (str, bytes)):
+        return []
+    batches: list[list[ToolOutput]] = []
+    for message in reversed(messages):
+        outputs: list[ToolOutput] = []
+        batches.append(outputs)
+        role = _role(message)
+        if role == "assistant":
+            break
+        if role not in ("tool", "function"):
+            continue
+        responses = _get(message, "tool_responses")
+        found = False
+        if isinstance(responses, (list, tuple)):
+            for response in responses:
+                text = content_text(_get(response, "content"))
+                if text is None:
+                    continue
+                found = True
+                call_id = _get(response, "tool_call_id")
+                name = _get(response, "name")
+                outputs.append(
+                    ToolOutput(
+                        content=text,
+                        name=None if name is None else _as_str(name),
+                        call_id=None if call_id is None else _as_str(call_id),
+                    )
+                )
+        if not found:
+            text = content_text(_get(message, "content"))
+            if text is not None:
+                call_id = _get(message, "tool_call_id")
+                name = _get(message, "name")
+                outputs.append(
+                    ToolOutput(
+                        content=text,
+                        name=None if name is None else _as_str(name),
+                        call_id=None if call_id is None else _as_str(call_id),
+                    )
+                )
+    return [output for batch in reversed(batches) for output in batch]

@@ -1,0 +1,162 @@
+"""_messages: pure extraction from classic AutoGen message shapes (no AutoGen needed)."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from execlave.integrations.autogen._messages import (
+    content_text,
+    extract_tool_calls,
+    last_user_input,
+    parse_arguments,
+    recent_tool_outputs,
+)
+from execlave.policy.types import ToolCall, ToolOutput
+
+json_like = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=25,
+)
+keys = st.sampled_from(
+    ["tool_calls", "function_call", "function", "name", "arguments", "content", "role", "id"]
+)
+shaped = st.recursive(
+    json_like,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(keys, children, max_size=5),
+    max_leaves=30,
+)
+names = st.text(min_size=1, max_size=15)
+
+
+def test_content_text_shapes() -> None:
+    assert content_text("hi") == "hi"
+    assert content_text(None) is None
+    multimodal = [
+        {"type": "text", "text": "first"},
+        {"type": "image_url", "image_url": {"url": "http://x/y.png"}},
+        {"type": "text", "text": "second"},
+    ]
+    assert content_text(multimodal) == "first\nsecond"
+    assert content_text([SimpleNamespace(type="text", text="obj")]) == "obj"
+    assert content_text(42) == "42"
+
+
+def test_last_user_input_picks_last_user_message() -> None:
+    messages = [
+        {"role": "user", "content": "old"},
+        {"role": "assistant", "content": "reply"},
+        {"role": "user", "content": [{"type": "text", "text": "new"}, {"type": "text", "text": "part"}]},
+        {"role": "tool", "content": "tool result"},
+    ]
+    assert last_user_input(messages) == "new\npart"
+    assert last_user_input([{"role": "user", "content": None}]) is None
+    assert last_user_input([{"role": "assistant", "content": "x"}]) is None
+    assert last_user_input(None) is None
+    assert last_user_input(["bare string"]) == "bare string"
+
+
+def test_tool_calls_modern_and_legacy_shapes() -> None:
+    reply = {
+        "content": None,
+        "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": '{"q": "x"}'}},
+            {"id": "c2", "type": "function", "function": {"name": "delete_all", "arguments": "{not json"}},
+        ],
+        "function_call": {"name": "legacy_fn", "arguments": "[1, 2]"},
+    }
+    assert extract_tool_calls(reply) == [
+        ToolCall("lookup", {"q": "x"}, "c1"),
+        ToolCall("delete_all", "{not json", "c2"),
+        ToolCall("legacy_fn", [1, 2], None),
+    ]
+
+
+def test_tool_calls_as_objects_and_none() -> None:
+    obj = SimpleNamespace(
+        tool_calls=[SimpleNamespace(id="c9", function=SimpleNamespace(name="drop_db", arguments="{}"))],
+        function_call=None,
+    )
+    assert extract_tool_calls(obj) == [ToolCall("drop_db", {}, "c9")]
+    assert extract_tool_calls({"tool_calls": None, "function_call": None}) == []
+    assert extract_tool_calls("just text") == []
+    assert extract_tool_calls(None) == []
+
+
+def test_nameless_call_is_kept_with_empty_name() -> None:
+    assert extract_tool_calls({"tool_calls": [{"id": "x", "function": {"arguments": "{}"}}]}) == [
+        ToolCall("", {}, "x")
+    ]
+
+
+def test_parse_arguments() -> None:
+    assert parse_arguments('{"a": 1}') == {"a": 1}
+    assert parse_arguments("{oops") == "{oops"
+    assert parse_arguments({"a": 1}) == {"a": 1}
+    assert parse_arguments(None) is None
+
+
+def test_recent_tool_outputs_since_last_assistant() -> None:
+    messages = [
+        {"role": "tool", "content": "stale output"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1"}]},
+        {
+            "role": "tool",
+            "content": "a\n\nb",
+            "tool_responses": [
+                {"tool_call_id": "c1", "role": "tool", "content": "a"},
+                {"tool_call_id": "c2", "role": "tool", "content": "b"},
+            ],
+        },
+        {"role": "function", "name": "legacy", "content": "c"},
+        {"role": "user", "content": "question"},
+    ]
+    assert recent_tool_outputs(messages) == [
+        ToolOutput("a", None, "c1"),
+        ToolOutput("b", None, "c2"),
+        ToolOutput("c", "legacy", None),
+    ]
+    assert recent_tool_outputs([{"role": "assistant", "content": "x"}]) == []
+
+
+@given(shaped)
+def test_extractors_never_raise(value: Any) -> None:
+    calls = extract_tool_calls(value)
+    assert all(isinstance(c, ToolCall) and isinstance(c.name, str) for c in calls)
+    assert isinstance(recent_tool_outputs(value if isinstance(value, list) else [value]), list)
+    result = last_user_input(value if isinstance(value, list) else [value])
+    assert result is None or isinstance(result, str)
+    text = content_text(value)
+    assert text is None or isinstance(text, str)
+
+
+@given(
+    st.lists(st.tuples(names, json_like, st.booleans(), st.booleans()), max_size=5),
+    st.one_of(st.none(), st.tuples(names, st.text(max_size=20))),
+    st.booleans(),
+)
+def test_every_tool_name_is_found(
+    calls: list[tuple[str, Any, bool, bool]], legacy: tuple[str, str] | None, as_object: bool
+) -> None:
+    def wrap(d: dict[str, Any]) -> Any:
+        return SimpleNamespace(**d) if as_object else d
+
+    entries = []
+    for i, (name, args, malformed, _) in enumerate(calls):
+        raw = "{" + json.dumps(args) if malformed else json.dumps(args)
+        entries.append(
+            wrap({"id": f"c{i}", "type": "function", "function": wrap({"name": name, "arguments": raw})})
+        )
+    message: dict[str, Any] = {"content": None, "tool_calls": entries or None}
+    if legacy is not None:
+        message["function_call"] = wrap({"name": legacy[0], "arguments": legacy[1]})
+    found = [c.name for c in extract_tool_calls(wrap(message))]
+    expected = [c[0] for c in calls] + ([legacy[0]] if legacy else [])
+    assert found == expected
