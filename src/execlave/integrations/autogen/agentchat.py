@@ -1,0 +1,446 @@
+"""AgentChat adapter: autogen-agentchat 0.4–0.7 (``AssistantAgent`` and other ``BaseChatAgent``s),
+which is also what ``pip install pyautogen`` (0.10.0) installs today.
+
+AgentChat is async only, and every entry point (``run``, ``run_stream``, ``on_messages``, a
+team's agent container) goes through the instance's ``on_messages_stream``. That one method is
+patched on the instance:
+
+* the incoming messages are checked (input policies) before the inner call, so a blocked
+  message never reaches the agent's model context or its model;
+* each ``ToolCallRequestEvent`` has every call checked (one ``check_tool`` child span each)
+  while the inner generator is suspended, i.e. before ANY of the calls runs; on a block the
+  inner generator is closed, the model context is repaired, and ``PolicyBlockedError`` raised;
+* each ``ToolCallExecutionEvent`` (tool results) is scanned by ``scan_output`` policies before
+  the generator is resumed, i.e. before the reflection model call sees the results.
+
+Handoffs (``transfer_to_*``) are tool calls for AgentChat and get the same check. Default: a
+``tool_invocation`` policy with an ``allow`` list blocks handoffs it does not match, so list
+``transfer_to_*`` (or the specific targets) in it to permit them; a ``deny`` list can block one
+handoff target. With no ``tool_invocation`` policy, handoffs are allowed.
+
+AgentChat teams turn an agent's exception into a ``RuntimeError`` string; wrap a team run in
+:func:`raise_policy_blocks` to get the original ``PolicyBlockedError`` (with violations) back.
+
+``autogen_agentchat`` is never imported: agents and events are duck-typed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import itertools
+from collections.abc import AsyncGenerator, Callable, Iterator
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+from ...client import validate_agent_id
+from ...errors import AgentPausedError, EnforcementUnavailableError, PolicyBlockedError
+from ...policy.types import CheckRequest, Decision, ToolCall, ToolOutput, Violation
+
+if TYPE_CHECKING:
+    from ...client import Execlave
+    from ...telemetry import GovernedSpan
+
+__all__ = [
+    "instrument_agentchat_agent",
+    "is_agentchat_agent",
+    "raise_policy_blocks",
+    "uninstrument_agentchat_agent",
+]
+
+MARKER = "_execlave_instrumented"
+_ORIGINALS = "_execlave_originals"
+_LAST_BLOCK = "_execlave_last_block"
+_ABSENT = object()
+
+# Errors an instrumented agent raised, for raise_policy_blocks(); a list per team run.
+_BLOCK_SINK: ContextVar[list[tuple[int, BaseException]] | None] = ContextVar(
+    "execlave_block_sink", default=None
+)
+_SEQ = itertools.count(1)
+_GOVERNANCE_ERRORS = (PolicyBlockedError, AgentPausedError, EnforcementUnavailableError)
+
+
+def is_agentchat_agent(obj: object) -> bool:
+    """Duck-typed: an AgentChat ``BaseChatAgent`` has async ``on_messages_stream`` and
+    ``on_messages`` and no classic ``generate_reply``."""
+    return (
+        callable(getattr(obj, "on_messages_stream", None))
+        and callable(getattr(obj, "on_messages", None))
+        and not callable(getattr(obj, "generate_reply", None))
+    )
+
+
+# -- message shapes ----------------------------------------------------------------------------
+
+
+def _text(content: Any) -> str | None:
+    if content is None:
+        return None
+    if isinstance(content, str):
+        return content
+    if isinstance(content, (list, tuple)):
+        parts = [p if isinstance(p, str) else getattr(p, "text", None) for p in content]
+        texts = [p for p in parts if isinstance(p, str)]
+        return "\n".join(texts) if texts else None
+    return None
+
+
+def input_text(messages: Any) -> str | None:
+    """All text of the incoming chat messages (str or multimodal content), joined."""
+    texts = [t for t in (_text(getattr(m, "content", None)) for m in messages or ()) if t]
+    return "\n".join(texts) if texts else None
+
+
+def request_calls(event: Any) -> list[ToolCall]:
+    """The ``FunctionCall`` list of a ``ToolCallRequestEvent`` as ``ToolCall``s (arguments parsed
+    when they are valid JSON; the name is checked either way)."""
+    import json
+
+    calls: list[ToolCall] = []
+    for call in getattr(event, "content", None) or ():
+        name = getattr(call, "name", None)
+        raw = getattr(call, "arguments", None)
+        arguments: Any = raw
+        if isinstance(raw, str):
+            try:
+                arguments = json.loads(raw)
+            except ValueError:
+                arguments = raw
+        call_id = getattr(call, "id", None)
+        calls.append(ToolCall(str(name), arguments, None if call_id is None else str(call_id)))
+    return calls
+
+
+def execution_outputs(event: Any) -> list[ToolOutput]:
+    """The ``FunctionExecutionResult`` list of a ``ToolCallExecutionEvent`` as ``ToolOutput``s."""
+    outputs: list[ToolOutput] = []
+    for result in getattr(event, "content", None) or ():
+        content = getattr(result, "content", None)
+        if not isinstance(content, str):
+            content = _text(content) or ("" if content is None else str(content))
+        call_id = getattr(result, "call_id", None)
+        outputs.append(
+            ToolOutput(content, getattr(result, "name", None), None if call_id is None else str(call_id))
+        )
+    return outputs
+
+
+_KINDS = {"ToolCallRequestEvent": "request", "ToolCallExecutionEvent": "execution", "Response": "response"}
+_KIND_CACHE: dict[type, str | None] = {}
+
+
+def _kind(event: Any) -> str | None:
+    """``request`` / ``execution`` / ``response`` for the AgentChat events we act on (by class
+    name, subclasses included), else None. Cached per class."""
+    cls = type(event)
+    try:
+        return _KIND_CACHE[cls]
+    except KeyError:
+        kind = next((_KINDS[c.__name__] for c in cls.__mro__ if c.__name__ in _KINDS), None)
+        _KIND_CACHE[cls] = kind
+        return kind
+
+
+def _dangling(message: Any) -> bool:
+    """A message a blocked turn leaves behind: the assistant's tool-call message or the results."""
+    kind = type(message).__name__
+    if kind == "FunctionExecutionResultMessage":
+        return True
+    return kind == "AssistantMessage" and isinstance(getattr(message, "content", None), list)
+
+
+# -- the governor --------------------------------------------------------------------------------
+
+
+class _AgentChatGovernor:
+    def __init__(
+        self, agent: Any, exe: Execlave, agent_id: str, session_id: str | None, user_id: str | None
+    ) -> None:
+        self.agent = agent
+        self.exe = exe
+        self.agent_id = agent_id
+        self.environment = exe.environment
+        name = getattr(agent, "name", None)
+        self.agent_name = name if isinstance(name, str) and name else agent_id
+        self.span_name = f"invoke_agent {self.agent_name}"
+        base: dict[str, AttributeValue] = {"gen_ai.agent.name": self.agent_name, "gen_ai.agent.id": agent_id}
+        metadata: dict[str, str] = {}
+        if session_id is not None:
+            base["gen_ai.conversation.id"] = str(session_id)
+            metadata["session_id"] = str(session_id)
+        if user_id is not None:
+            base["user.id"] = str(user_id)
+            metadata["user_id"] = str(user_id)
+        self.base_attributes = base
+        self.metadata = metadata or None
+        self.round_attributes: dict[str, AttributeValue] = {"gen_ai.operation.name": "invoke_agent", **base}
+        handoffs = getattr(agent, "_handoffs", None)
+        self.handoff_names = frozenset(handoffs) if isinstance(handoffs, dict) else frozenset()
+
+    def _request(self, **fields: Any) -> CheckRequest:
+        return CheckRequest(
+            agent_id=self.agent_id, environment=self.environment, metadata=self.metadata, **fields
+        )
+
+    def input_check(self, messages: Any) -> Callable[[], Decision]:
+        # Extraction runs inside the check so a bug in it fails closed.
+        return lambda: self.exe._check(self._request(input=input_text(messages), count_request=True))
+
+    def check_calls(self, event: Any) -> None:
+        """A ``check_tool`` child span per requested call; every call is checked, then one raise."""
+        telemetry = self.exe._telemetry
+        blocking: list[Violation] = []
+        for call in request_calls(event):
+            attributes: dict[str, AttributeValue] = {
+                "gen_ai.operation.name": "check_tool",
+                "execlave.tool.phase": "requested",
+                "gen_ai.tool.name": call.name,
+                **self.base_attributes,
+            }
+            if call.call_id is not None:
+                attributes["gen_ai.tool.call.id"] = call.call_id
+            if call.name in self.handoff_names or call.name.startswith("transfer_to_"):
+                attributes["execlave.tool.handoff"] = True
+            with telemetry.governed_span(
+                f"check_tool {call.name}",
+                attributes=attributes,
+                check=functools.partial(self.exe._check, self._request(tool_calls=(call,))),
+                raise_on_block=False,
+            ) as governed:
+                if governed.decision.blocked:
+                    blocking.extend(governed.decision.blocking_violations)
+                    with contextlib.suppress(Exception):
+                        governed.span.set_status(
+                            Status(StatusCode.ERROR, f"tool call {call.name!r} blocked by policy")
+                        )
+        if blocking:
+            raise PolicyBlockedError(blocking)
+
+    def output_check(self, event: Any) -> Callable[[], Decision]:
+        return lambda: self.exe._check(self._request(tool_outputs=tuple(execution_outputs(event))))
+
+    async def repair_context(self, mark: int | None) -> None:
+        """Drop the tool-call / tool-result messages a blocked turn left in the model context,
+        so the next turn starts from a valid history (no assistant tool call without results)."""
+        ctx = getattr(self.agent, "_model_context", None)
+        messages = getattr(ctx, "_messages", None)
+        if isinstance(messages, list):
+            floor = mark if mark is not None else 0
+            while len(messages) > floor and _dangling(messages[-1]):
+                messages.pop()
+            return
+        if ctx is None:
+            return
+        current = list(await ctx.get_messages())
+        kept = list(current)
+        while kept and _dangling(kept[-1]):
+            kept.pop()
+        if len(kept) != len(current):
+            await ctx.clear()
+            for message in kept:
+                await ctx.add_message(message)
+
+    def context_mark(self) -> int | None:
+        messages = getattr(getattr(self.agent, "_model_context", None), "_messages", None)
+        return len(messages) if isinstance(messages, list) else None
+
+    def record_error(self, exc: BaseException) -> None:
+        entry = (next(_SEQ), exc)
+        with contextlib.suppress(Exception):
+            setattr(self.agent, _LAST_BLOCK, entry)
+        sink = _BLOCK_SINK.get()
+        if sink is not None:
+            sink.append(entry)
+
+
+class _Round:
+    """The turn's governed span, kept out of the consumer's context.
+
+    An async generator runs each step in its consumer's context, and a consumer may close it
+    from another task; a span made current across ``yield`` would leak into the consumer and be
+    detached from the wrong context. So the span is entered and exited in a private context copy
+    and made current only while the inner generator (or a check) runs."""
+
+    def __init__(self, gov: _AgentChatGovernor, messages: Any) -> None:
+        self._ctx = contextvars.copy_context()
+        self._cm = gov.exe._telemetry.governed_span(
+            gov.span_name, attributes=gov.round_attributes, check=gov.input_check(messages)
+        )
+        self.governed: GovernedSpan = self._ctx.run(self._cm.__enter__)
+        self._ended = False
+
+    @contextlib.contextmanager
+    def current(self) -> Iterator[None]:
+        token = otel_context.attach(trace.set_span_in_context(self.governed.span))
+        try:
+            yield
+        finally:
+            otel_context.detach(token)
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    def end(self, exc: BaseException | None = None) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        if exc is None:
+            self._ctx.run(self._cm.__exit__, None, None, None)
+        else:
+            self._ctx.run(self._cm.__exit__, type(exc), exc, exc.__traceback__)
+
+
+def _make_stream(gov: _AgentChatGovernor, original: Callable[..., AsyncGenerator[Any, None]]) -> Any:
+    @functools.wraps(original)
+    async def on_messages_stream(messages: Any, cancellation_token: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            turn = _Round(gov, messages)  # the input check runs here, before the inner call
+        except _GOVERNANCE_ERRORS as exc:
+            gov.record_error(exc)
+            raise
+        mark = gov.context_mark()
+        inner = original(messages, cancellation_token, *args, **kwargs)
+        try:
+            while True:
+                with turn.current():
+                    try:
+                        event = await inner.__anext__()
+                    except StopAsyncIteration:
+                        break
+                    # The inner generator is suspended here: no tool has run for a request
+                    # event, and the reflection call has not been made for an execution event.
+                    kind = _kind(event)
+                    if kind == "request":
+                        gov.check_calls(event)
+                    elif kind == "execution":
+                        turn.governed.check(gov.output_check(event))
+                if kind == "response":
+                    # on_messages() stops consuming at the Response and never closes the
+                    # stream: the turn ends here, not when the generator is collected.
+                    turn.end()
+                try:
+                    yield event
+                except GeneratorExit:
+                    # The consumer stopped early (before the Response): not an error; the span
+                    # still ends. After the Response (on_messages stops there) it already has.
+                    if not turn.ended:
+                        with contextlib.suppress(Exception):
+                            turn.governed.span.set_attribute("execlave.stream.closed_early", True)
+                    break
+        except _GOVERNANCE_ERRORS as exc:
+            await inner.aclose()
+            await gov.repair_context(mark)
+            gov.record_error(exc)
+            with contextlib.suppress(type(exc)):
+                turn.end(exc)
+            raise
+        except BaseException as exc:
+            await inner.aclose()
+            with contextlib.suppress(type(exc)):
+                turn.end(exc)
+            raise
+        await inner.aclose()
+        turn.end()
+
+    return on_messages_stream
+
+
+def instrument_agentchat_agent(
+    agent: Any, exe: Execlave, *, agent_id: str, session_id: str | None = None, user_id: str | None = None
+) -> Any:
+    """Govern and trace an AgentChat agent; returns it. Idempotent via ``_execlave_instrumented``."""
+    agent_id = validate_agent_id(agent_id)
+    if not is_agentchat_agent(agent):
+        raise TypeError(
+            "instrument_agentchat_agent expected an AgentChat agent (a BaseChatAgent from autogen-agentchat "
+            f"0.4-0.7, with on_messages_stream); got {type(agent).__name__}"
+        )
+    if getattr(agent, MARKER, False):
+        return agent
+    gov = _AgentChatGovernor(agent, exe, agent_id, session_id, user_id)
+    saved = {"on_messages_stream": getattr(agent, "__dict__", {}).get("on_messages_stream", _ABSENT)}
+    agent.on_messages_stream = _make_stream(gov, agent.on_messages_stream)
+    setattr(agent, _ORIGINALS, saved)
+    setattr(agent, MARKER, True)
+    return agent
+
+
+def uninstrument_agentchat_agent(agent: Any) -> Any:
+    """Restore ``on_messages_stream``; a no-op on an agent that is not instrumented."""
+    saved = getattr(agent, _ORIGINALS, None)
+    if not getattr(agent, MARKER, False) or not isinstance(saved, dict):
+        return agent
+    for name, previous in saved.items():
+        if previous is _ABSENT:
+            agent.__dict__.pop(name, None)
+        else:
+            setattr(agent, name, previous)
+    for attr in (_ORIGINALS, MARKER, _LAST_BLOCK):
+        agent.__dict__.pop(attr, None)
+    return agent
+
+
+def _participants(team: Any) -> list[Any]:
+    found: list[Any] = []
+    for member in getattr(team, "_participants", None) or ():
+        found.append(member)
+        found.extend(_participants(member))  # nested teams
+    return found
+
+
+def _recorded(sink: list[tuple[int, BaseException]], team: Any, start: int) -> BaseException | None:
+    candidates = list(sink)
+    if team is not None:
+        for member in _participants(team):
+            entry = getattr(member, _LAST_BLOCK, None)
+            if isinstance(entry, tuple) and len(entry) == 2 and entry[0] > start:
+                candidates.append(entry)
+    if not candidates:
+        return None
+    return min(candidates, key=lambda e: e[0])[1]  # the first one stopped the team
+
+
+@contextlib.contextmanager
+def raise_policy_blocks(team: Any = None) -> Iterator[None]:
+    """Around a team run (``RoundRobinGroupChat``, ``SelectorGroupChat``, ...): if an instrumented
+    agent raised ``PolicyBlockedError`` (or ``AgentPausedError`` / ``EnforcementUnavailableError``)
+    during the run, that error is raised here, violations intact:
+
+    * autogen-agentchat 0.6+/0.7 turns the agent's error into a ``RuntimeError`` string: the
+      original error is raised instead, chained ``from`` the ``RuntimeError``;
+    * autogen-agentchat 0.4.2 logs the agent's error and ends the run without raising: the
+      original error is raised when the block exits (0.4.9 re-raises it itself; it passes through).
+
+    Other failures pass through unchanged::
+
+        with raise_policy_blocks(team):
+            result = await team.run(task="...")
+
+    Works for ``run_stream`` too (iterate inside the block). Passing ``team`` also finds errors
+    raised on a runtime started outside this block (through the team's participants).
+    """
+    sink: list[tuple[int, BaseException]] = []
+    start = next(_SEQ)
+    token = _BLOCK_SINK.set(sink)
+    try:
+        yield
+    except _GOVERNANCE_ERRORS:
+        raise
+    except Exception as exc:
+        error = _recorded(sink, team, start)
+        if error is None:
+            raise
+        raise error.with_traceback(None) from exc
+    finally:
+        _BLOCK_SINK.reset(token)
+    error = _recorded(sink, team, start)
+    if error is not None:
+        raise error.with_traceback(None)
