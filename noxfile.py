@@ -1,0 +1,55 @@
+"""The version matrix: one environment per supported AutoGen line, plus lint. `nox` runs every session.
+
+Every test runs in each environment; a session sets EXECLAVE_REQUIRE to the framework it installed,
+so that framework's adapter tests fail (never skip) if it does not import. pytest exit code 5 (no
+tests collected) fails a session, as any non-zero exit does in nox.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.error_on_missing_interpreters = True
+nox.options.reuse_existing_virtualenvs = False
+
+PYTHON = "3.11"
+
+# Classic AutoGen (`import autogen`, ConversableAgent).
+CLASSIC = {
+    "ag2-0.14": ["ag2==0.14.0"],  # the newest AG2 below 1.0
+    "ag2-oldest": ["ag2==0.3.2"],  # the oldest AG2 on PyPI; the lower bound of the `autogen` extra
+    "pyautogen-0.2": ["pyautogen==0.2.35"],  # the last classic pyautogen
+}
+# autogen-agentchat (async, `autogen_agentchat`); autogen-ext brings the offline replay model client.
+AGENTCHAT = {
+    "agentchat-0.4": ["autogen-agentchat==0.4.2", "autogen-ext==0.4.2"],  # the oldest 0.4.x on PyPI
+    "agentchat-0.7": ["autogen-agentchat==0.7.5", "autogen-ext==0.7.5"],
+    # What `pip install pyautogen` gives today: an empty proxy that pulls in autogen-agentchat.
+    "pyautogen-0.10": ["pyautogen==0.10.0", "autogen-ext"],
+}
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+    paths = ("src", "tests", "examples", "benchmarks", "noxfile.py")
+    session.run("ruff", "check", *paths)
+    session.run("ruff", "format", "--check", *paths)
+    session.run("mypy", "src")
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("line", list(CLASSIC))
+def classic(session: nox.Session, line: str) -> None:
+    session.install("-e", ".[dev]", *CLASSIC[line])
+    session.run("python", "-c", "import autogen; print('autogen', autogen.__version__)")
+    session.run("pytest", *session.posargs, env={"EXECLAVE_REQUIRE": "autogen"})
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("line", list(AGENTCHAT))
+def agentchat(session: nox.Session, line: str) -> None:
+    session.install("-e", ".[dev]", *AGENTCHAT[line])
+    session.run("python", "-c", "import autogen_agentchat, importlib.metadata as m; print(m.version('autogen-agentchat'))")
+    session.run("pytest", *session.posargs, env={"EXECLAVE_REQUIRE": "autogen_agentchat"})
