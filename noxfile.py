@@ -51,5 +51,9 @@ def classic(session: nox.Session, line: str) -> None:
 @nox.parametrize("line", list(AGENTCHAT))
 def agentchat(session: nox.Session, line: str) -> None:
     session.install("-e", ".[dev]", *AGENTCHAT[line])
-    session.run("python", "-c", "import autogen_agentchat, importlib.metadata as m; print(m.version('autogen-agentchat'))")
+    session.run(
+        "python",
+        "-c",
+        "import autogen_agentchat, importlib.metadata as m; print(m.version('autogen-agentchat'))",
+    )
     session.run("pytest", *session.posargs, env={"EXECLAVE_REQUIRE": "autogen_agentchat"})

@@ -1,8 +1,8 @@
 """execlave: OpenTelemetry-native governance for AutoGen agents.
 
-    from execlave import Execlave
-    from execlave.errors import PolicyBlockedError
-    from execlave.integrations.autogen import instrument_autogen_agent
+from execlave import Execlave
+from execlave.errors import PolicyBlockedError
+from execlave.integrations.autogen import instrument_autogen_agent
 """
 
 from __future__ import annotations

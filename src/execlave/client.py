@@ -134,9 +134,7 @@ class Execlave:
         self.base_url = (base_url or os.environ.get("EXECLAVE_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         self.environment = environment or os.environ.get("EXECLAVE_ENVIRONMENT") or "production"
         if remote_policies is None:  # auto: the dashboard's policies when a key is set and none are given
-            remote_policies = bool(
-                key and policies is None and not os.environ.get("EXECLAVE_POLICY_FILE")
-            )
+            remote_policies = bool(key and policies is None and not os.environ.get("EXECLAVE_POLICY_FILE"))
         if remote_policies and not key:
             raise ValueError("remote_policies=True needs an API key (api_key= or EXECLAVE_API_KEY)")
         self._engine = PolicyEngine(() if remote_policies else _resolve_policies(policies))

@@ -14,7 +14,6 @@ from opentelemetry.trace import StatusCode
 from execlave import Execlave
 from execlave.errors import AgentPausedError, EnforcementUnavailableError, PolicyBlockedError
 from execlave.integrations.autogen import instrument_autogen_agent, uninstrument_autogen_agent
-
 from support.requires import require
 
 from .conftest import Script, spans_named, tool_call
