@@ -24,6 +24,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
@@ -47,6 +48,17 @@ ENFORCE_PATH = "/api/v1/policies/enforce"
 AGENTS_PATH = "/api/v1/agents"
 
 _log = logging.getLogger("execlave.cloud")
+
+
+@dataclass(frozen=True)
+class _PendingServerDecision:
+    """A check that needs the enforce endpoint: what was decided locally and what to send."""
+
+    request: CheckRequest
+    applicable: list[ServerPolicy]
+    local: Decision
+    body: dict[str, Any]
+    key: tuple[Any, ...]
 
 
 def _digest(value: Any) -> str:
@@ -463,35 +475,67 @@ class CloudConnector:
     def _combine(self, local: Decision | None, server: Decision) -> Decision:
         return server if local is None else Decision.merge([local, server])
 
-    def check(self, request: CheckRequest) -> Decision:
-        """Decide ``request``: in-process, plus the enforce endpoint when a server-evaluated
-        policy applies. Raises AgentPausedError / EnforcementUnavailableError only."""
+    def _begin(self, request: CheckRequest) -> Decision | _PendingServerDecision:
+        """The in-process part of a check: a final Decision, or what to ask the enforce endpoint."""
         local = self._local(request)
         applicable = self._server_applicable(request) if local is not None else []
         if not applicable:
             return local if local is not None else Decision("allow", (), self._engine.version)
         assert local is not None
         body = self._body(request)
-        key = self._cache_key(body)
-        cached = self._cache.get(key)
+        pending = _PendingServerDecision(request, applicable, local, body, self._cache_key(body))
+        cached = self._cache.get(pending.key)
         if cached is not None:
             with self._stats_lock:
                 self._stats["server_decision_cache_hits"] += 1
             return self._combine(local, cached)
         if not self._breaker.allow():
             return self._on_server_failure(request, applicable, local, "circuit breaker open")
+        return pending
+
+    def _finish(self, pending: _PendingServerDecision, response: httpx.Response | Exception) -> Decision:
+        """Turn the enforce endpoint's answer (or the transport error) into the combined decision."""
         try:
-            response = self._http.post(self.base_url + ENFORCE_PATH, json=body, headers=self._headers())
+            if isinstance(response, Exception):
+                raise response
             decision = self._parse(response)
         except (httpx.HTTPError, _ServerDecisionError) as exc:
             self._breaker.failure()
             reason = str(exc) if isinstance(exc, _ServerDecisionError) else type(exc).__name__
-            return self._on_server_failure(request, applicable, local, reason)
+            return self._on_server_failure(pending.request, pending.applicable, pending.local, reason)
         self._breaker.success()
         with self._stats_lock:
             self._stats["server_decisions"] += 1
-        self._cache.put(key, decision)
-        return self._combine(local, decision)
+        self._cache.put(pending.key, decision)
+        return self._combine(pending.local, decision)
+
+    def check(self, request: CheckRequest) -> Decision:
+        """Decide ``request``: in-process, plus the enforce endpoint when a server-evaluated
+        policy applies. Raises AgentPausedError / EnforcementUnavailableError only."""
+        step = self._begin(request)
+        if isinstance(step, Decision):
+            return step
+        try:
+            response: httpx.Response | Exception = self._http.post(
+                self.base_url + ENFORCE_PATH, json=step.body, headers=self._headers()
+            )
+        except httpx.HTTPError as exc:
+            response = exc
+        return self._finish(step, response)
+
+    async def acheck(self, request: CheckRequest) -> Decision:
+        """:meth:`check` for async code: the enforce call uses httpx.AsyncClient (the local part
+        is CPU-only and never waits on the network)."""
+        step = self._begin(request)
+        if isinstance(step, Decision):
+            return step
+        try:
+            response: httpx.Response | Exception = await self._async_client().post(
+                self.base_url + ENFORCE_PATH, json=step.body, headers=self._headers()
+            )
+        except httpx.HTTPError as exc:
+            response = exc
+        return self._finish(step, response)
 
     def _async_client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
@@ -503,38 +547,6 @@ class CloudConnector:
                 id(loop): entry
             }
         return entry[1]
-
-    async def acheck(self, request: CheckRequest) -> Decision:
-        """:meth:`check` for async code: the enforce call uses httpx.AsyncClient (the local part
-        is CPU-only and never waits on the network)."""
-        local = self._local(request)
-        applicable = self._server_applicable(request) if local is not None else []
-        if not applicable:
-            return local if local is not None else Decision("allow", (), self._engine.version)
-        assert local is not None
-        body = self._body(request)
-        key = self._cache_key(body)
-        cached = self._cache.get(key)
-        if cached is not None:
-            with self._stats_lock:
-                self._stats["server_decision_cache_hits"] += 1
-            return self._combine(local, cached)
-        if not self._breaker.allow():
-            return self._on_server_failure(request, applicable, local, "circuit breaker open")
-        try:
-            response = await self._async_client().post(
-                self.base_url + ENFORCE_PATH, json=body, headers=self._headers()
-            )
-            decision = self._parse(response)
-        except (httpx.HTTPError, _ServerDecisionError) as exc:
-            self._breaker.failure()
-            reason = str(exc) if isinstance(exc, _ServerDecisionError) else type(exc).__name__
-            return self._on_server_failure(request, applicable, local, reason)
-        self._breaker.success()
-        with self._stats_lock:
-            self._stats["server_decisions"] += 1
-        self._cache.put(key, decision)
-        return self._combine(local, decision)
 
     # -- agents -------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ non-SDK provider): recording is best effort, enforcement is not.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from opentelemetry.trace import Span, Status, StatusCode
@@ -67,6 +67,12 @@ def _record_events(span: Span, decision: Decision, *, with_excerpt: bool) -> Non
             logger.debug("execlave: could not record a violation event", exc_info=True)
 
 
+def _unavailable(exc: Exception) -> EnforcementUnavailableError:
+    return EnforcementUnavailableError(
+        f"execlave could not evaluate policies ({type(exc).__name__}); failing closed"
+    )
+
+
 class GovernedSpan:
     """Handle yielded by :meth:`Telemetry.governed_span`."""
 
@@ -89,9 +95,21 @@ class GovernedSpan:
         except (AgentPausedError, EnforcementUnavailableError, PolicyBlockedError):
             raise
         except Exception as exc:
-            raise EnforcementUnavailableError(
-                f"execlave could not evaluate policies ({type(exc).__name__}); failing closed"
-            ) from exc
+            raise _unavailable(exc) from exc
+        return self._accept(decision, raise_on_block)
+
+    async def acheck(self, fn: Callable[[], Awaitable[Decision]], *, raise_on_block: bool = True) -> Decision:
+        """:meth:`check` for async callers: ``fn`` is awaited, so a server-side decision never blocks
+        the event loop. Same pass-through and fail-closed rules."""
+        try:
+            decision = await fn()
+        except (AgentPausedError, EnforcementUnavailableError, PolicyBlockedError):
+            raise
+        except Exception as exc:
+            raise _unavailable(exc) from exc
+        return self._accept(decision, raise_on_block)
+
+    def _accept(self, decision: object, raise_on_block: bool) -> Decision:
         if not isinstance(decision, Decision):
             raise EnforcementUnavailableError(
                 f"execlave policy check returned {type(decision).__name__}, not a Decision; failing closed"
