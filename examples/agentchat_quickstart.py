@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from execlave import Execlave
 from execlave.errors import PolicyBlockedError
-from execlave.integrations.autogen.agentchat import instrument_agentchat_agent
+from execlave.integrations.autogen import instrument_autogen_agent
 
 POLICIES = [
     {
@@ -86,7 +86,7 @@ async def main() -> None:
     agent = AssistantAgent(
         "ops", model_client=scripted_model(), tools=[get_status, delete_db], reflect_on_tool_use=True
     )
-    instrument_agentchat_agent(agent, exe, agent_id="ops-assistant")
+    instrument_autogen_agent(agent, exe, agent_id="ops-assistant")
 
     result = await agent.run(task="How is the database?")
     print("reply:", result.messages[-1].content)

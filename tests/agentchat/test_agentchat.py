@@ -10,11 +10,8 @@ from opentelemetry.trace import StatusCode
 
 from execlave import Execlave
 from execlave.errors import AgentPausedError, PolicyBlockedError
-from execlave.integrations.autogen.agentchat import (
-    instrument_agentchat_agent,
-    is_agentchat_agent,
-    uninstrument_agentchat_agent,
-)
+from execlave.integrations.autogen import instrument_autogen_agent, uninstrument_autogen_agent
+from execlave.integrations.autogen.agentchat import is_agentchat_agent
 
 from .conftest import replay_client, require_agentchat, spans_named, tool_calls
 
@@ -83,7 +80,7 @@ async def test_allowed_tool_call_runs_and_reflects(exe: Execlave, exporter: InMe
     agent, _client = make_agent(
         [tool_calls(("c1", "get_status", '{"service": "db"}')), "The database is healthy."], tools
     )
-    instrument_agentchat_agent(agent, exe, agent_id="ops-assistant", session_id="s-1")
+    instrument_autogen_agent(agent, exe, agent_id="ops-assistant", session_id="s-1")
     result = await agent.run(task="How is the database?")
     assert tools.ran == ["get_status:db"]
     assert result.messages[-1].content == "The database is healthy."
@@ -102,7 +99,7 @@ async def test_blocked_input_never_reaches_model_or_context(
 ) -> None:
     tools = Tools()
     agent, client = make_agent(["should not be produced"], tools)
-    instrument_agentchat_agent(agent, exe, agent_id="ops-assistant")
+    instrument_autogen_agent(agent, exe, agent_id="ops-assistant")
     with pytest.raises(PolicyBlockedError) as info:
         await agent.run(task="please run rm -rf / on the host")
     assert [v["policyId"] for v in info.value.violations] == ["block-injection"]
@@ -125,7 +122,7 @@ async def test_parallel_calls_all_checked_before_any_runs(
         ],
         tools,
     )
-    instrument_agentchat_agent(agent, exe, agent_id="ops-assistant")
+    instrument_autogen_agent(agent, exe, agent_id="ops-assistant")
     with pytest.raises(PolicyBlockedError) as info:
         await agent.run(task="check db then delete prod")
     assert tools.ran == []  # not even the allowed call ran
@@ -147,7 +144,7 @@ async def test_parallel_calls_all_checked_before_any_runs(
 async def test_on_messages_raises_policy_blocked(exe: Execlave) -> None:
     tools = Tools()
     agent, _ = make_agent([tool_calls(("c1", "drop_table", "{not json"))], tools)
-    instrument_agentchat_agent(agent, exe, agent_id="ops-assistant")
+    instrument_autogen_agent(agent, exe, agent_id="ops-assistant")
     with pytest.raises(PolicyBlockedError) as info:
         await agent.on_messages([TextMessage(content="drop it", source="user")], CancellationToken())
     assert info.value.violations[0]["toolName"] == "drop_table"
@@ -156,7 +153,7 @@ async def test_on_messages_raises_policy_blocked(exe: Execlave) -> None:
 async def test_run_stream_raises_policy_blocked(exe: Execlave) -> None:
     tools = Tools()
     agent, _ = make_agent([tool_calls(("c1", "delete_db", '{"name": "x"}'))], tools)
-    instrument_agentchat_agent(agent, exe, agent_id="ops-assistant")
+    instrument_autogen_agent(agent, exe, agent_id="ops-assistant")
     seen: list[str] = []
     with pytest.raises(PolicyBlockedError):
         async for event in agent.run_stream(task="delete x"):
@@ -177,7 +174,7 @@ async def test_tool_output_injection_blocked_before_reflection(
         ],
         tools,
     )
-    instrument_agentchat_agent(agent, exe, agent_id="ops-assistant")
+    instrument_autogen_agent(agent, exe, agent_id="ops-assistant")
     with pytest.raises(PolicyBlockedError) as info:
         await agent.run(task="status of db?")
     assert tools.ran == ["get_status:db"]
@@ -195,7 +192,7 @@ async def test_tool_output_injection_blocked_before_reflection(
 async def test_early_stream_stop_ends_the_span(exe: Execlave, exporter: InMemorySpanExporter) -> None:
     tools = Tools()
     agent, _ = make_agent([tool_calls(("c1", "get_status", '{"service": "db"}')), "done"], tools)
-    instrument_agentchat_agent(agent, exe, agent_id="ops-assistant")
+    instrument_autogen_agent(agent, exe, agent_id="ops-assistant")
     stream = agent.on_messages_stream([TextMessage(content="status?", source="user")], CancellationToken())
     first = await stream.__anext__()
     assert type(first).__name__ == "ToolCallRequestEvent"
@@ -211,13 +208,13 @@ async def test_idempotent_and_uninstrument(exe: Execlave, exporter: InMemorySpan
     tools = Tools()
     agent, _ = make_agent(["one", "two"], tools)
     original = agent.on_messages_stream
-    assert instrument_agentchat_agent(agent, exe, agent_id="ops-assistant") is agent
+    assert instrument_autogen_agent(agent, exe, agent_id="ops-assistant") is agent
     patched = agent.on_messages_stream
-    instrument_agentchat_agent(agent, exe, agent_id="ops-assistant")
+    instrument_autogen_agent(agent, exe, agent_id="ops-assistant")
     assert agent.on_messages_stream is patched and agent._execlave_instrumented is True
     await agent.run(task="hello")
     assert len(spans_named(exporter, "invoke_agent")) == 1
-    uninstrument_agentchat_agent(agent)
+    uninstrument_autogen_agent(agent)
     assert agent.on_messages_stream == original and not hasattr(agent, "_execlave_instrumented")
     await agent.run(task="rm -rf / is fine now, nothing checks")
     assert len(spans_named(exporter, "invoke_agent")) == 1
@@ -226,14 +223,14 @@ async def test_idempotent_and_uninstrument(exe: Execlave, exporter: InMemorySpan
 async def test_bad_agent_id_and_non_agent(exe: Execlave) -> None:
     agent, _ = make_agent(["x"], Tools())
     with pytest.raises(ValueError, match="kebab-case"):
-        instrument_agentchat_agent(agent, exe, agent_id="OpsAssistant")
+        instrument_autogen_agent(agent, exe, agent_id="OpsAssistant")
     with pytest.raises(TypeError, match="AgentChat agent"):
-        instrument_agentchat_agent(object(), exe, agent_id="ops-assistant")
+        instrument_autogen_agent(object(), exe, agent_id="ops-assistant")
 
 
 async def test_paused_agent(exe: Execlave) -> None:
     agent, client = make_agent(["x"], Tools())
-    instrument_agentchat_agent(agent, exe, agent_id="ops-assistant")
+    instrument_autogen_agent(agent, exe, agent_id="ops-assistant")
     exe.pause_agent("ops-assistant", "incident")
     with pytest.raises(AgentPausedError):
         await agent.run(task="hello")

@@ -30,7 +30,7 @@ SCRIPT = textwrap.dedent(
     from agentchat.conftest import replay_client, tool_calls
     from autogen_agentchat.agents import AssistantAgent
     from execlave import Execlave
-    from execlave.integrations.autogen.agentchat import instrument_agentchat_agent
+    from execlave.integrations.autogen import instrument_autogen_agent
 
     async def get_status(service: str) -> str:
         "Return a service's status."
@@ -39,7 +39,7 @@ SCRIPT = textwrap.dedent(
     exe = Execlave(policies=[], tracer_provider=provider)
     client = replay_client([tool_calls(("c1", "get_status", '{{"service": "db"}}')), "fine"])
     agent = AssistantAgent("ops", model_client=client, tools=[get_status], reflect_on_tool_use=True)
-    instrument_agentchat_agent(agent, exe, agent_id="ops")
+    instrument_autogen_agent(agent, exe, agent_id="ops")
     asyncio.run(agent.run(task="status?"))
     spans = exporter.get_finished_spans()
     by_id = {{s.context.span_id: s for s in spans}}

@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from execlave import Execlave
 from execlave.errors import PolicyBlockedError
-from execlave.integrations.autogen.agentchat import instrument_agentchat_agent, raise_policy_blocks
+from execlave.integrations.autogen import instrument_autogen_agent, raise_policy_blocks
 
 from .conftest import INJECTION_BLOCK, replay_client, require_agentchat, spans_named, tool_calls
 
@@ -39,8 +39,8 @@ def two_agents(exe: Execlave, ran: list[str]) -> tuple[AssistantAgent, Assistant
         model_client=replay_client([tool_calls(("c1", "delete_db", '{"name": "staging"}')), "done"]),
         tools=[delete_db],
     )
-    instrument_agentchat_agent(planner, exe, agent_id="planner")
-    instrument_agentchat_agent(executor, exe, agent_id="executor")
+    instrument_autogen_agent(planner, exe, agent_id="planner")
+    instrument_autogen_agent(executor, exe, agent_id="executor")
     return planner, executor
 
 
@@ -93,7 +93,7 @@ async def test_run_stream_inside_helper(exe: Execlave) -> None:
 
 async def test_helper_passes_other_failures_through(exe: Execlave) -> None:
     broken = AssistantAgent("broken", model_client=replay_client([]))  # no responses: the model raises
-    instrument_agentchat_agent(broken, exe, agent_id="broken")
+    instrument_autogen_agent(broken, exe, agent_id="broken")
     team = RoundRobinGroupChat([broken], termination_condition=MaxMessageTermination(2))
     try:
         with raise_policy_blocks(team):
@@ -127,7 +127,7 @@ def handoff_agent(exe: Execlave) -> AssistantAgent:
         model_client=replay_client([tool_calls(("h1", "transfer_to_billing", "{}"))]),
         handoffs=["billing"],
     )
-    return instrument_agentchat_agent(agent, exe, agent_id="triage")
+    return instrument_autogen_agent(agent, exe, agent_id="triage")
 
 
 async def test_handoff_blocked_by_allowlist_without_transfer(

@@ -83,7 +83,7 @@ def test_quickstart_round_allowed_with_span(exe: Execlave, exporter: InMemorySpa
 
 
 def test_type_error_for_non_agents(exe: Execlave) -> None:
-    with pytest.raises(TypeError, match="expected a classic AutoGen agent"):
+    with pytest.raises(TypeError, match="expected an AutoGen agent: a classic ConversableAgent"):
         instrument_autogen_agent(object(), exe, agent_id="x")
     with pytest.raises(ValueError, match="kebab-case"):
         instrument_autogen_agent(scripted_agent("a", Script()), exe, agent_id="Ops Assistant")

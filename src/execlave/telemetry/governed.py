@@ -8,7 +8,7 @@ non-SDK provider): recording is best effort, enforcement is not.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry.trace import Span, Status, StatusCode
@@ -92,17 +92,6 @@ class GovernedSpan:
         """
         try:
             decision = fn()
-        except (AgentPausedError, EnforcementUnavailableError, PolicyBlockedError):
-            raise
-        except Exception as exc:
-            raise _unavailable(exc) from exc
-        return self._accept(decision, raise_on_block)
-
-    async def acheck(self, fn: Callable[[], Awaitable[Decision]], *, raise_on_block: bool = True) -> Decision:
-        """:meth:`check` for async callers: ``fn`` is awaited, so a server-side decision never blocks
-        the event loop. Same pass-through and fail-closed rules."""
-        try:
-            decision = await fn()
         except (AgentPausedError, EnforcementUnavailableError, PolicyBlockedError):
             raise
         except Exception as exc:

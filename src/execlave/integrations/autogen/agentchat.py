@@ -36,12 +36,11 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Status, StatusCode
-from opentelemetry.util.types import AttributeValue
 
 from ...client import validate_agent_id
 from ...errors import AgentPausedError, EnforcementUnavailableError, PolicyBlockedError
-from ...policy.types import CheckRequest, Decision, ToolCall, ToolOutput, Violation
+from ...policy.types import ToolCall, ToolOutput
+from ._common import MARKER, AgentGovernor, Check, patch_instance, restore_instance, settle
 
 if TYPE_CHECKING:
     from ...client import Execlave
@@ -54,11 +53,7 @@ __all__ = [
     "uninstrument_agentchat_agent",
 ]
 
-MARKER = "_execlave_instrumented"
-_ORIGINALS = "_execlave_originals"
 _LAST_BLOCK = "_execlave_last_block"
-_ABSENT = object()
-
 # Errors an instrumented agent raised, for raise_policy_blocks(); a list per team run.
 _BLOCK_SINK: ContextVar[list[tuple[int, BaseException]] | None] = ContextVar(
     "execlave_block_sink", default=None
@@ -111,7 +106,7 @@ def request_calls(event: Any) -> list[ToolCall]:
         if isinstance(raw, str):
             try:
                 arguments = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):  # malformed, or nested too deep for json: keep the raw text
                 arguments = raw
         call_id = getattr(call, "id", None)
         calls.append(ToolCall(str(name), arguments, None if call_id is None else str(call_id)))
@@ -159,72 +154,29 @@ def _dangling(message: Any) -> bool:
 # -- the governor --------------------------------------------------------------------------------
 
 
-class _AgentChatGovernor:
+class _AgentChatGovernor(AgentGovernor):
     def __init__(
         self, agent: Any, exe: Execlave, agent_id: str, session_id: str | None, user_id: str | None
     ) -> None:
-        self.agent = agent
-        self.exe = exe
-        self.agent_id = agent_id
-        self.environment = exe.environment
-        name = getattr(agent, "name", None)
-        self.agent_name = name if isinstance(name, str) and name else agent_id
-        self.span_name = f"invoke_agent {self.agent_name}"
-        base: dict[str, AttributeValue] = {"gen_ai.agent.name": self.agent_name, "gen_ai.agent.id": agent_id}
-        metadata: dict[str, str] = {}
-        if session_id is not None:
-            base["gen_ai.conversation.id"] = str(session_id)
-            metadata["session_id"] = str(session_id)
-        if user_id is not None:
-            base["user.id"] = str(user_id)
-            metadata["user_id"] = str(user_id)
-        self.base_attributes = base
-        self.metadata = metadata or None
-        self.round_attributes: dict[str, AttributeValue] = {"gen_ai.operation.name": "invoke_agent", **base}
+        super().__init__(agent, exe, agent_id, session_id, user_id)
         handoffs = getattr(agent, "_handoffs", None)
         self.handoff_names = frozenset(handoffs) if isinstance(handoffs, dict) else frozenset()
 
-    def _request(self, **fields: Any) -> CheckRequest:
-        return CheckRequest(
-            agent_id=self.agent_id, environment=self.environment, metadata=self.metadata, **fields
+    def is_handoff(self, call: ToolCall) -> bool:
+        return call.name in self.handoff_names or call.name.startswith("transfer_to_")
+
+    # Every decision is awaited (a server-side decision uses httpx.AsyncClient) and replayed inside
+    # its span; extraction runs inside the awaited part, so a bug in it fails closed.
+
+    async def input_check(self, messages: Any) -> Check:
+        return await settle(
+            lambda: self.exe._acheck(self.request(input=input_text(messages), count_request=True))
         )
 
-    def input_check(self, messages: Any) -> Callable[[], Decision]:
-        # Extraction runs inside the check so a bug in it fails closed.
-        return lambda: self.exe._check(self._request(input=input_text(messages), count_request=True))
-
-    def check_calls(self, event: Any) -> None:
-        """A ``check_tool`` child span per requested call; every call is checked, then one raise."""
-        telemetry = self.exe._telemetry
-        blocking: list[Violation] = []
-        for call in request_calls(event):
-            attributes: dict[str, AttributeValue] = {
-                "gen_ai.operation.name": "check_tool",
-                "execlave.tool.phase": "requested",
-                "gen_ai.tool.name": call.name,
-                **self.base_attributes,
-            }
-            if call.call_id is not None:
-                attributes["gen_ai.tool.call.id"] = call.call_id
-            if call.name in self.handoff_names or call.name.startswith("transfer_to_"):
-                attributes["execlave.tool.handoff"] = True
-            with telemetry.governed_span(
-                f"check_tool {call.name}",
-                attributes=attributes,
-                check=functools.partial(self.exe._check, self._request(tool_calls=(call,))),
-                raise_on_block=False,
-            ) as governed:
-                if governed.decision.blocked:
-                    blocking.extend(governed.decision.blocking_violations)
-                    with contextlib.suppress(Exception):
-                        governed.span.set_status(
-                            Status(StatusCode.ERROR, f"tool call {call.name!r} blocked by policy")
-                        )
-        if blocking:
-            raise PolicyBlockedError(blocking)
-
-    def output_check(self, event: Any) -> Callable[[], Decision]:
-        return lambda: self.exe._check(self._request(tool_outputs=tuple(execution_outputs(event))))
+    async def output_check(self, event: Any) -> Check:
+        return await settle(
+            lambda: self.exe._acheck(self.request(tool_outputs=tuple(execution_outputs(event))))
+        )
 
     async def repair_context(self, mark: int | None) -> None:
         """Drop the tool-call / tool-result messages a blocked turn left in the model context,
@@ -268,10 +220,10 @@ class _Round:
     detached from the wrong context. So the span is entered and exited in a private context copy
     and made current only while the inner generator (or a check) runs."""
 
-    def __init__(self, gov: _AgentChatGovernor, messages: Any) -> None:
+    def __init__(self, gov: _AgentChatGovernor, check: Check) -> None:
         self._ctx = contextvars.copy_context()
         self._cm = gov.exe._telemetry.governed_span(
-            gov.span_name, attributes=gov.round_attributes, check=gov.input_check(messages)
+            gov.span_name, attributes=gov.round_attributes, check=check
         )
         self.governed: GovernedSpan = self._ctx.run(self._cm.__enter__)
         self._ended = False
@@ -302,7 +254,7 @@ def _make_stream(gov: _AgentChatGovernor, original: Callable[..., AsyncGenerator
     @functools.wraps(original)
     async def on_messages_stream(messages: Any, cancellation_token: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            turn = _Round(gov, messages)  # the input check runs here, before the inner call
+            turn = _Round(gov, await gov.input_check(messages))  # before the inner call
         except _GOVERNANCE_ERRORS as exc:
             gov.record_error(exc)
             raise
@@ -319,9 +271,9 @@ def _make_stream(gov: _AgentChatGovernor, original: Callable[..., AsyncGenerator
                     # event, and the reflection call has not been made for an execution event.
                     kind = _kind(event)
                     if kind == "request":
-                        gov.check_calls(event)
+                        gov.check_requested(await gov.async_checks(request_calls(event)))
                     elif kind == "execution":
-                        turn.governed.check(gov.output_check(event))
+                        turn.governed.check(await gov.output_check(event))
                 if kind == "response":
                     # on_messages() stops consuming at the Response and never closes the
                     # stream: the turn ends here, not when the generator is collected.
@@ -366,26 +318,13 @@ def instrument_agentchat_agent(
     if getattr(agent, MARKER, False):
         return agent
     gov = _AgentChatGovernor(agent, exe, agent_id, session_id, user_id)
-    saved = {"on_messages_stream": getattr(agent, "__dict__", {}).get("on_messages_stream", _ABSENT)}
-    agent.on_messages_stream = _make_stream(gov, agent.on_messages_stream)
-    setattr(agent, _ORIGINALS, saved)
-    setattr(agent, MARKER, True)
+    patch_instance(agent, {"on_messages_stream": _make_stream(gov, agent.on_messages_stream)})
     return agent
 
 
 def uninstrument_agentchat_agent(agent: Any) -> Any:
     """Restore ``on_messages_stream``; a no-op on an agent that is not instrumented."""
-    saved = getattr(agent, _ORIGINALS, None)
-    if not getattr(agent, MARKER, False) or not isinstance(saved, dict):
-        return agent
-    for name, previous in saved.items():
-        if previous is _ABSENT:
-            agent.__dict__.pop(name, None)
-        else:
-            setattr(agent, name, previous)
-    for attr in (_ORIGINALS, MARKER, _LAST_BLOCK):
-        agent.__dict__.pop(attr, None)
-    return agent
+    return restore_instance(agent, _LAST_BLOCK)
 
 
 def _participants(team: Any) -> list[Any]:

@@ -1,0 +1,142 @@
+"""What the classic and AgentChat adapters share: the per-agent governor base (span attributes,
+check requests, the ``check_tool`` span per requested call), instance patching, and settling an
+async decision so async paths never make a blocking call on the event loop."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.trace import Status, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+from ...errors import PolicyBlockedError
+from ...policy.types import CheckRequest, Decision, ToolCall, Violation
+
+if TYPE_CHECKING:
+    from ...client import Execlave
+    from ...telemetry import GovernedSpan
+
+MARKER = "_execlave_instrumented"
+_ORIGINALS = "_execlave_originals"
+_ABSENT = object()
+
+Check = Callable[[], Decision]
+
+
+async def settle(decide: Callable[[], Awaitable[Decision]]) -> Check:
+    """Await a decision now; return a check that replays it (or re-raises its failure) inside the
+    governed span, where the usual pass-through / fail-closed rules apply."""
+    try:
+        decision = await decide()
+    except Exception as exc:
+        failure = exc
+
+        def replay_failure() -> Decision:
+            raise failure
+
+        return replay_failure
+    return lambda: decision
+
+
+def set_error(governed: GovernedSpan, description: str) -> None:
+    with contextlib.suppress(Exception):  # telemetry faults never break the agent
+        governed.span.set_status(Status(StatusCode.ERROR, description))
+
+
+class AgentGovernor:
+    """Everything one instrumented agent needs; built once at instrument time."""
+
+    def __init__(
+        self, agent: Any, exe: Execlave, agent_id: str, session_id: str | None, user_id: str | None
+    ) -> None:
+        self.agent = agent
+        self.exe = exe
+        self.agent_id = agent_id
+        self.environment = exe.environment
+        name = getattr(agent, "name", None)
+        self.agent_name = name if isinstance(name, str) and name else agent_id
+        self.span_name = f"invoke_agent {self.agent_name}"
+        base: dict[str, AttributeValue] = {"gen_ai.agent.name": self.agent_name, "gen_ai.agent.id": agent_id}
+        metadata: dict[str, str] = {}
+        if session_id is not None:
+            base["gen_ai.conversation.id"] = str(session_id)
+            metadata["session_id"] = str(session_id)
+        if user_id is not None:
+            base["user.id"] = str(user_id)
+            metadata["user_id"] = str(user_id)
+        self.base_attributes = base
+        self.metadata = metadata or None
+        self.round_attributes: dict[str, AttributeValue] = {"gen_ai.operation.name": "invoke_agent", **base}
+
+    def request(self, **fields: Any) -> CheckRequest:
+        return CheckRequest(
+            agent_id=self.agent_id, environment=self.environment, metadata=self.metadata, **fields
+        )
+
+    def tool_check(self, call: ToolCall) -> Check:
+        return functools.partial(self.exe._check, self.request(tool_calls=(call,)))
+
+    async def tool_acheck(self, call: ToolCall) -> Check:
+        return await settle(functools.partial(self.exe._acheck, self.request(tool_calls=(call,))))
+
+    def is_handoff(self, call: ToolCall) -> bool:
+        return False
+
+    def check_requested(self, checks: Iterable[tuple[ToolCall, Check]]) -> None:
+        """A ``check_tool`` child span per requested call; every call is checked, then one raise
+        with every blocking violation."""
+        telemetry = self.exe._telemetry
+        blocking: list[Violation] = []
+        for call, check in checks:
+            attributes: dict[str, AttributeValue] = {
+                "gen_ai.operation.name": "check_tool",
+                "execlave.tool.phase": "requested",
+                "gen_ai.tool.name": call.name,
+                **self.base_attributes,
+            }
+            if call.call_id is not None:
+                attributes["gen_ai.tool.call.id"] = call.call_id
+            if self.is_handoff(call):
+                attributes["execlave.tool.handoff"] = True
+            with telemetry.governed_span(
+                f"check_tool {call.name}", attributes=attributes, check=check, raise_on_block=False
+            ) as governed:
+                if governed.decision.blocked:
+                    blocking.extend(governed.decision.blocking_violations)
+                    set_error(governed, f"tool call {call.name!r} blocked by policy")
+        if blocking:
+            raise PolicyBlockedError(blocking)
+
+    def sync_checks(self, calls: Iterable[ToolCall]) -> list[tuple[ToolCall, Check]]:
+        return [(call, self.tool_check(call)) for call in calls]
+
+    async def async_checks(self, calls: Iterable[ToolCall]) -> list[tuple[ToolCall, Check]]:
+        return [(call, await self.tool_acheck(call)) for call in calls]
+
+
+def patch_instance(agent: Any, wrappers: dict[str, Any]) -> None:
+    """Set ``wrappers`` as instance attributes, remembering what the instance itself held."""
+    instance_dict = getattr(agent, "__dict__", {})
+    saved = {name: instance_dict.get(name, _ABSENT) for name in wrappers}
+    for name, wrapper in wrappers.items():
+        setattr(agent, name, wrapper)
+    setattr(agent, _ORIGINALS, saved)
+    setattr(agent, MARKER, True)
+
+
+def restore_instance(agent: Any, *extra: str) -> Any:
+    """Undo :func:`patch_instance` (and drop ``extra`` instance attributes); a no-op otherwise."""
+    saved = getattr(agent, _ORIGINALS, None)
+    if not getattr(agent, MARKER, False) or not isinstance(saved, dict):
+        return agent
+    for name, previous in saved.items():
+        if previous is _ABSENT:
+            agent.__dict__.pop(name, None)
+        else:
+            setattr(agent, name, previous)
+    for attr in (_ORIGINALS, MARKER, *extra):
+        agent.__dict__.pop(attr, None)
+    return agent
