@@ -24,7 +24,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import httpx
@@ -379,7 +379,8 @@ class CloudConnector:
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._key.reveal()}", "Accept": "application/json"}
 
-    def _bypass(self, request: CheckRequest, reason: str) -> None:
+    def _bypass(self, request: CheckRequest, decision: Decision, reason: str) -> Decision:
+        """Count and report a fail-open pass; the returned decision carries the reason to the span."""
         with self._stats_lock:
             self._stats["bypasses"] += 1
         if not self._bypass_logged:
@@ -390,9 +391,10 @@ class CloudConnector:
                 self._on_bypass(request, reason)
             except Exception:
                 _log.exception("on_bypass callback failed")
+        return replace(decision, bypasses=(*decision.bypasses, reason))
 
-    def _local(self, request: CheckRequest) -> Decision | None:
-        """The in-process decision, or None when fail_open passes with no policy set loaded."""
+    def _local(self, request: CheckRequest) -> Decision:
+        """The in-process decision; with no policy set loaded, a fail_open bypass (or a raise)."""
         if not self._loaded:
             if self._engine.is_paused(request.agent_id):
                 raise AgentPausedError(request.agent_id, self._engine.paused_agents().get(request.agent_id))
@@ -400,8 +402,7 @@ class CloudConnector:
             if self.enforcement_on_outage == "fail_closed":
                 detail = f" ({self.last_error})" if self.last_error else ""
                 raise EnforcementUnavailableError(f"{reason}{detail}; enforcement_on_outage='fail_closed'")
-            self._bypass(request, reason)
-            return None
+            return self._bypass(request, Decision("allow", (), self._engine.version), reason)
         return self._engine.evaluate(request)
 
     def _server_applicable(self, request: CheckRequest) -> list[ServerPolicy]:
@@ -469,19 +470,17 @@ class CloudConnector:
         blocking = any(p.enforcement_mode == "block" for p in applicable)
         if blocking and self.enforcement_on_outage == "fail_closed":
             raise EnforcementUnavailableError(f"{message}; enforcement_on_outage='fail_closed'")
-        self._bypass(request, message)
-        return local
+        return self._bypass(request, local, message)
 
-    def _combine(self, local: Decision | None, server: Decision) -> Decision:
-        return server if local is None else Decision.merge([local, server])
+    def _combine(self, local: Decision, server: Decision) -> Decision:
+        return Decision.merge([local, server])
 
     def _begin(self, request: CheckRequest) -> Decision | _PendingServerDecision:
         """The in-process part of a check: a final Decision, or what to ask the enforce endpoint."""
         local = self._local(request)
-        applicable = self._server_applicable(request) if local is not None else []
+        applicable = self._server_applicable(request) if self._loaded else []
         if not applicable:
-            return local if local is not None else Decision("allow", (), self._engine.version)
-        assert local is not None
+            return local
         body = self._body(request)
         pending = _PendingServerDecision(request, applicable, local, body, self._cache_key(body))
         cached = self._cache.get(pending.key)

@@ -69,6 +69,9 @@ class Decision:
     violations: tuple[Violation, ...] = ()
     policy_set_version: int = 0
     evaluated_policy_ids: tuple[str, ...] = field(default=(), compare=False)
+    bypasses: tuple[str, ...] = field(default=(), compare=False)
+    """Why a check passed without being decided (``enforcement_on_outage="fail_open"``); recorded
+    on the span and counted, never silent."""
 
     @property
     def allowed(self) -> bool:
@@ -105,7 +108,9 @@ class Decision:
         for d in decisions:
             for pid in d.evaluated_policy_ids:
                 ids.setdefault(pid, None)
-        return Decision(outcome, violations, max(d.policy_set_version for d in decisions), tuple(ids))
+        bypasses = tuple(b for d in decisions for b in d.bypasses)
+        version = max(d.policy_set_version for d in decisions)
+        return Decision(outcome, violations, version, tuple(ids), bypasses)
 
 
 ALLOW = Decision("allow")

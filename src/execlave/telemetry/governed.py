@@ -17,7 +17,7 @@ from opentelemetry.util.types import AttributeValue
 from ..errors import AgentPausedError, EnforcementUnavailableError, PolicyBlockedError
 from ..policy.types import ALLOW, Decision
 
-__all__ = ["GovernedSpan", "record_decision", "violation_attributes"]
+__all__ = ["GovernedSpan", "record_decision", "record_events", "violation_attributes"]
 
 logger = logging.getLogger("execlave")
 
@@ -57,7 +57,13 @@ def record_decision(span: Span, decision: Decision, *, with_excerpt: bool = Fals
         logger.debug("execlave: could not record decision attributes", exc_info=True)
 
 
-def _record_events(span: Span, decision: Decision, *, with_excerpt: bool) -> None:
+def record_events(span: Span, decision: Decision, *, with_excerpt: bool) -> None:
+    for reason in decision.bypasses:
+        try:
+            span.set_attribute("execlave.enforcement.bypassed", True)
+            span.add_event("execlave.enforcement.bypass", {"execlave.bypass.reason": reason})
+        except Exception:
+            logger.debug("execlave: could not record a bypass", exc_info=True)
     for violation in decision.violations:
         try:
             span.add_event(
@@ -104,7 +110,7 @@ class GovernedSpan:
                 f"execlave policy check returned {type(decision).__name__}, not a Decision; failing closed"
             )
         self._add(decision)
-        _record_events(self.span, decision, with_excerpt=self._capture)
+        record_events(self.span, decision, with_excerpt=self._capture)
         if decision.blocked and raise_on_block:
             error = PolicyBlockedError(decision.blocking_violations)
             self._own_block = error

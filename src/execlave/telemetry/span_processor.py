@@ -30,7 +30,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from ..errors import AgentPausedError, EnforcementUnavailableError, PolicyBlockedError
 from ..policy.types import CheckRequest, Decision, ToolCall
-from .governed import record_decision, violation_attributes
+from .governed import record_decision, record_events
 from .processors import is_execlave_span
 
 __all__ = ["GovernanceSpanProcessor", "tool_name_of"]
@@ -103,8 +103,7 @@ class GovernanceSpanProcessor(SpanProcessor):
             self._stop(span, error)
             return
         record_decision(span, decision)
-        for violation in decision.violations:
-            span.add_event("execlave.policy.violation", violation_attributes(violation))
+        record_events(span, decision, with_excerpt=False)
         if decision.blocked:
             self._stop(span, PolicyBlockedError(decision.blocking_violations))
 
