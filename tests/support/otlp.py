@@ -92,11 +92,14 @@ class _Store:
 
 
 class HttpReceiver:
-    """OTLP/HTTP receiver; ``endpoint`` is the base URL (append ``/v1/traces`` for the signal URL)."""
+    """OTLP/HTTP receiver; ``endpoint`` is the base URL (append ``/v1/traces`` for the signal URL).
+    ``status``: what every export is answered with (e.g. 500 for a failing collector); the
+    request is recorded either way."""
 
-    def __init__(self) -> None:
+    def __init__(self, status: int = 200) -> None:
         self.store = _Store()
         store = self.store
+        answer = status
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
@@ -107,7 +110,7 @@ class HttpReceiver:
                     return
                 store.add({k.lower(): v for k, v in self.headers.items()}, body)
                 payload = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
+                self.send_response(answer)
                 self.send_header("Content-Type", "application/x-protobuf")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()

@@ -61,6 +61,9 @@ class BoundedBatchSpanProcessor(SpanProcessor):
         self._cond = threading.Condition()
         self._enqueued = 0  # spans accepted into the queue, ever
         self._settled = 0  # accepted spans whose export finished (either way)
+        self._in_flight = 0  # spans of the batch the exporter holds right now
+        self._batch_seq = 0  # id of that batch
+        self._abandoned = 0  # id of a batch shutdown gave up on (already counted as dropped)
         self._stopping = False
         self._closed = False
         self.exported = 0
@@ -136,7 +139,17 @@ class BoundedBatchSpanProcessor(SpanProcessor):
         )
         closer.start()
         closer.join(max(deadline - time.monotonic(), 0.0))
-        return ok and leftover == 0
+        with self._cond:
+            # A batch the exporter still holds (hung or retrying) is lost to us: count it now, so
+            # stats() is exact when shutdown returns; the worker will not count it again.
+            abandoned = self._in_flight
+            if abandoned:
+                self.dropped_export_failed += abandoned
+                self._settled += abandoned
+                self._abandoned = self._batch_seq
+                self._in_flight = 0
+                self._cond.notify_all()
+        return ok and leftover == 0 and abandoned == 0
 
     # -- internals -----------------------------------------------------------------------
 
@@ -166,8 +179,14 @@ class BoundedBatchSpanProcessor(SpanProcessor):
                     continue
                 n = min(len(self._queue), self._batch)
                 batch = [self._queue.popleft() for _ in range(n)]
+                self._batch_seq += 1
+                seq = self._batch_seq
+                self._in_flight = n
             ok = self._export(batch)
             with self._cond:
+                if seq == self._abandoned:  # shutdown already counted this batch as dropped
+                    continue
+                self._in_flight = 0
                 if ok:
                     self.exported += len(batch)
                 else:
