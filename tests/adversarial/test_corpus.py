@@ -1,62 +1,15 @@
 """The bypass corpus against the engine itself (the adapters run the same corpus through real
 agents in their own tests). Data lives in ``data/*.yaml`` so the corpus grows without code."""
 
-from pathlib import Path
-
 import pytest
-import yaml
 
 from execlave.policy import CheckRequest, PolicyEngine, ToolCall, ToolOutput, load_policies
+from support.adversarial import FILLER, INPUTS, POLICIES_FILE, TOOL_CASES, TRANSFORMS, input_cases
 
-DATA = Path(__file__).parent / "data"
-INPUTS = yaml.safe_load((DATA / "inputs.yaml").read_text())
-TOOL_CASES = yaml.safe_load((DATA / "tool_calls.yaml").read_text())
-ENGINE = PolicyEngine(load_policies(DATA / "policies.yaml"))
-FILLER = "Routine status update for the payments service, nothing unusual to report. "
-
-HOMOGLYPHS = str.maketrans({"a": "а", "e": "е", "o": "о", "p": "р", "c": "с", "i": "і", "x": "х"})
-
-
-def zero_width(text: str) -> str:
-    return "\u200b".join(text)
-
-
-def fullwidth(text: str) -> str:
-    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
-
-
-def spacing_and_case(text: str) -> str:
-    return "\t ".join(w.swapcase() if i % 2 else w.upper() for i, w in enumerate(text.split(" ")))
-
-
-def buried(offset: int):
-    def transform(text: str) -> str:
-        return (FILLER * (offset // len(FILLER) + 1))[:offset] + text
-
-    transform.__name__ = f"after_{offset}_chars"
-    return transform
-
-
-TRANSFORMS = {
-    "plain": lambda t: t,
-    "zero_width": zero_width,
-    "fullwidth": fullwidth,
-    "homoglyph": lambda t: t.translate(HOMOGLYPHS),
-    "spacing_and_case": spacing_and_case,
-    "soft_hyphen_and_nbsp": lambda t: t.replace(" ", "\u00a0").replace("e", "e\u00ad"),
-    "combined": lambda t: zero_width(spacing_and_case(t).translate(HOMOGLYPHS)),
-    "after_4000": buried(4_000),
-    "after_100000": buried(100_000),
-}
+ENGINE = PolicyEngine(load_policies(POLICIES_FILE))
 
 INPUT_CASES = [
-    pytest.param(kind, text, name, id=f"{kind}{i}-{name}")
-    for kind in ("injection", "secrets")
-    for i, text in enumerate(INPUTS[kind])
-    for name in TRANSFORMS
-    # Digits and key alphabets have no look-alikes in the fold table; secrets are tested with
-    # the transforms that apply to them.
-    if not (kind == "secrets" and name in ("homoglyph", "combined", "spacing_and_case"))
+    pytest.param(kind, text, name, id=f"{kind}{i}-{name}") for kind, i, text, name in input_cases()
 ]
 
 

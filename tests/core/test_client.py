@@ -9,8 +9,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from execlave import Execlave
 from execlave.client import validate_agent_id
 from execlave.errors import AgentPausedError, PolicyBlockedError, PolicyConfigError
+from support.secrets import CLIENT_KEY
 
-SECRET = "exk_live_8f3b2c1d9e7a6b5c4d3e2f1a"
+SECRET = CLIENT_KEY
 
 POLICIES = [
     {

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import block, decision
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -14,9 +13,11 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import StatusCode
 
 import execlave
+from conftest import block, decision
 from execlave.errors import AgentPausedError, EnforcementUnavailableError, PolicyBlockedError
 from execlave.policy.types import ALLOW, Decision
 from execlave.telemetry import TelemetryConfig
+from support.secrets import REPR_KEY
 
 
 def test_allow_decision_recorded_with_scope_and_version(memory, make_telemetry):
@@ -288,11 +289,9 @@ def test_capture_content_resolution(env, param, expected, memory, make_telemetry
 
 def test_api_key_never_in_repr(make_telemetry, memory):
     provider, _ = memory
-    config = TelemetryConfig(
-        api_key="sk-live-SECRET", base_url="http://127.0.0.1:9", tracer_provider=provider
-    )
+    config = TelemetryConfig(api_key=REPR_KEY, base_url="http://127.0.0.1:9", tracer_provider=provider)
     assert "SECRET" not in repr(config)
-    tel = make_telemetry(api_key="sk-live-SECRET", base_url="http://127.0.0.1:9", tracer_provider=provider)
+    tel = make_telemetry(api_key=REPR_KEY, base_url="http://127.0.0.1:9", tracer_provider=provider)
     assert "SECRET" not in repr(tel)
     assert "SECRET" not in str(provider.resource.attributes)
 

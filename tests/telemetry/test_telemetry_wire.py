@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from conftest import block, decision
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
+from conftest import block, decision
 from execlave.errors import PolicyBlockedError
 from execlave.policy.types import ALLOW
 from support.otlp import GrpcReceiver, HttpReceiver
+from support.secrets import WIRE_KEY
 
-KEY = "sk-live-9f8e7d6c5b4a"
+KEY = WIRE_KEY
 
 
 def _round(tel) -> None:

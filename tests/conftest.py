@@ -1,0 +1,48 @@
+"""Suite-wide guard: no test may log an API key. Every log record emitted during a test (setup,
+call and teardown, any logger, any thread, DEBUG and up) is checked against
+``support.secrets.KNOWN_KEYS``; a test in which one appears fails."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from support.secrets import KNOWN_KEYS
+
+
+class _KeyScan(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.leaks: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            parts = [record.getMessage(), repr(record.args), str(record.msg)]
+        except Exception:  # a record with broken %-args: still look at its raw parts
+            parts = [str(record.msg), repr(record.args)]
+        if record.exc_info and record.exc_info[1] is not None:
+            parts.append(logging.Formatter().formatException(record.exc_info))
+        if record.stack_info:
+            parts.append(record.stack_info)
+        text = "\n".join(parts)
+        for key in KNOWN_KEYS:
+            if key in text:
+                self.leaks.append(f"{record.name}:{record.levelname}: {text[:300]!r}")
+
+
+@pytest.fixture(autouse=True)
+def _no_api_key_in_logs() -> Iterator[None]:
+    root = logging.getLogger()
+    scan = _KeyScan()
+    previous = root.level
+    root.addHandler(scan)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        root.removeHandler(scan)
+        root.setLevel(previous)
+    if scan.leaks:
+        pytest.fail("an API key appeared in a log record:\n" + "\n".join(scan.leaks), pytrace=False)
