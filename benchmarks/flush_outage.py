@@ -1,7 +1,10 @@
 """Flush / shutdown / exit wall time with the OTLP endpoint down: execlave vs the stock
 BatchSpanProcessor, same run.
 
-    PYTHONPATH=src:tests python benchmarks/flush_outage.py [--export-timeout 10] [--cap 20]
+    pip install -e . opentelemetry-exporter-otlp-proto-http grpcio   # tests/support/otlp.py needs grpc
+    PYTHONPATH=src:tests python benchmarks/flush_outage.py [--export-timeout 10] [--cap 20] 2>/dev/null
+
+(stderr carries the OTLP exporter's retry warnings.)
 
 Endpoints: a black hole (accepts TCP, never answers) and a closed port (connection refused).
 The exporter is the real OTLP/HTTP exporter with ``timeout=--export-timeout`` in both cases.
