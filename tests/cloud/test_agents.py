@@ -3,10 +3,11 @@
 import time
 
 import pytest
-from conftest import KEY
 
 from execlave import Execlave
 from execlave.errors import AgentPausedError, ExeclaveError
+
+from .conftest import KEY
 
 STATUS = "/api/v1/agents/status"
 

@@ -9,13 +9,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from test_server_decisions import APPROVAL, ENFORCE, deny_pay
 
-from conftest import KEY, TOOL_POLICY
 from execlave.errors import PolicyBlockedError
 from execlave.integrations.autogen import instrument_autogen_agent
 from support.execlave_api import ExeclaveAPI
 from support.requires import require
+
+from .conftest import KEY, TOOL_POLICY
+from .test_server_decisions import APPROVAL, ENFORCE, deny_pay
 
 
 @pytest.fixture

@@ -10,11 +10,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from conftest import KEY
 from execlave import Execlave
 from execlave.integrations.autogen import instrument_autogen_agent
 from support.otlp import closed_port
 from support.requires import require
+
+from .conftest import KEY
 
 
 @pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])

@@ -6,7 +6,6 @@ import stat
 import time
 
 import pytest
-from conftest import KEY, TOOL_POLICY
 
 from execlave.errors import (
     EnforcementUnavailableError,
@@ -17,6 +16,8 @@ from execlave.errors import (
 from execlave.policy.remote import split_policy_document
 from support.execlave_api import ExeclaveAPI
 from support.otlp import closed_port
+
+from .conftest import KEY, TOOL_POLICY
 
 INJECTION = {
     "id": "inj",

@@ -4,12 +4,13 @@ circuit breaker, async path."""
 import asyncio
 
 import pytest
-from conftest import KEY, TOOL_POLICY
 
 from execlave.cloud import CloudConnector
 from execlave.errors import EnforcementUnavailableError, PolicyBlockedError
 from execlave.policy import CheckRequest, PolicyEngine, ToolCall
 from support.execlave_api import ExeclaveAPI
+
+from .conftest import KEY, TOOL_POLICY
 
 APPROVAL = {
     "id": "needs-approval",

@@ -11,11 +11,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agentchat.conftest import _quiet_replay_warnings, replay_client, require_agentchat, tool_calls  # noqa: F401
-from conftest import RATE_LIMITED, TIMEOUT, Chat, assert_chat_trees, span_names, spans_named
 from execlave import Execlave
 from execlave.errors import PolicyBlockedError
 from execlave.integrations.autogen import instrument_autogen_agent
 from support.adversarial import INPUTS
+
+from .conftest import RATE_LIMITED, TIMEOUT, Chat, assert_chat_trees, span_names, spans_named
 
 require_agentchat()
 

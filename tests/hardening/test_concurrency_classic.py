@@ -13,12 +13,13 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from conftest import RATE_LIMITED, TIMEOUT, Chat, assert_chat_trees, span_names, spans_named
 from execlave import Execlave
 from execlave.errors import PolicyBlockedError
 from execlave.integrations.autogen import instrument_autogen_agent
 from support.adversarial import INPUTS
 from support.requires import require
+
+from .conftest import RATE_LIMITED, TIMEOUT, Chat, assert_chat_trees, span_names, spans_named
 
 autogen = require("autogen")
 pytestmark = pytest.mark.classic

@@ -14,12 +14,13 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from conftest import ARGUMENT_ENCODINGS, spans_named
 from execlave import Execlave
 from execlave.errors import PolicyBlockedError
 from execlave.integrations.autogen import instrument_autogen_agent
 from support.adversarial import INPUTS, TOOL_CASES, TRANSFORMS, expected_policy_type, input_cases
 from support.requires import require
+
+from .conftest import ARGUMENT_ENCODINGS, spans_named
 
 autogen = require("autogen")
 pytestmark = pytest.mark.classic

@@ -11,11 +11,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from agentchat.conftest import _quiet_replay_warnings, replay_client, require_agentchat, tool_calls  # noqa: F401
-from conftest import ENGINE_ERRORS, Faulty, raise_in_engine, spans_named
 from execlave import Execlave
 from execlave.errors import EnforcementUnavailableError, ExeclaveError, PolicyBlockedError
 from execlave.integrations.autogen import instrument_autogen_agent
 from support.adversarial import INPUTS
+
+from .conftest import ENGINE_ERRORS, Faulty, raise_in_engine, spans_named
 
 require_agentchat()
 

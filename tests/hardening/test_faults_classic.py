@@ -13,12 +13,13 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from conftest import ENGINE_ERRORS, Faulty, raise_in_engine, spans_named
 from execlave import Execlave
 from execlave.errors import EnforcementUnavailableError, ExeclaveError, PolicyBlockedError
 from execlave.integrations.autogen import instrument_autogen_agent
 from support.adversarial import INPUTS
 from support.requires import require
+
+from .conftest import ENGINE_ERRORS, Faulty, raise_in_engine, spans_named
 
 autogen = require("autogen")
 pytestmark = pytest.mark.classic

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from conftest import raise_in_engine
 from execlave import Execlave
 from execlave.errors import EnforcementUnavailableError, PolicyBlockedError
 from execlave.integrations.autogen import instrument_autogen_agent
@@ -20,6 +19,8 @@ from support.adversarial import INPUTS, POLICIES_FILE
 from support.otlp import HttpReceiver
 from support.requires import require
 from support.secrets import HARDENING_KEY as KEY
+
+from .conftest import raise_in_engine
 
 
 def classic_rounds(exe: Execlave, monkeypatch: pytest.MonkeyPatch) -> list[BaseException]:

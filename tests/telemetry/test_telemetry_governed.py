@@ -13,11 +13,12 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import StatusCode
 
 import execlave
-from conftest import block, decision
 from execlave.errors import AgentPausedError, EnforcementUnavailableError, PolicyBlockedError
 from execlave.policy.types import ALLOW, Decision
 from execlave.telemetry import TelemetryConfig
 from support.secrets import REPR_KEY
+
+from .conftest import block, decision
 
 
 def test_allow_decision_recorded_with_scope_and_version(memory, make_telemetry):

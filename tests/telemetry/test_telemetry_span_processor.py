@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import block, decision
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -16,6 +15,8 @@ from opentelemetry.trace import StatusCode
 from execlave.errors import AgentPausedError, EnforcementUnavailableError, PolicyBlockedError
 from execlave.policy.types import ALLOW, CheckRequest, Decision
 from execlave.telemetry import GovernanceSpanProcessor
+
+from .conftest import block, decision
 
 
 class Checker:

@@ -6,11 +6,12 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
-from conftest import block, decision
 from execlave.errors import PolicyBlockedError
 from execlave.policy.types import ALLOW
 from support.otlp import GrpcReceiver, HttpReceiver
 from support.secrets import WIRE_KEY
+
+from .conftest import block, decision
 
 KEY = WIRE_KEY
 
