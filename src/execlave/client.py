@@ -181,6 +181,12 @@ class Execlave:
             return self._cloud.check(request)
         return self._engine.evaluate(request)
 
+    @property
+    def _decides_remotely(self) -> bool:
+        """Whether a check may wait on Execlave's API (server-evaluated policies); async adapters
+        then await :meth:`_acheck` instead of calling :meth:`_check`."""
+        return self._cloud is not None and self._cloud.manages_policies
+
     async def _acheck(self, request: CheckRequest) -> Decision:
         """:meth:`_check` for async adapters: server-side decisions use httpx.AsyncClient."""
         if self._cloud is not None and self._cloud.manages_policies:

@@ -164,21 +164,42 @@ class _Compiled:
         raise NotImplementedError
 
 
+_VERDICT_CACHE_SIZE = 4096
+
+
 class _ToolPolicy(_Compiled):
     def __init__(self, policy: ToolInvocationPolicy) -> None:
         super().__init__(policy)
         self.allow = _compile_globs(policy.rule.allow)
         self.deny = _compile_globs(policy.rule.deny)
+        # Verdict per raw tool name ("deny" / "allow" / None): names repeat, and this policy's
+        # globs never change (a reload compiles a new object). Bounded; dict get/set are atomic.
+        self._verdicts: dict[str, str | None] = {}
+
+    def _verdict(self, raw_name: str) -> str | None:
+        try:
+            return self._verdicts[raw_name]
+        except KeyError:
+            pass
+        name = normalize_tool_name(raw_name)
+        verdict: str | None = None
+        if self.deny is not None and self.deny.search(name):
+            verdict = "deny"
+        elif self.allow is not None and not self.allow.search(name):
+            verdict = "allow"
+        if len(self._verdicts) >= _VERDICT_CACHE_SIZE:
+            self._verdicts.clear()
+        self._verdicts[raw_name] = verdict
+        return verdict
 
     def check(self, request: CheckRequest, texts: _Texts, out: list[Violation]) -> None:
         for call in request.tool_calls:
-            name = normalize_tool_name(call.name)
-            if self.deny is not None and self.deny.search(name):
-                message = f"tool {call.name!r} is on the deny list"
-            elif self.allow is not None and not self.allow.search(name):
-                message = f"tool {call.name!r} is not on the allow list"
-            else:
+            verdict = self._verdict(call.name)
+            if verdict is None:
                 continue
+            message = (
+                f"tool {call.name!r} is {'on the deny' if verdict == 'deny' else 'not on the allow'} list"
+            )
             extra = {"toolCallId": call.call_id} if call.call_id else {}
             out.append(self.violation("tool_call", message, toolName=call.name, **extra))
 

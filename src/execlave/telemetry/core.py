@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import INVALID_SPAN, SpanKind
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from .._version import __version__
@@ -162,7 +162,6 @@ class Telemetry:
 
     # -- spans ---------------------------------------------------------------------------
 
-    @contextlib.contextmanager
     def governed_span(
         self,
         name: str,
@@ -171,38 +170,10 @@ class Telemetry:
         check: Callable[[], Decision] | None = None,
         raise_on_block: bool = True,
         kind: SpanKind = SpanKind.INTERNAL,
-    ) -> Iterator[GovernedSpan]:
+    ) -> _GovernedSpanContext:
         """Start ``name`` as the current span, run ``check`` at its start, record the decision,
         raise :class:`PolicyBlockedError` inside the span on a block. See the module docs."""
-        with contextlib.ExitStack() as stack:
-            try:
-                span = stack.enter_context(
-                    self.tracer.start_as_current_span(
-                        name,
-                        kind=kind,
-                        attributes=attributes,
-                        record_exception=False,
-                        set_status_on_exception=False,
-                    )
-                )
-            except Exception:
-                # A broken tracer must not switch enforcement off: govern without a span.
-                logger.warning(
-                    "execlave: could not start span %r; enforcing without tracing", name, exc_info=True
-                )
-                span = INVALID_SPAN
-            governed = GovernedSpan(span, capture_content=self.capture_content, masker=self._masker)
-            try:
-                if check is not None:
-                    governed.check(check, raise_on_block=raise_on_block)
-                yield governed
-            except PolicyBlockedError as exc:
-                governed._on_block_passing(exc)
-                governed._fail(exc)
-                raise
-            except BaseException as exc:
-                governed._fail(exc)
-                raise
+        return _GovernedSpanContext(self, name, attributes, check, raise_on_block, kind)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -249,3 +220,71 @@ class Telemetry:
             f"Telemetry(owns_provider={self.owns_provider}, exporters={[p._name for p in self._processors]}, "
             f"capture_content={self.capture_content})"
         )
+
+
+class _GovernedSpanContext:
+    """The context manager behind :meth:`Telemetry.governed_span` (a plain class: it runs on
+    every round and tool call, so it avoids generator-based context managers)."""
+
+    __slots__ = ("_args", "_governed", "_telemetry", "_token")
+
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        name: str,
+        attributes: Mapping[str, AttributeValue] | None,
+        check: Callable[[], Decision] | None,
+        raise_on_block: bool,
+        kind: SpanKind,
+    ) -> None:
+        self._telemetry = telemetry
+        self._args = (name, attributes, check, raise_on_block, kind)
+        self._token: object = None
+        self._governed: GovernedSpan | None = None
+
+    def __enter__(self) -> GovernedSpan:
+        name, attributes, check, raise_on_block, kind = self._args
+        tel = self._telemetry
+        try:
+            span: Span = tel.tracer.start_span(name, kind=kind, attributes=attributes)
+        except Exception:
+            # A broken tracer must not switch enforcement off: govern without a span.
+            logger.warning("execlave: could not start span %r; enforcing without it", name, exc_info=True)
+            span = INVALID_SPAN
+        try:
+            self._token = otel_context.attach(trace.set_span_in_context(span))
+        except Exception:
+            logger.debug("execlave: could not make span %r current", name, exc_info=True)
+        governed = self._governed = GovernedSpan(
+            span, capture_content=tel.capture_content, masker=tel._masker
+        )
+        if check is not None:
+            try:
+                governed.check(check, raise_on_block=raise_on_block)
+            except BaseException as exc:
+                self._close(exc)
+                raise
+        return governed
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        self._close(exc)
+
+    def _close(self, exc: BaseException | None) -> None:
+        governed = self._governed
+        if governed is None:
+            return
+        self._governed = None
+        if exc is not None:
+            if isinstance(exc, PolicyBlockedError):
+                governed._on_block_passing(exc)
+            governed._fail(exc)
+        try:
+            governed.span.end()
+        except Exception:
+            logger.debug("execlave: could not end span", exc_info=True)
+        if self._token is not None:
+            try:
+                otel_context.detach(self._token)  # type: ignore[arg-type]
+            except Exception:
+                logger.debug("execlave: could not detach span context", exc_info=True)
+            self._token = None

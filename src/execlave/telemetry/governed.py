@@ -49,15 +49,21 @@ def violation_attributes(
 def record_decision(span: Span, decision: Decision, *, with_excerpt: bool = False) -> None:
     """Decision attributes on the span plus one ``execlave.policy.violation`` event per violation."""
     try:
-        span.set_attribute("execlave.policy.decision", decision.outcome)
-        span.set_attribute("execlave.policy.violation_count", len(decision.violations))
-        span.set_attribute("execlave.policy.ids", list(decision.violated_policy_ids))
-        span.set_attribute("execlave.policy.set_version", decision.policy_set_version)
+        span.set_attributes(
+            {
+                "execlave.policy.decision": decision.outcome,
+                "execlave.policy.violation_count": len(decision.violations),
+                "execlave.policy.ids": list(decision.violated_policy_ids),
+                "execlave.policy.set_version": decision.policy_set_version,
+            }
+        )
     except Exception:
         logger.debug("execlave: could not record decision attributes", exc_info=True)
 
 
 def record_events(span: Span, decision: Decision, *, with_excerpt: bool) -> None:
+    if not (decision.violations or decision.bypasses):
+        return
     for reason in decision.bypasses:
         try:
             span.set_attribute("execlave.enforcement.bypassed", True)
@@ -135,7 +141,7 @@ class GovernedSpan:
 
     def _add(self, decision: Decision) -> None:
         self._decisions.append(decision)
-        self.decision = Decision.merge(self._decisions)
+        self.decision = decision if len(self._decisions) == 1 else Decision.merge(self._decisions)
         record_decision(self.span, self.decision)
 
     def _on_block_passing(self, error: PolicyBlockedError) -> None:

@@ -76,10 +76,24 @@ class AgentGovernor:
             agent_id=self.agent_id, environment=self.environment, metadata=self.metadata, **fields
         )
 
+    def check_for(self, build: Callable[[], CheckRequest]) -> Check:
+        """A check of the request ``build`` makes; building runs inside the check, so a bug in
+        extraction fails closed like any other error in execlave's path."""
+        return lambda: self.exe._check(build())
+
+    async def acheck_for(self, build: Callable[[], CheckRequest]) -> Check:
+        """:meth:`check_for` for async paths: when the decision may wait on Execlave's API it is
+        awaited now (httpx.AsyncClient) and replayed in the span; in-process decisions need no await."""
+        if not self.exe._decides_remotely:
+            return self.check_for(build)
+        return await settle(lambda: self.exe._acheck(build()))
+
     def tool_check(self, call: ToolCall) -> Check:
         return functools.partial(self.exe._check, self.request(tool_calls=(call,)))
 
     async def tool_acheck(self, call: ToolCall) -> Check:
+        if not self.exe._decides_remotely:
+            return self.tool_check(call)
         return await settle(functools.partial(self.exe._acheck, self.request(tool_calls=(call,))))
 
     def is_handoff(self, call: ToolCall) -> bool:

@@ -31,16 +31,17 @@ import contextvars
 import functools
 import itertools
 from collections.abc import AsyncGenerator, Callable, Iterator
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 
 from ...client import validate_agent_id
 from ...errors import AgentPausedError, EnforcementUnavailableError, PolicyBlockedError
 from ...policy.types import ToolCall, ToolOutput
-from ._common import MARKER, AgentGovernor, Check, patch_instance, restore_instance, settle
+from ._common import MARKER, AgentGovernor, Check, patch_instance, restore_instance
 
 if TYPE_CHECKING:
     from ...client import Execlave
@@ -165,18 +166,11 @@ class _AgentChatGovernor(AgentGovernor):
     def is_handoff(self, call: ToolCall) -> bool:
         return call.name in self.handoff_names or call.name.startswith("transfer_to_")
 
-    # Every decision is awaited (a server-side decision uses httpx.AsyncClient) and replayed inside
-    # its span; extraction runs inside the awaited part, so a bug in it fails closed.
-
     async def input_check(self, messages: Any) -> Check:
-        return await settle(
-            lambda: self.exe._acheck(self.request(input=input_text(messages), count_request=True))
-        )
+        return await self.acheck_for(lambda: self.request(input=input_text(messages), count_request=True))
 
     async def output_check(self, event: Any) -> Check:
-        return await settle(
-            lambda: self.exe._acheck(self.request(tool_outputs=tuple(execution_outputs(event))))
-        )
+        return await self.acheck_for(lambda: self.request(tool_outputs=tuple(execution_outputs(event))))
 
     async def repair_context(self, mark: int | None) -> None:
         """Drop the tool-call / tool-result messages a blocked turn left in the model context,
@@ -226,15 +220,17 @@ class _Round:
             gov.span_name, attributes=gov.round_attributes, check=check
         )
         self.governed: GovernedSpan = self._ctx.run(self._cm.__enter__)
+        self._span_context = trace.set_span_in_context(self.governed.span)
+        self._token: Token[Context] | None = None
         self._ended = False
 
-    @contextlib.contextmanager
-    def current(self) -> Iterator[None]:
-        token = otel_context.attach(trace.set_span_in_context(self.governed.span))
-        try:
-            yield
-        finally:
-            otel_context.detach(token)
+    def __enter__(self) -> None:
+        """Make the turn's span current while the inner generator (or a check) runs."""
+        self._token = otel_context.attach(self._span_context)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            otel_context.detach(self._token)
 
     @property
     def ended(self) -> bool:
@@ -262,7 +258,7 @@ def _make_stream(gov: _AgentChatGovernor, original: Callable[..., AsyncGenerator
         inner = original(messages, cancellation_token, *args, **kwargs)
         try:
             while True:
-                with turn.current():
+                with turn:
                     try:
                         event = await inner.__anext__()
                     except StopAsyncIteration:

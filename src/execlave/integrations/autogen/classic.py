@@ -16,7 +16,7 @@ from opentelemetry.util.types import AttributeValue
 
 from ...client import validate_agent_id
 from ...policy.types import CheckRequest, ToolCall
-from ._common import MARKER, AgentGovernor, Check, patch_instance, restore_instance, set_error, settle
+from ._common import MARKER, AgentGovernor, Check, patch_instance, restore_instance, set_error
 from ._messages import extract_tool_calls, last_user_input, recent_tool_outputs, tool_name
 
 if TYPE_CHECKING:
@@ -57,11 +57,10 @@ class _ClassicGovernor(AgentGovernor):
         )
 
     def round_check(self, messages: Any, sender: Any) -> Check:
-        # Extraction runs inside the check, so a bug in it fails closed (EnforcementUnavailableError).
-        return lambda: self.exe._check(self.round_request(messages, sender))
+        return self.check_for(lambda: self.round_request(messages, sender))
 
     async def round_acheck(self, messages: Any, sender: Any) -> Check:
-        return await settle(lambda: self.exe._acheck(self.round_request(messages, sender)))
+        return await self.acheck_for(lambda: self.round_request(messages, sender))
 
     # -- reply tool calls ----------------------------------------------------------------
 
