@@ -13,8 +13,19 @@ __all__ = ["DATA", "FILLER", "INPUTS", "POLICIES_FILE", "TOOL_CASES", "TRANSFORM
 
 DATA = Path(__file__).resolve().parents[1] / "adversarial" / "data"
 POLICIES_FILE = DATA / "policies.yaml"
-INPUTS: dict[str, list[str]] = yaml.safe_load((DATA / "inputs.yaml").read_text(encoding="utf-8"))
-TOOL_CASES: list[dict[str, Any]] = yaml.safe_load((DATA / "tool_calls.yaml").read_text(encoding="utf-8"))
+
+
+def _load(pattern: str) -> list[Any]:
+    """Every data file matching ``pattern``, in name order: the corpus grows by adding files."""
+    return [yaml.safe_load(path.read_text(encoding="utf-8")) for path in sorted(DATA.glob(pattern))]
+
+
+# inputs*.yaml: {kind: [text, ...]} (kinds merge across files); tool_calls*.yaml: [case, ...].
+INPUTS: dict[str, list[str]] = {}
+for _doc in _load("inputs*.yaml"):
+    for _kind, _texts in _doc.items():
+        INPUTS.setdefault(_kind, []).extend(_texts)
+TOOL_CASES: list[dict[str, Any]] = [case for doc in _load("tool_calls*.yaml") for case in doc]
 FILLER = "Routine status update for the payments service, nothing unusual to report. "
 
 HOMOGLYPHS = str.maketrans({"a": "а", "e": "е", "o": "о", "p": "р", "c": "с", "i": "і", "x": "х"})
