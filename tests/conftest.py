@@ -1,4 +1,5 @@
-"""Suite-wide guard: no test may log an API key. Every log record emitted during a test (setup,
+"""Suite-wide fixtures: an SDK TracerProvider with an in-memory exporter (``provider`` /
+``exporter``), and a guard: no test may log an API key. Every log record emitted during a test (setup,
 call and teardown, any logger, any thread, DEBUG and up) is checked against
 ``support.secrets.KNOWN_KEYS``; a test in which one appears fails."""
 
@@ -8,6 +9,9 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from support.secrets import KNOWN_KEYS
 
@@ -46,3 +50,16 @@ def _no_api_key_in_logs() -> Iterator[None]:
         root.setLevel(previous)
     if scan.leaks:
         pytest.fail("an API key appeared in a log record:\n" + "\n".join(scan.leaks), pytrace=False)
+
+
+@pytest.fixture
+def exporter() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def provider(exporter: InMemorySpanExporter) -> Iterator[TracerProvider]:
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(exporter))
+    yield tp
+    tp.shutdown()

@@ -1,5 +1,5 @@
 """Fixtures for the AgentChat adapter: real ``AssistantAgent``s driven by autogen-ext's offline
-``ReplayChatCompletionClient`` (no key, no network), an SDK TracerProvider with an in-memory exporter.
+``ReplayChatCompletionClient`` (no key, no network); ``provider`` / ``exporter`` come from tests/conftest.py.
 
 autogen_agentchat is imported lazily: the classic environments collect this directory too and
 the test modules skip there (see ``require_agentchat``)."""
@@ -11,49 +11,16 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import TracerProvider
 
 from execlave import Execlave
+from support.policies import INJECTION_BLOCK, TOOL_DENY
 from support.requires import require
-
-TOOL_DENY = {
-    "id": "deny-destructive",
-    "name": "No destructive tools",
-    "policyType": "tool_invocation",
-    "enforcementMode": "block",
-    "ruleDefinition": {"deny": ["delete_*", "drop_*"]},
-}
-INJECTION_BLOCK = {
-    "id": "block-injection",
-    "name": "Block injection",
-    "policyType": "injection_scan",
-    "enforcementMode": "block",
-    "ruleDefinition": {
-        "scan_input": True,
-        "scan_output": True,
-        "patterns": ["ignore previous instructions", "rm -rf /"],
-    },
-}
 
 
 def require_agentchat() -> ModuleType:
     """Skip when autogen-agentchat is absent (an error in the AgentChat nox sessions)."""
     return require("autogen_agentchat")
-
-
-@pytest.fixture
-def exporter() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def provider(exporter: InMemorySpanExporter) -> Iterator[TracerProvider]:
-    tp = TracerProvider()
-    tp.add_span_processor(SimpleSpanProcessor(exporter))
-    yield tp
-    tp.shutdown()
 
 
 @pytest.fixture
@@ -93,10 +60,6 @@ def tool_calls(*calls: tuple[str, str, str]) -> Any:
         usage=RequestUsage(prompt_tokens=0, completion_tokens=0),
         cached=False,
     )
-
-
-def spans_named(exporter: InMemorySpanExporter, prefix: str) -> list[ReadableSpan]:
-    return [s for s in exporter.get_finished_spans() if s.name.startswith(prefix)]
 
 
 @pytest.fixture(autouse=True)

@@ -12,8 +12,9 @@ from execlave import Execlave
 from execlave.errors import AgentPausedError, PolicyBlockedError
 from execlave.integrations.autogen import instrument_autogen_agent, uninstrument_autogen_agent
 from execlave.integrations.autogen.agentchat import is_agentchat_agent
+from support.spans import spans_named
 
-from .conftest import replay_client, require_agentchat, spans_named, tool_calls
+from .conftest import replay_client, require_agentchat, tool_calls
 
 require_agentchat()
 

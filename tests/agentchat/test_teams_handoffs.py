@@ -12,8 +12,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from execlave import Execlave
 from execlave.errors import PolicyBlockedError
 from execlave.integrations.autogen import instrument_autogen_agent, raise_policy_blocks
+from support.policies import INJECTION_BLOCK
+from support.spans import spans_named
 
-from .conftest import INJECTION_BLOCK, replay_client, require_agentchat, spans_named, tool_calls
+from .conftest import replay_client, require_agentchat, tool_calls
 
 require_agentchat()
 

@@ -1,5 +1,5 @@
 """Fixtures for the classic AutoGen adapter: real ConversableAgents (llm_config=False) driven by
-scripted reply functions, an SDK TracerProvider with an in-memory exporter."""
+scripted reply functions; ``provider`` / ``exporter`` come from tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -8,44 +8,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import TracerProvider
 
 from execlave import Execlave
 from execlave.policy import baseline_policies, load_policies
-
-TOOL_DENY = {
-    "id": "deny-destructive",
-    "name": "No destructive tools",
-    "policyType": "tool_invocation",
-    "enforcementMode": "block",
-    "ruleDefinition": {"deny": ["delete_*", "drop_*"]},
-}
-INJECTION_BLOCK = {
-    "id": "block-injection",
-    "name": "Block injection",
-    "policyType": "injection_scan",
-    "enforcementMode": "block",
-    "ruleDefinition": {
-        "scan_input": True,
-        "scan_output": True,
-        "patterns": ["ignore previous instructions", "rm -rf /"],
-    },
-}
-
-
-@pytest.fixture
-def exporter() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def provider(exporter: InMemorySpanExporter) -> Iterator[TracerProvider]:
-    tp = TracerProvider()
-    tp.add_span_processor(SimpleSpanProcessor(exporter))
-    yield tp
-    tp.shutdown()
+from support.policies import INJECTION_BLOCK, TOOL_DENY
 
 
 @pytest.fixture
@@ -66,10 +33,6 @@ def make_exe(provider: TracerProvider) -> Iterator[Callable[..., Execlave]]:
 @pytest.fixture
 def exe(make_exe: Callable[..., Execlave]) -> Execlave:
     return make_exe()
-
-
-def spans_named(exporter: InMemorySpanExporter, prefix: str) -> list[ReadableSpan]:
-    return [s for s in exporter.get_finished_spans() if s.name.startswith(prefix)]
 
 
 def tool_call(name: str, arguments: Any, call_id: str) -> dict[str, Any]:

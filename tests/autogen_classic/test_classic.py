@@ -15,8 +15,9 @@ from execlave import Execlave
 from execlave.errors import AgentPausedError, EnforcementUnavailableError, PolicyBlockedError
 from execlave.integrations.autogen import instrument_autogen_agent, uninstrument_autogen_agent
 from support.requires import require
+from support.spans import spans_named
 
-from .conftest import Script, spans_named, tool_call
+from .conftest import Script, tool_call
 
 autogen = require("autogen")
 pytestmark = pytest.mark.classic

@@ -1,4 +1,4 @@
-"""Fixtures for the hardening tests: an SDK TracerProvider with an in-memory exporter, a client
+"""Fixtures for the hardening tests (``provider`` / ``exporter`` come from tests/conftest.py): a client
 enforcing the adversarial corpus's policy set, and the corpus's tool-call shapes.
 
 No framework is imported here: the classic and AgentChat modules each ``require`` their own."""
@@ -22,19 +22,6 @@ TIMEOUT = 60.0  # joins / wait_for bounds: a deadlock fails the test instead of 
 
 
 @pytest.fixture
-def exporter() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def provider(exporter: InMemorySpanExporter) -> Iterator[TracerProvider]:
-    tp = TracerProvider()
-    tp.add_span_processor(SimpleSpanProcessor(exporter))
-    yield tp
-    tp.shutdown()
-
-
-@pytest.fixture
 def make_exe(provider: TracerProvider) -> Iterator[Callable[..., Execlave]]:
     created: list[Execlave] = []
 
@@ -54,10 +41,6 @@ def make_exe(provider: TracerProvider) -> Iterator[Callable[..., Execlave]]:
 def corpus_exe(make_exe: Callable[..., Execlave]) -> Execlave:
     """A client enforcing ``tests/adversarial/data/policies.yaml``."""
     return make_exe()
-
-
-def spans_named(exporter: InMemorySpanExporter, prefix: str) -> list[ReadableSpan]:
-    return [s for s in exporter.get_finished_spans() if s.name.startswith(prefix)]
 
 
 # -- argument encodings: how a model client may hand over a corpus call's arguments ----------

@@ -15,8 +15,9 @@ from execlave import Execlave
 from execlave.errors import PolicyBlockedError
 from execlave.integrations.autogen import instrument_autogen_agent
 from support.adversarial import INPUTS
+from support.spans import spans_named
 
-from .conftest import RATE_LIMITED, TIMEOUT, Chat, assert_chat_trees, span_names, spans_named
+from .conftest import RATE_LIMITED, TIMEOUT, Chat, assert_chat_trees, span_names
 
 require_agentchat()
 

@@ -19,8 +19,9 @@ from execlave.errors import PolicyBlockedError
 from execlave.integrations.autogen import instrument_autogen_agent
 from support.adversarial import INPUTS, TOOL_CASES, TRANSFORMS, expected_policy_type, input_cases
 from support.requires import require
+from support.spans import spans_named
 
-from .conftest import ARGUMENT_ENCODINGS, spans_named
+from .conftest import ARGUMENT_ENCODINGS
 
 autogen = require("autogen")
 pytestmark = pytest.mark.classic

@@ -15,8 +15,9 @@ from execlave import Execlave
 from execlave.errors import EnforcementUnavailableError, ExeclaveError, PolicyBlockedError
 from execlave.integrations.autogen import instrument_autogen_agent
 from support.adversarial import INPUTS
+from support.spans import spans_named
 
-from .conftest import ENGINE_ERRORS, Faulty, raise_in_engine, spans_named
+from .conftest import ENGINE_ERRORS, Faulty, raise_in_engine
 
 require_agentchat()
 

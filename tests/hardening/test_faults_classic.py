@@ -18,8 +18,9 @@ from execlave.errors import EnforcementUnavailableError, ExeclaveError, PolicyBl
 from execlave.integrations.autogen import instrument_autogen_agent
 from support.adversarial import INPUTS
 from support.requires import require
+from support.spans import spans_named
 
-from .conftest import ENGINE_ERRORS, Faulty, raise_in_engine, spans_named
+from .conftest import ENGINE_ERRORS, Faulty, raise_in_engine
 
 autogen = require("autogen")
 pytestmark = pytest.mark.classic
