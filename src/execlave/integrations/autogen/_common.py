@@ -88,13 +88,13 @@ class AgentGovernor:
             return self.check_for(build)
         return await settle(lambda: self.exe._acheck(build()))
 
-    def tool_check(self, call: ToolCall) -> Check:
-        return functools.partial(self.exe._check, self.request(tool_calls=(call,)))
+    def tool_check(self, *calls: ToolCall) -> Check:
+        return functools.partial(self.exe._check, self.request(tool_calls=calls))
 
-    async def tool_acheck(self, call: ToolCall) -> Check:
+    async def tool_acheck(self, *calls: ToolCall) -> Check:
         if not self.exe._decides_remotely:
-            return self.tool_check(call)
-        return await settle(functools.partial(self.exe._acheck, self.request(tool_calls=(call,))))
+            return self.tool_check(*calls)
+        return await settle(functools.partial(self.exe._acheck, self.request(tool_calls=calls)))
 
     def is_handoff(self, call: ToolCall) -> bool:
         return False

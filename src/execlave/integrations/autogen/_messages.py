@@ -74,25 +74,48 @@ def _role(message: Any) -> str | None:
     return role if isinstance(role, str) else None
 
 
+def _context_text(message: Any) -> str | None:
+    """String values of a message's ``context`` (classic AutoGen may format them into the
+    content when ``allow_format_str_template`` is set): scanned with the content."""
+    context = _get(message, "context")
+    if not isinstance(context, Mapping):
+        return None
+    texts = [_as_str(v) for v in context.values() if v is not None]
+    return "\n".join(texts) if texts else None
+
+
 def last_user_input(messages: Any) -> str | None:
-    """Text of the last message with role ``user`` (a bare str counts as one); None if none."""
+    """The text about to reach the model as input: every message received since the agent's
+    last ``assistant`` message, whatever its role (``user``, an ``override_role`` such as
+    ``system``, none; several speakers in a group chat), except tool results, which
+    :func:`recent_tool_outputs` covers. A bare str counts as a message. None if there is none."""
     if not isinstance(messages, Sequence) or isinstance(messages, (str, bytes)):
         return None
+    texts: list[str] = []
     for message in reversed(messages):
         if isinstance(message, str):
-            return message
-        if _role(message) == "user":
-            return content_text(_get(message, "content"))
-    return None
+            texts.append(message)
+            continue
+        role = _role(message)
+        if role == "assistant":
+            break
+        if role in ("tool", "function"):
+            continue
+        for text in (content_text(_get(message, "content")), _context_text(message)):
+            if text:
+                texts.append(text)
+    return "\n".join(reversed(texts)) if texts else None
 
 
 def parse_arguments(arguments: Any) -> Any:
     """JSON-decode a string of arguments when it parses; otherwise return it unchanged."""
     if isinstance(arguments, (str, bytes, bytearray)):
-        try:
-            return json.loads(arguments)
-        except (ValueError, TypeError, RecursionError):
-            return arguments if isinstance(arguments, str) else _as_str(arguments)
+        for strict in (True, False):  # AutoGen itself accepts raw control characters in strings
+            try:
+                return json.loads(arguments, strict=strict)
+            except (ValueError, TypeError, RecursionError):
+                continue
+        return arguments if isinstance(arguments, str) else _as_str(arguments)
     return arguments
 
 
@@ -107,23 +130,33 @@ def tool_name(call: Any) -> str:
     return _as_str(name)
 
 
-def _one_call(call: Any) -> ToolCall | None:
+def _calls_of(call: Any) -> list[ToolCall]:
+    """One ToolCall per distinct name an entry carries. The modern shape runs
+    ``function.name``, the legacy ``function_call`` runs the top-level ``name``: an entry with
+    both (a decoy in one of them) has both checked. The top-level name comes first."""
     if call is None:
-        return None
+        return []
     function = _get(call, "function")
-    source = function if function is not None and not isinstance(function, str) else call
+    candidates: list[tuple[Any, Any]] = [(_get(call, "name"), _get(call, "arguments"))]
     if isinstance(function, str):  # {"function": "name", "arguments": ...}
-        name: str = function
-    else:
-        name = tool_name(call)
+        candidates.append((function, _get(call, "arguments")))
+    elif function is not None:
+        candidates.append((_get(function, "name"), _get(function, "arguments")))
     call_id = _get(call, "id")
     if call_id is None:
         call_id = _get(call, "call_id")
-    return ToolCall(
-        name=name,
-        arguments=parse_arguments(_get(source, "arguments")),
-        call_id=None if call_id is None else _as_str(call_id),
-    )
+    cid = None if call_id is None else _as_str(call_id)
+    calls: list[ToolCall] = []
+    seen: set[str] = set()
+    for name, arguments in candidates:
+        if name is None or (text := _as_str(name)) in seen:
+            continue
+        seen.add(text)
+        calls.append(ToolCall(name=text, arguments=parse_arguments(arguments), call_id=cid))
+    if not calls:  # nameless: still checked, as "" (an allow list blocks it)
+        source = function if function is not None and not isinstance(function, str) else call
+        calls.append(ToolCall(name="", arguments=parse_arguments(_get(source, "arguments")), call_id=cid))
+    return calls
 
 
 def _iter_calls(value: Any) -> Iterable[Any]:
@@ -150,19 +183,15 @@ def extract_tool_calls(message: Any) -> list[ToolCall]:
     try:
         for entry in _iter_calls(_get(message, "tool_calls")):
             try:
-                call = _one_call(entry)
+                calls.extend(_calls_of(entry))
             except Exception:
-                call = ToolCall(name="")
-            if call is not None:
-                calls.append(call)
+                calls.append(ToolCall(name=""))
         function_call = _get(message, "function_call")
         if function_call is not None and not isinstance(function_call, (str, bytes, int, float, bool)):
             try:
-                call = _one_call(function_call)
+                calls.extend(_calls_of(function_call))
             except Exception:
-                call = ToolCall(name="")
-            if call is not None:
-                calls.append(call)
+                calls.append(ToolCall(name=""))
         elif isinstance(function_call, str) and function_call:
             calls.append(ToolCall(name=function_call))
     except Exception:

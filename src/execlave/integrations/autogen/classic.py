@@ -71,14 +71,15 @@ class _ClassicGovernor(AgentGovernor):
     # -- execution -----------------------------------------------------------------------
 
     @staticmethod
-    def executed_call(func_call: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ToolCall:
-        name = tool_name(func_call)
+    def executed_calls(func_call: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[ToolCall, ...]:
+        """Every name the call carries (all are checked); the first is the one AutoGen runs."""
         call_id = kwargs.get("call_id")
         if call_id is None and args and isinstance(args[0], str):
             call_id = args[0]  # ag2: execute_function(func_call, call_id=None, verbose=False)
-        found = extract_tool_calls({"function_call": func_call})
-        tool = found[0] if found else ToolCall(name=name)
-        return ToolCall(tool.name, tool.arguments, str(call_id)) if call_id is not None else tool
+        found = extract_tool_calls({"function_call": func_call}) or [ToolCall(name=tool_name(func_call))]
+        if call_id is None:
+            return tuple(found)
+        return tuple(ToolCall(c.name, c.arguments, str(call_id)) for c in found)
 
     def execute_span(self, call: ToolCall, check: Check) -> Any:
         attributes: dict[str, AttributeValue] = {
@@ -147,8 +148,8 @@ def _make_wrappers(gov: _ClassicGovernor, originals: dict[str, Any]) -> dict[str
 
         @functools.wraps(execute)
         def execute_function(func_call: Any, *args: Any, **kwargs: Any) -> Any:
-            call = gov.executed_call(func_call, args, kwargs)
-            with gov.execute_span(call, gov.tool_check(call)) as governed:
+            calls = gov.executed_calls(func_call, args, kwargs)
+            with gov.execute_span(calls[0], gov.tool_check(*calls)) as governed:
                 result = execute(func_call, *args, **kwargs)
                 gov.record_result(governed, result)
                 return result
@@ -160,8 +161,8 @@ def _make_wrappers(gov: _ClassicGovernor, originals: dict[str, Any]) -> dict[str
 
         @functools.wraps(a_execute)
         async def a_execute_function(func_call: Any, *args: Any, **kwargs: Any) -> Any:
-            call = gov.executed_call(func_call, args, kwargs)
-            with gov.execute_span(call, await gov.tool_acheck(call)) as governed:
+            calls = gov.executed_calls(func_call, args, kwargs)
+            with gov.execute_span(calls[0], await gov.tool_acheck(*calls)) as governed:
                 result = await a_execute(func_call, *args, **kwargs)
                 gov.record_result(governed, result)
                 return result
