@@ -85,13 +85,43 @@ def _text(content: Any) -> str | None:
         parts = [p if isinstance(p, str) else getattr(p, "text", None) for p in content]
         texts = [p for p in parts if isinstance(p, str)]
         return "\n".join(texts) if texts else None
+    dump = getattr(content, "model_dump_json", None)  # StructuredMessage: a pydantic model
+    if callable(dump):
+        text = dump()
+        return text if isinstance(text, str) else None
     return None
 
 
+def _is_result_message(message: Any) -> bool:
+    return type(message).__name__ == "FunctionExecutionResultMessage"
+
+
 def input_text(messages: Any) -> str | None:
-    """All text of the incoming chat messages (str or multimodal content), joined."""
-    texts = [t for t in (_text(getattr(m, "content", None)) for m in messages or ()) if t]
+    """All text of the incoming chat messages (str, multimodal or structured content), joined,
+    including the LLM messages a ``HandoffMessage`` carries in ``context`` (AssistantAgent adds
+    them to its model context); tool results there are :func:`handoff_outputs`."""
+    texts: list[str] = []
+    for message in messages or ():
+        text = _text(getattr(message, "content", None))
+        if text:
+            texts.append(text)
+        for carried in getattr(message, "context", None) or ():
+            if not _is_result_message(carried):
+                text = _text(getattr(carried, "content", None))
+                if text:
+                    texts.append(text)
     return "\n".join(texts) if texts else None
+
+
+def handoff_outputs(messages: Any) -> list[ToolOutput]:
+    """Tool results carried in a ``HandoffMessage.context``: they enter the model context with
+    the handoff, so ``scan_output`` policies see them before the model does."""
+    outputs: list[ToolOutput] = []
+    for message in messages or ():
+        for carried in getattr(message, "context", None) or ():
+            if _is_result_message(carried):
+                outputs.extend(execution_outputs(carried))
+    return outputs
 
 
 def request_calls(event: Any) -> list[ToolCall]:
@@ -167,7 +197,13 @@ class _AgentChatGovernor(AgentGovernor):
         return call.name in self.handoff_names or call.name.startswith("transfer_to_")
 
     async def input_check(self, messages: Any) -> Check:
-        return await self.acheck_for(lambda: self.request(input=input_text(messages), count_request=True))
+        return await self.acheck_for(
+            lambda: self.request(
+                input=input_text(messages),
+                tool_outputs=tuple(handoff_outputs(messages)),
+                count_request=True,
+            )
+        )
 
     async def output_check(self, event: Any) -> Check:
         return await self.acheck_for(lambda: self.request(tool_outputs=tuple(execution_outputs(event))))
