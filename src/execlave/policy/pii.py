@@ -23,21 +23,25 @@ _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _PATTERNS: dict[PiiType, str] = {
     "email": r"[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}",
     "ssn": r"\b\d{3}[- ]\d{2}[- ]\d{4}\b",
-    "credit_card": r"\b\d(?:[ -]?\d){12,18}\b",
+    # Up to 40 digits, so a number followed by a CVV or an expiry is one match; the validator
+    # finds the card among the separator-delimited groups.
+    "credit_card": r"\b\d(?:[ -]?\d){12,39}\b",
     "phone": r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{3}\)[ .-]?|\b\d{3}[.-])\d{3}[ .-]\d{4}\b|\+\d{8,15}\b",
     "iban": r"\b[a-z]{2}\d{2}(?: ?[a-z0-9]{4}){2,7}(?: ?[a-z0-9]{1,3})?\b",
     "ip_address": rf"\b{_OCTET}(?:\.{_OCTET}){{3}}\b|\b(?:[0-9a-f]{{1,4}}:){{7}}[0-9a-f]{{1,4}}\b",
     "secret": "|".join(
         [
-            r"\bakia[0-9a-z]{16}\b",  # AWS access key id
+            r"\b(?:akia|asia)[0-9a-z]{16}\b",  # AWS access key id (long-term / temporary)
+            r"\baws_secret_access_key\s*[:=]\s*['\"]?[a-z0-9/+=]{40}",
             r"\bgh[pousr]_[a-z0-9]{36,}",  # GitHub tokens
             r"\bgithub_pat_[a-z0-9_]{40,}",
             r"\bxox[abprs]-[a-z0-9-]{10,}",  # Slack
+            r"\bxapp-\d-[a-z0-9-]{10,}",  # Slack app-level token
             r"\bsk-(?:proj-|ant-)?[a-z0-9_-]{20,}",  # OpenAI / Anthropic style
             r"\b[sr]k_(?:live|test)_[a-z0-9]{16,}",  # Stripe
             r"\baiza[0-9a-z_-]{35}",  # Google API key
             r"\beyj[a-z0-9_-]{8,}\.eyj[a-z0-9_-]{8,}\.[a-z0-9_-]{8,}",  # JWT
-            r"-----begin (?:rsa |ec |dsa |openssh |encrypted )?private key-----",
+            r"-----begin (?:rsa |ec |dsa |openssh |encrypted |pgp )?private key(?: block)?-----",
             r"\b(?:api[_-]?key|secret[_-]?key|access[_-]?token|auth[_-]?token|password|passwd)"
             r"\s*[:=]\s*['\"]?[a-z0-9_\-./+=]{12,}",
         ]
@@ -70,8 +74,24 @@ def iban_valid(candidate: str) -> bool:
 
 
 def _card_ok(match: str) -> bool:
-    digits = "".join(ch for ch in match if ch.isdigit())
-    return 13 <= len(digits) <= 19 and luhn_valid(digits)
+    """The whole match, or a run of its separator-delimited groups (a card followed by a CVV or
+    an expiry, or preceded by another number), is 13-19 digits passing Luhn."""
+    groups = [g for g in match.replace("-", " ").split(" ") if g]
+    for start in range(len(groups)):
+        digits = ""
+        for group in groups[start:]:
+            digits += group
+            if len(digits) > 19:
+                break
+            if len(digits) >= 13 and luhn_valid(digits):
+                return True
+    return False
+
+
+def _iban_ok(match: str) -> bool:
+    """The match, or the match without the trailing groups a following short word added."""
+    groups = match.split(" ")
+    return any(iban_valid(" ".join(groups[:end])) for end in range(len(groups), 0, -1))
 
 
 def _ssn_ok(match: str) -> bool:
@@ -79,7 +99,7 @@ def _ssn_ok(match: str) -> bool:
     return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
 
 
-_VALIDATORS: dict[str, Callable[[str], bool]] = {"credit_card": _card_ok, "ssn": _ssn_ok, "iban": iban_valid}
+_VALIDATORS: dict[str, Callable[[str], bool]] = {"credit_card": _card_ok, "ssn": _ssn_ok, "iban": _iban_ok}
 
 
 def _options() -> re2.Options:
