@@ -232,6 +232,9 @@ async def _context_text(agent: Any) -> str:
 async def test_agentchat_handoff_context_user_message_skips_input_scan(exe: Execlave) -> None:
     agent = _assistant(exe)
     from autogen_agentchat.messages import HandoffMessage
+
+    if "context" not in HandoffMessage.model_fields:
+        pytest.skip("this autogen-agentchat's HandoffMessage carries no context")
     from autogen_core.models import UserMessage
 
     handoff = HandoffMessage(
@@ -248,6 +251,9 @@ async def test_agentchat_handoff_context_user_message_skips_input_scan(exe: Exec
 async def test_agentchat_handoff_context_tool_result_skips_output_scan(exe: Execlave) -> None:
     agent = _assistant(exe)
     from autogen_agentchat.messages import HandoffMessage
+
+    if "context" not in HandoffMessage.model_fields:
+        pytest.skip("this autogen-agentchat's HandoffMessage carries no context")
     from autogen_core import FunctionCall
     from autogen_core.models import AssistantMessage, FunctionExecutionResult, FunctionExecutionResultMessage
 
@@ -268,7 +274,10 @@ async def test_agentchat_handoff_context_tool_result_skips_output_scan(exe: Exec
 
 async def test_agentchat_structured_message_skips_input_scan(exe: Execlave) -> None:
     agent = _assistant(exe)
-    from autogen_agentchat.messages import StructuredMessage
+    messages = pytest.importorskip("autogen_agentchat.messages")
+    if not hasattr(messages, "StructuredMessage"):
+        pytest.skip("this autogen-agentchat has no StructuredMessage")
+    StructuredMessage = messages.StructuredMessage
     from pydantic import BaseModel
 
     class Note(BaseModel):
