@@ -59,9 +59,11 @@ _CONFUSABLES = str.maketrans(
 )  # fmt: skip
 
 # Greek, Cyrillic, Armenian, Cherokee, IPA and phonetic blocks: where the look-alikes above live.
-_MAY_HAVE_CONFUSABLE = re.compile(
-    "[\u0131\u0250-\u02af\u0370-\u03ff\u0400-\u052f\u0530-\u058f\u13a0-\u13ff\u1d00-\u1d7f\uab70-\uabbf]"
+_CONFUSABLE_BLOCKS = (
+    "\u0131\u0250-\u02af\u0370-\u03ff\u0400-\u052f\u0530-\u058f\u13a0-\u13ff\u1d00-\u1d7f\uab70-\uabbf"
 )
+_MAY_HAVE_CONFUSABLE = re.compile(f"[{_CONFUSABLE_BLOCKS}]")
+_MAY_NEED_FOLDING = re.compile(f"[{_CONFUSABLE_BLOCKS}{_COMBINING.pattern[1:-1]}]")
 
 _ASCII_WHITESPACE_RUNS = ("  ", "\n", "\t", "\r", "\x0b", "\x0c")
 
@@ -87,8 +89,9 @@ def normalize_text(text: str) -> str:
         if "\u03f2" in text or "\u03f9" in text:  # lunate sigma looks like c; NFKC makes it a sigma
             text = text.replace("\u03f2", "c").replace("\u03f9", "c")
         folded = strip_invisible(text).casefold()
-        if _COMBINING.search(folded):
-            folded = _COMBINING.sub("", folded)
-        if _MAY_HAVE_CONFUSABLE.search(folded):
-            folded = folded.translate(_CONFUSABLES)
+        if _MAY_NEED_FOLDING.search(folded):  # one scan for the common case: nothing to fold
+            if _COMBINING.search(folded):
+                folded = _COMBINING.sub("", folded)
+            if _MAY_HAVE_CONFUSABLE.search(folded):
+                folded = folded.translate(_CONFUSABLES)
     return " ".join(folded.split())
