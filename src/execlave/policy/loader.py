@@ -54,16 +54,22 @@ def _issues_from(exc: ValidationError, source: str, label: str) -> list[ConfigIs
     return issues
 
 
-def parse_policy_document(document: Any, source: str) -> list[Policy]:
-    """Validate an already-parsed document: a list of policies or ``{"policies": [...]}``."""
+def policy_items(document: Any, source: str) -> Sequence[Any]:
+    """The list of policies in a parsed document: a list, ``{"policies": [...]}`` or None (empty)."""
     if isinstance(document, Mapping) and "policies" in document:
         document = document["policies"]
     if document is None:
-        document = []
+        return []
     if not isinstance(document, Sequence) or isinstance(document, (str, bytes)):
         raise PolicyConfigError.single(
             source, "-", "(document)", "expected a list of policies or a mapping with a 'policies' list"
         )
+    return document
+
+
+def parse_policy_document(document: Any, source: str) -> list[Policy]:
+    """Validate an already-parsed document: a list of policies or ``{"policies": [...]}``."""
+    document = policy_items(document, source)
     policies: list[Policy] = []
     issues: list[ConfigIssue] = []
     seen: dict[str, int] = {}

@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from ..errors import ConfigIssue, ExeclaveError, PolicyConfigError
-from .loader import parse_policy_document
+from .loader import parse_policy_document, policy_items
 from .schema import POLICY_TYPES, Policy
 
 __all__ = [
@@ -130,14 +130,7 @@ def split_policy_document(document: Any, source: str) -> tuple[list[Policy], lis
     :class:`ServerPolicy` entries (they still need a non-empty ``id`` and a valid mode); every
     other policy goes through :func:`~execlave.policy.loader.parse_policy_document`. Raises
     :class:`~execlave.errors.PolicyConfigError` listing every problem."""
-    if isinstance(document, Mapping) and "policies" in document:
-        document = document["policies"]
-    if document is None:
-        document = []
-    if not isinstance(document, Sequence) or isinstance(document, (str, bytes)):
-        raise PolicyConfigError.single(
-            source, "-", "(document)", "expected a list of policies or a mapping with a 'policies' list"
-        )
+    document = policy_items(document, source)
     local: list[Any] = []
     server: list[ServerPolicy] = []
     issues: list[ConfigIssue] = []

@@ -199,6 +199,17 @@ def extract_tool_calls(message: Any) -> list[ToolCall]:
     return calls
 
 
+def _tool_output(source: Any, text: str) -> ToolOutput:
+    """A tool result with the name and call id its message (or ``tool_responses`` entry) carries."""
+    call_id = _get(source, "tool_call_id")
+    name = _get(source, "name")
+    return ToolOutput(
+        content=text,
+        name=None if name is None else _as_str(name),
+        call_id=None if call_id is None else _as_str(call_id),
+    )
+
+
 def recent_tool_outputs(messages: Any) -> list[ToolOutput]:
     """Tool results (role ``tool`` / ``function``, including each entry of ``tool_responses``)
     received since the last ``assistant`` message: what is about to go back into the model."""
@@ -221,25 +232,9 @@ def recent_tool_outputs(messages: Any) -> list[ToolOutput]:
                 if text is None:
                     continue
                 found = True
-                call_id = _get(response, "tool_call_id")
-                name = _get(response, "name")
-                outputs.append(
-                    ToolOutput(
-                        content=text,
-                        name=None if name is None else _as_str(name),
-                        call_id=None if call_id is None else _as_str(call_id),
-                    )
-                )
+                outputs.append(_tool_output(response, text))
         if not found:
             text = content_text(_get(message, "content"))
             if text is not None:
-                call_id = _get(message, "tool_call_id")
-                name = _get(message, "name")
-                outputs.append(
-                    ToolOutput(
-                        content=text,
-                        name=None if name is None else _as_str(name),
-                        call_id=None if call_id is None else _as_str(call_id),
-                    )
-                )
+                outputs.append(_tool_output(message, text))
     return [output for batch in reversed(batches) for output in batch]

@@ -42,6 +42,7 @@ from ...client import validate_agent_id
 from ...errors import AgentPausedError, EnforcementUnavailableError, PolicyBlockedError
 from ...policy.types import ToolCall, ToolOutput
 from ._common import MARKER, AgentGovernor, Check, patch_instance, restore_instance
+from ._messages import parse_arguments
 
 if TYPE_CHECKING:
     from ...client import Execlave
@@ -126,21 +127,17 @@ def handoff_outputs(messages: Any) -> list[ToolOutput]:
 
 def request_calls(event: Any) -> list[ToolCall]:
     """The ``FunctionCall`` list of a ``ToolCallRequestEvent`` as ``ToolCall``s (arguments parsed
-    when they are valid JSON; the name is checked either way)."""
-    import json
-
+    when they parse, as in the classic adapter; the name is checked either way)."""
     calls: list[ToolCall] = []
     for call in getattr(event, "content", None) or ():
-        name = getattr(call, "name", None)
-        raw = getattr(call, "arguments", None)
-        arguments: Any = raw
-        if isinstance(raw, str):
-            try:
-                arguments = json.loads(raw)
-            except (ValueError, RecursionError):  # malformed, or nested too deep for json: keep the raw text
-                arguments = raw
         call_id = getattr(call, "id", None)
-        calls.append(ToolCall(str(name), arguments, None if call_id is None else str(call_id)))
+        calls.append(
+            ToolCall(
+                str(getattr(call, "name", None)),
+                parse_arguments(getattr(call, "arguments", None)),
+                None if call_id is None else str(call_id),
+            )
+        )
     return calls
 
 
