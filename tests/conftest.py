@@ -1,7 +1,8 @@
 """Suite-wide fixtures: an SDK TracerProvider with an in-memory exporter (``provider`` /
-``exporter``), and a guard: no test may log an API key. Every log record emitted during a test (setup,
-call and teardown, any logger, any thread, DEBUG and up) is checked against
-``support.secrets.KNOWN_KEYS``; a test in which one appears fails."""
+``exporter``), OTel isolation (``clean_otel_env``, ``no_global_provider``), and a guard: no test
+may log an API key. Every log record emitted during a test (setup, call and teardown, any logger,
+any thread, DEBUG and up) is checked against ``support.secrets.KNOWN_KEYS``; a test in which one
+appears fails."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.util._once import Once
 
 from support.secrets import KNOWN_KEYS
 
@@ -63,3 +66,32 @@ def provider(exporter: InMemorySpanExporter) -> Iterator[TracerProvider]:
     tp.add_span_processor(SimpleSpanProcessor(exporter))
     yield tp
     tp.shutdown()
+
+
+# Every OTel variable the SDK or execlave reads: cleared so the machine's environment cannot steer a test.
+OTEL_ENV = (
+    "OTEL_SDK_DISABLED",
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
+    "OTEL_PYTHON_TRACER_PROVIDER",
+)
+
+
+@pytest.fixture
+def clean_otel_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in OTEL_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def no_global_provider(clean_otel_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No tracer provider set by the app, no OTel environment: execlave owns its provider."""
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER_SET_ONCE", Once())

@@ -149,31 +149,8 @@ def shared_exe(make_exe: Callable[..., Execlave]) -> Execlave:
 
 # -- export faults ----------------------------------------------------------------------------
 
-OTEL_ENV = [
-    "OTEL_SDK_DISABLED",
-    "OTEL_SERVICE_NAME",
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_HEADERS",
-    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-    "OTEL_EXPORTER_OTLP_PROTOCOL",
-    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-    "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
-]
 FAULTS = ["closed_port", "black_hole", "http_500"]
 SINKS = ["collector", "execlave"]
-
-
-@pytest.fixture
-def no_global_provider(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No tracer provider set by the app, no OTel environment: execlave owns its provider."""
-    from opentelemetry import trace
-    from opentelemetry.util._once import Once
-
-    for name in OTEL_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
-    monkeypatch.setattr(trace, "_TRACER_PROVIDER_SET_ONCE", Once())
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:

@@ -91,7 +91,24 @@ class _Store:
             return list(self.spans)
 
 
-class HttpReceiver:
+class _Receiver:
+    """What both receivers expose: the decoded spans and raw requests they were sent."""
+
+    store: _Store
+
+    @property
+    def spans(self) -> list[ReceivedSpan]:
+        return list(self.store.spans)
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        return list(self.store.requests)
+
+    def wait_for(self, n: int, timeout: float = 10.0) -> list[ReceivedSpan]:
+        return self.store.wait_for(n, timeout)
+
+
+class HttpReceiver(_Receiver):
     """OTLP/HTTP receiver; ``endpoint`` is the base URL (append ``/v1/traces`` for the signal URL).
     ``status``: what every export is answered with (e.g. 500 for a failing collector); the
     request is recorded either way."""
@@ -125,17 +142,6 @@ class HttpReceiver:
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    @property
-    def spans(self) -> list[ReceivedSpan]:
-        return list(self.store.spans)
-
-    @property
-    def requests(self) -> list[dict[str, Any]]:
-        return list(self.store.requests)
-
-    def wait_for(self, n: int, timeout: float = 10.0) -> list[ReceivedSpan]:
-        return self.store.wait_for(n, timeout)
-
     def __enter__(self) -> HttpReceiver:
         self._thread.start()
         return self
@@ -145,7 +151,7 @@ class HttpReceiver:
         self._server.server_close()
 
 
-class GrpcReceiver:
+class GrpcReceiver(_Receiver):
     """OTLP/gRPC receiver; ``endpoint`` is ``http://127.0.0.1:PORT`` (insecure)."""
 
     def __init__(self) -> None:
@@ -163,17 +169,6 @@ class GrpcReceiver:
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Servicer(), self._server)
         self.port = self._server.add_insecure_port("127.0.0.1:0")
         self.endpoint = f"http://127.0.0.1:{self.port}"
-
-    @property
-    def spans(self) -> list[ReceivedSpan]:
-        return list(self.store.spans)
-
-    @property
-    def requests(self) -> list[dict[str, Any]]:
-        return list(self.store.requests)
-
-    def wait_for(self, n: int, timeout: float = 10.0) -> list[ReceivedSpan]:
-        return self.store.wait_for(n, timeout)
 
     def __enter__(self) -> GrpcReceiver:
         self._server.start()

@@ -8,24 +8,9 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.util._once import Once
 
 from execlave.policy.types import Decision
 from execlave.telemetry import Telemetry, TelemetryConfig
-
-OTEL_ENV = [
-    "OTEL_SDK_DISABLED",
-    "OTEL_SERVICE_NAME",
-    "OTEL_RESOURCE_ATTRIBUTES",
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_HEADERS",
-    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-    "OTEL_EXPORTER_OTLP_PROTOCOL",
-    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-    "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
-    "OTEL_PYTHON_TRACER_PROVIDER",
-]
 
 
 def block(policy_id: str = "deny-shell", mode: str = "block", **extra: Any) -> dict[str, Any]:
@@ -47,16 +32,8 @@ def decision(outcome: str, *violations: dict[str, Any]) -> Decision:
 
 
 @pytest.fixture(autouse=True)
-def clean_otel_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in OTEL_ENV:
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def no_global_provider(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The global provider is the API's default ProxyTracerProvider (nothing set by the app)."""
-    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
-    monkeypatch.setattr(trace, "_TRACER_PROVIDER_SET_ONCE", Once())
+def _isolated_otel_env(clean_otel_env: None) -> None:
+    """Every telemetry test runs without the machine's OTel variables (tests/conftest.py)."""
 
 
 @pytest.fixture
