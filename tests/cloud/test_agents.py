@@ -1,24 +1,14 @@
 """Per-agent kill switch from the status poll, and register_agent."""
 
-import time
-
 import pytest
 
 from execlave import Execlave
 from execlave.errors import AgentPausedError, ExeclaveError
+from support.waiting import wait_until
 
 from .conftest import KEY
 
 STATUS = "/api/v1/agents/status"
-
-
-def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def runs(exe, agent):
@@ -37,9 +27,9 @@ def test_only_the_paused_agent_stops_and_resume_takes_effect(api, make_client):
     assert info.value.reason == "incident 42"
     assert runs(exe, "other-agent")
     api.agents["ops-assistant"] = ("active", None)
-    assert wait_for(lambda: runs(exe, "ops-assistant"))
+    assert wait_until(lambda: runs(exe, "ops-assistant"), timeout=5.0)
     api.agents["other-agent"] = ("paused", None)
-    assert wait_for(lambda: not runs(exe, "other-agent"))
+    assert wait_until(lambda: not runs(exe, "other-agent"), timeout=5.0)
     assert runs(exe, "ops-assistant")
 
 
@@ -47,7 +37,7 @@ def test_server_poll_never_resumes_a_local_pause(api, make_client):
     exe = make_client(api.base_url, policy_refresh_interval=0.05)
     exe.pause_agent("ops-assistant", "local")
     n = len(api.calls(STATUS))
-    assert wait_for(lambda: len(api.calls(STATUS)) >= n + 2)
+    assert wait_until(lambda: len(api.calls(STATUS)) >= n + 2, timeout=5.0)
     assert not runs(exe, "ops-assistant")
 
 

@@ -3,7 +3,6 @@
 import json
 import os
 import stat
-import time
 
 import pytest
 
@@ -16,6 +15,7 @@ from execlave.errors import (
 from execlave.policy.remote import split_policy_document
 from support.execlave_api import ExeclaveAPI
 from support.otlp import closed_port
+from support.waiting import wait_until
 
 from .conftest import KEY, TOOL_POLICY
 
@@ -26,15 +26,6 @@ INJECTION = {
     "enforcementMode": "block",
     "ruleDefinition": {"patterns": ["ignore previous instructions"]},
 }
-
-
-def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def test_policies_fetched_with_bearer_key_and_enforced_locally(api, make_client):
@@ -78,7 +69,7 @@ def test_background_refresh_picks_up_a_new_set(api, make_client):
             return True
         return False
 
-    assert wait_for(blocked)
+    assert wait_until(blocked, timeout=5.0)
 
 
 def test_cache_file_is_0600_holds_policies_and_never_the_key(api, make_client, tmp_path):
@@ -152,7 +143,7 @@ def test_server_recovering_ends_the_outage(api, make_client):
     with pytest.raises(EnforcementUnavailableError):
         exe.enforce_policy("ops-assistant", "hello")
     del api.fault["/api/v1/policies"]
-    assert wait_for(lambda: exe._cloud.loaded)
+    assert wait_until(lambda: exe._cloud.loaded, timeout=5.0)
     with pytest.raises(PolicyBlockedError):
         exe.enforce_policy("ops-assistant", "x", tools=["delete_all"])
 

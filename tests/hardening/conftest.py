@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from execlave import Execlave
 from support.adversarial import POLICIES_FILE
+from support.waiting import wait_until
 
 DEEP = 3_000  # nesting levels: json.loads raises RecursionError well before this depth
 TIMEOUT = 60.0  # joins / wait_for bounds: a deadlock fails the test instead of hanging the run
@@ -151,18 +152,6 @@ def shared_exe(make_exe: Callable[..., Execlave]) -> Execlave:
 
 FAULTS = ["closed_port", "black_hole", "http_500"]
 SINKS = ["collector", "execlave"]
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Poll ``predicate`` until it holds or ``timeout`` passes (a bound, not a speed target)."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 class Faulty:
