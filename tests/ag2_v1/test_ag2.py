@@ -37,12 +37,12 @@ def parent_of(span: Any, spans: list[Any]) -> Any:
 # -- tools ---------------------------------------------------------------------------------------
 
 
-async def test_denied_tool_never_runs_and_the_turn_raises(exe: Execlave, exporter: InMemorySpanExporter) -> None:
+async def test_denied_tool_never_runs_and_the_turn_raises(
+    exe: Execlave, exporter: InMemorySpanExporter
+) -> None:
     tools = Tools()
     model = Model(call("delete_logs", host="web-1"), "must never be produced")
-    agent = instrument_autogen_agent(
-        agent_with(model, tools, "delete_logs"), exe, agent_id="ops-assistant"
-    )
+    agent = instrument_autogen_agent(agent_with(model, tools, "delete_logs"), exe, agent_id="ops-assistant")
     with pytest.raises(PolicyBlockedError) as info:
         await agent.ask("clean up the logs")
     assert tools.ran == []
@@ -72,7 +72,9 @@ async def test_one_denied_call_stops_every_parallel_call(exe: Execlave) -> None:
     assert [v["toolName"] for v in info.value.violations] == ["drop_table"]
 
 
-async def test_allowed_tool_runs_with_the_documented_spans(exe: Execlave, exporter: InMemorySpanExporter) -> None:
+async def test_allowed_tool_runs_with_the_documented_spans(
+    exe: Execlave, exporter: InMemorySpanExporter
+) -> None:
     tools = Tools(output="disk 41% used")
     model = Model(call("get_disk_usage", call_id="c1", host="web-1"), "all fine")
     agent = instrument_autogen_agent(
@@ -290,7 +292,10 @@ async def test_middleware_registered_by_hand_governs_the_agent(exe: Execlave) ->
     tools = Tools()
     model = Model(call("delete_logs"), "never")
     agent = agent_with(
-        model, tools, "delete_logs", middleware=[Middleware(ExeclaveMiddleware, exe=exe, agent_id="ops-assistant")]
+        model,
+        tools,
+        "delete_logs",
+        middleware=[Middleware(ExeclaveMiddleware, exe=exe, agent_id="ops-assistant")],
     )
     with pytest.raises(PolicyBlockedError):
         await agent.ask("clean up")
@@ -300,7 +305,9 @@ async def test_middleware_registered_by_hand_governs_the_agent(exe: Execlave) ->
 async def test_instrumenting_twice_is_a_no_op(exe: Execlave, exporter: InMemorySpanExporter) -> None:
     model = Model("hi")
     agent = Agent(
-        "ops", config=model.config, middleware=[Middleware(ExeclaveMiddleware, exe=exe, agent_id="ops-assistant")]
+        "ops",
+        config=model.config,
+        middleware=[Middleware(ExeclaveMiddleware, exe=exe, agent_id="ops-assistant")],
     )
     instrument_autogen_agent(agent, exe, agent_id="ops-assistant")
     instrument_autogen_agent(agent, exe, agent_id="ops-assistant")
@@ -310,7 +317,9 @@ async def test_instrumenting_twice_is_a_no_op(exe: Execlave, exporter: InMemoryS
     assert len(spans_named(exporter, "invoke_agent")) == 1
 
 
-async def test_the_same_binding_per_call_records_nothing_twice(exe: Execlave, exporter: InMemorySpanExporter) -> None:
+async def test_the_same_binding_per_call_records_nothing_twice(
+    exe: Execlave, exporter: InMemorySpanExporter
+) -> None:
     tools = Tools()
     model = Model(call("get_status"), "ok")
     agent = instrument_autogen_agent(agent_with(model, tools, "get_status"), exe, agent_id="ops-assistant")
@@ -353,13 +362,15 @@ async def test_uninstrument_removes_the_middleware(exe: Execlave, exporter: InMe
 def test_bad_options_are_clear_errors(exe: Execlave) -> None:
     with pytest.raises(ValueError, match="kebab-case"):
         instrument_autogen_agent(Agent("ops", config=Model().config), exe, agent_id="Ops Assistant")
-    with pytest.raises(TypeError, match="exe=<an execlave.Execlave client>"):
+    with pytest.raises(TypeError, match=r"exe=<an execlave\.Execlave client>"):
         ExeclaveMiddleware(None, None, exe=object(), agent_id="ops-assistant")  # type: ignore[arg-type]
 
 
 async def test_a_bad_agent_id_in_a_hand_registered_middleware_fails_the_turn(exe: Execlave) -> None:
     model = Model("never")
-    agent = Agent("ops", config=model.config, middleware=[Middleware(ExeclaveMiddleware, exe=exe, agent_id="Ops")])
+    agent = Agent(
+        "ops", config=model.config, middleware=[Middleware(ExeclaveMiddleware, exe=exe, agent_id="Ops")]
+    )
     with pytest.raises(ValueError, match="kebab-case"):
         await agent.ask("hi")
     assert model.calls == 0
@@ -368,7 +379,9 @@ async def test_a_bad_agent_id_in_a_hand_registered_middleware_fails_the_turn(exe
 # -- alongside AG2's own telemetry ---------------------------------------------------------------
 
 
-async def test_spans_nest_inside_ag2_telemetry_middleware(exe: Execlave, provider: Any, exporter: Any) -> None:
+async def test_spans_nest_inside_ag2_telemetry_middleware(
+    exe: Execlave, provider: Any, exporter: Any
+) -> None:
     from ag2.middleware import TelemetryMiddleware
 
     tools = Tools()
@@ -407,9 +420,8 @@ async def test_spans_nest_inside_ag2_telemetry_middleware(exe: Execlave, provide
 
 
 async def test_enforcement_does_not_depend_on_tracing(monkeypatch: pytest.MonkeyPatch) -> None:
-    from opentelemetry.trace import NoOpTracerProvider
-
     from ag2.middleware import TelemetryMiddleware
+    from opentelemetry.trace import NoOpTracerProvider
 
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
     exe = Execlave(policies=[TOOL_DENY, INJECTION_BLOCK], tracer_provider=NoOpTracerProvider())

@@ -32,13 +32,13 @@ import contextlib
 import functools
 import json
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from opentelemetry.util.types import AttributeValue
 
 from ..client import validate_agent_id
 from ..errors import AgentPausedError, EnforcementUnavailableError, PolicyBlockedError
-from ..policy.types import CheckRequest, ToolCall, ToolOutput
+from ..policy.types import ToolCall, ToolOutput
 from .autogen._common import MARKER, AgentGovernor, Check, set_error
 from .autogen._messages import parse_arguments
 
@@ -423,12 +423,13 @@ def instrument_ag2_agent(
         )
     from ag2 import Middleware  # an AG2 agent exists, so ag2 imports
 
-    options: dict[str, Any] = {"exe": exe, "agent_id": agent_id}
+    binding: dict[str, Any] = {"exe": exe, "agent_id": agent_id}
     if session_id is not None:
-        options["session_id"] = session_id
+        binding["session_id"] = session_id
     if user_id is not None:
-        options["user_id"] = user_id
-    agent.add_middleware(Middleware(ExeclaveMiddleware, **options))
+        binding["user_id"] = user_id
+    # ag2 types Middleware's class as its BaseMiddleware; this class has the same hooks, duck-typed.
+    agent.add_middleware(cast(Any, Middleware)(ExeclaveMiddleware, **binding))
     setattr(agent, MARKER, True)
     return agent
 
