@@ -20,6 +20,7 @@ from support.spans import spans_named
 from .conftest import Model, Tools, call, calls, require_ag2
 
 ag2 = require_ag2()
+pytestmark = pytest.mark.ag2
 
 from ag2 import Agent, Middleware  # noqa: E402
 
