@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -100,20 +99,51 @@ def _kind(event: Any) -> str | None:
         return kind
 
 
+def _data_text(data: Any) -> str:
+    """Every string, key and number inside a ``DataInput``'s data, one per line. The model gets
+    the data as JSON, where escapes (``\\t``, ``\\uXXXX``) would hide text from the patterns;
+    the leaves are what the model reads. Iterative, so deep nesting cannot overflow."""
+    leaves: list[str] = []
+    stack: list[Any] = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            leaves.append(item)
+        elif isinstance(item, (bool, int, float)) or item is None:
+            leaves.append(str(item))
+        elif isinstance(item, (bytes, bytearray)):
+            continue
+        elif isinstance(item, dict):
+            for key, value in reversed(list(item.items())):
+                stack.append(value)
+                stack.append(key)
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend(reversed(list(item)))
+        else:
+            dump = getattr(item, "model_dump", None)
+            if callable(dump):
+                try:
+                    stack.append(dump(mode="json"))
+                    continue
+                except Exception:
+                    pass
+            fields = getattr(item, "__dataclass_fields__", None)
+            if isinstance(fields, dict):
+                stack.append({name: getattr(item, name, None) for name in fields})
+            else:
+                leaves.append(str(item))
+    return "\n".join(leaves)
+
+
 def _part_text(part: Any) -> str | None:
-    """Text of one input part as the provider mappers send it: ``TextInput.content``, JSON of
+    """Text of one input part as the model reads it: ``TextInput.content``, the contents of
     ``DataInput.data``, a URL; binary parts have none."""
     content = getattr(part, "content", None)
     if isinstance(content, str):
         return content
     data = getattr(part, "data", None)
     if data is not None and not isinstance(data, (bytes, bytearray)):
-        if isinstance(data, str):
-            return data
-        try:
-            return json.dumps(data, default=str, ensure_ascii=False)
-        except (TypeError, ValueError, RecursionError):
-            return str(data)
+        return _data_text(data)
     url = getattr(part, "url", None)
     return url if isinstance(url, str) else None
 
