@@ -51,7 +51,9 @@ async def test_injected_input_is_blocked_before_the_model(
     payload = TRANSFORMS[transform](text)
     tools = Tools()
     model = Model("must never be produced")
-    agent = instrument_autogen_agent(agent_for(model, tools, ["get_status"]), corpus_exe, agent_id="ops-assistant")
+    agent = instrument_autogen_agent(
+        agent_for(model, tools, ["get_status"]), corpus_exe, agent_id="ops-assistant"
+    )
     with pytest.raises(PolicyBlockedError) as info:
         if placement == "text":
             await agent.ask(payload)
@@ -74,7 +76,9 @@ async def test_injection_through_tool_output_never_reaches_the_model(
 ) -> None:
     tools = Tools(output=TRANSFORMS[transform](text))
     model = Model(ToolCallEvent("fetch_url", arguments="{}"), "must never be produced")
-    agent = instrument_autogen_agent(agent_for(model, tools, ["fetch_url"]), corpus_exe, agent_id="ops-assistant")
+    agent = instrument_autogen_agent(
+        agent_for(model, tools, ["fetch_url"]), corpus_exe, agent_id="ops-assistant"
+    )
     with pytest.raises(PolicyBlockedError) as info:
         await agent.ask("Summarise the page")
     assert tools.ran == ["fetch_url"]

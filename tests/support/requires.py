@@ -25,10 +25,7 @@ _LINE = {
 
 def require(module: str) -> ModuleType:
     required = {m.strip() for m in os.environ.get("EXECLAVE_REQUIRE", "").split(",") if m.strip()}
-    if module in required:
-        found = importlib.import_module(module)
-    else:
-        found = pytest.importorskip(module)
+    found = importlib.import_module(module) if module in required else pytest.importorskip(module)
     attribute, line = _LINE.get(module, (None, ""))
     if attribute is not None and not hasattr(found, attribute):
         message = f"{module!r} imports but is not {line}: it has no {attribute}"
