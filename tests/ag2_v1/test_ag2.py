@@ -436,3 +436,28 @@ async def test_enforcement_does_not_depend_on_tracing(monkeypatch: pytest.Monkey
     with pytest.raises(PolicyBlockedError):
         await agent.ask(INJECTED)
     exe.shutdown(timeout=1.0)
+
+
+async def test_a_blocked_input_keeps_its_stream_blocked(exe: Execlave) -> None:
+    model = Model("fine")
+    agent = instrument_autogen_agent(Agent("ops", config=model.config), exe, agent_id="ops-assistant")
+    stream = ag2.MemoryStream()
+    with pytest.raises(PolicyBlockedError):
+        await agent.ask(INJECTED, stream=stream)
+    with pytest.raises(PolicyBlockedError):  # the model would see the injected input in the history
+        await agent.ask("hello", stream=stream)
+    assert model.calls == 0
+    assert (await agent.ask("hello")).body == "fine"  # a new stream is clean
+
+
+async def test_a_continued_run_raises_the_block(exe: Execlave) -> None:
+    tools = Tools()
+    model = Model("first", call("delete_logs"), "never")
+    agent = instrument_autogen_agent(agent_with(model, tools, "delete_logs"), exe, agent_id="ops-assistant")
+    reply = await agent.ask("hello")
+    if not hasattr(reply, "run"):
+        pytest.skip("this ag2 has no AgentReply.run")
+    with pytest.raises(PolicyBlockedError):
+        async with reply.run("now clean up") as run:
+            await run.result()
+    assert tools.ran == []
