@@ -262,13 +262,14 @@ def _key_issues(item: Mapping[Any, Any], source: str, label: str) -> tuple[list[
     return issues, meant
 
 
-def parse_policy_document(document: Any, source: str) -> list[Policy]:
+def parse_policy_document(document: Any, source: str, *, allow_empty: bool = False) -> list[Policy]:
     """Validate an already-parsed document: a list of policies or ``{"policies": [...]}``
-    (with ``"allowEmpty": true`` if an empty set is meant)."""
+    (with ``"allowEmpty": true`` if an empty set is meant; ``allow_empty=True`` is for callers
+    whose empty set is not a mistake, e.g. the local part of a server's set)."""
     source = printable(source)
     _check_shape(document, source)
-    items, allow_empty = _document_items(document, source)
-    if not items and not allow_empty:
+    items, document_allows_empty = _document_items(document, source)
+    if not items and not (allow_empty or document_allows_empty):
         raise PolicyConfigError.single(source, "-", "(document)", _EMPTY)
     policies: list[Policy] = []
     issues: list[ConfigIssue] = []
