@@ -189,3 +189,31 @@ def test_a_sensible_file_is_well_inside_the_limits(tmp_path):
         "- id: b\n  policyType: injection_scan\n  ruleDefinition: {patterns: *common, scan_output: true}\n"
     )
     assert [p.id for p in load_policies(path)] == ["a", "b"]
+
+
+def test_a_wide_yaml_document_is_refused_before_it_is_built(tmp_path):
+    path = tmp_path / "wide.yaml"
+    path.write_text("[" + "a, " * (MAX_NODES + 10) + "a]")
+    with pytest.raises(PolicyConfigError, match=f"more than {MAX_NODES:,} values at line 1"):
+        load_policies(path)
+
+
+def test_python_tags_are_refused(tmp_path):
+    path = tmp_path / "tag.yaml"
+    path.write_text("- !!python/object/apply:os.system ['echo owned']\n")
+    with pytest.raises(PolicyConfigError, match="not valid YAML: could not determine a constructor") as info:
+        load_policies(path)
+    assert "os.system" not in str(info.value)
+
+
+def test_limits_hold_with_the_pure_python_yaml_parser(tmp_path, monkeypatch):
+    import yaml
+
+    from execlave.policy import loader
+
+    monkeypatch.setattr(loader, "_YamlLoader", yaml.SafeLoader)  # PyYAML built without libyaml
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("[" * 20_000 + "]" * 20_000)
+    with pytest.raises(PolicyConfigError, match="nested more than"):
+        load_policies(deep)
+    assert [p.id for p in load_policies(_alias_file(tmp_path, 10, 3))] == ["anchor", "amplified"]

@@ -304,27 +304,37 @@ def parse_policy_document(document: Any, source: str, *, allow_empty: bool = Fal
     return policies
 
 
-class _TooDeep(Exception):
-    def __init__(self, mark: yaml.Mark | None) -> None:
-        self.mark = mark
+_YamlLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it
 
 
-class _BoundedYamlLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses nesting beyond :data:`MAX_DEPTH` while composing (the
-    composer recurses once per level: a 20,000-deep document would exhaust the stack)."""
+class _TooBig(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
-        self._depth += 1
-        try:
-            if self._depth > MAX_DEPTH + 1:
-                raise _TooDeep(self.peek_event().start_mark)  # type: ignore[no-untyped-call]
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
+def _check_yaml_events(text: str) -> None:
+    """Bound nesting and the number of values on the event stream, before anything is composed:
+    the composer recurses once per level (a 20,000-deep document would exhaust the stack) and
+    builds every node (a 1 MiB flow list is half a million of them)."""
+    depth = nodes = 0
+    loader = _YamlLoader(text)
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                depth += 1
+                nodes += 1
+                if depth > MAX_DEPTH:
+                    raise _TooBig(f"nested more than {MAX_DEPTH} levels deep{_at(event.start_mark)}")
+            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                depth -= 1
+            elif isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent)):
+                nodes += 1
+            if nodes > MAX_NODES:
+                raise _TooBig(f"more than {MAX_NODES:,} values{_at(event.start_mark)}; split the file")
+    finally:
+        loader.dispose()
 
 
 def _at(mark: Any) -> str:
@@ -413,20 +423,21 @@ def _read(path: Path, source: str) -> Any:
         except RecursionError:
             message = f"nested more than {MAX_DEPTH} levels deep"
         raise PolicyConfigError.single(source, "-", "(file)", message) from None
-    loader = _BoundedYamlLoader(text)
     try:
-        return loader.get_single_data()
-    except _TooDeep as exc:
-        message = f"nested more than {MAX_DEPTH} levels deep{_at(exc.mark)}"
+        _check_yaml_events(text)
+        return yaml.load(text, Loader=_YamlLoader)  # a safe loader: plain data, no !!python tags
+    except _TooBig as exc:
+        message = exc.message
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        message = f"not valid YAML: {_yaml_problem(exc.problem)}{_at(mark)}"
+        if exc.problem and "nesting depth" in exc.problem:  # libyaml's own limit, met while scanning ahead
+            message = f"nested more than {MAX_DEPTH} levels deep{_at(mark)}"
+        else:
+            message = f"not valid YAML: {_yaml_problem(exc.problem)}{_at(mark)}"
     except yaml.reader.ReaderError as exc:
         message = f"not valid YAML: a character YAML does not allow, at character {exc.position}"
     except yaml.YAMLError:
         message = "not valid YAML"
-    finally:
-        loader.dispose()
     raise PolicyConfigError.single(source, "-", "(file)", message) from None
 
 
