@@ -133,41 +133,39 @@ def _assert_escaped(text):
     assert "\\x1b[2J" in text and "\\x07" in text and "\\u202e" in text, text
 
 
-def test_validate_escapes_control_characters_in_ids(tmp_path, capsys):
-    good = tmp_path / "good.json"
-    good.write_text(
-        json.dumps([{"id": EVIL_ID, "policyType": "tool_invocation", "ruleDefinition": {"deny": ["x"]}}])
-    )
-    bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps([{"id": EVIL_ID, "policyType": "tool_invocation", "ruleDefinition": {}}]))
-    assert main(["policy", "validate", str(good), str(bad)]) == 1
-    out, err = capsys.readouterr()
-    assert "ok (1 policy)" in out
-    _assert_escaped(err)
-    assert "\x1b" not in out
-
-
-def test_check_escapes_control_characters_everywhere(tmp_path, capsys):
+def test_validate_escapes_control_characters_and_refuses_them_in_ids(tmp_path, capsys):
     path = tmp_path / "p.json"
     path.write_text(
-        json.dumps(
-            [
-                {
-                    "id": EVIL_ID,
-                    "name": EVIL_ID,
-                    "policyType": "tool_invocation",
-                    "ruleDefinition": {"deny": ["*"]},
-                }
-            ]
-        )
+        json.dumps([{"id": EVIL_ID, "policyType": "tool_invocation", "ruleDefinition": {"deny": ["x"]}}])
     )
-    code = main(["policy", "check", str(path), "--agent", "ops-assistant", "--tool", EVIL_ID])
+    assert main(["policy", "validate", str(path)]) == 1  # no fake "ok" after a screen clear
     out, err = capsys.readouterr()
+    assert out == ""
+    _assert_escaped(err)
+
+
+def test_check_escapes_control_characters_everywhere(policy_file, capsys):
+    code = main(
+        ["policy", "check", str(policy_file), "--agent", "ops-assistant", "--tool", "delete_" + EVIL_ID]
+    )
+    out = capsys.readouterr().out
     assert code == 3
     _assert_escaped(out)
-    assert "\x1b" not in err
-    main(["policy", "check", str(path), "--agent", "ops-assistant", "--tool", EVIL_ID, "--json"])
-    assert "\x1b" not in capsys.readouterr().out
+    main(
+        [
+            "policy",
+            "check",
+            str(policy_file),
+            "--agent",
+            "ops-assistant",
+            "--tool",
+            "delete_" + EVIL_ID,
+            "--json",
+        ]
+    )
+    assert not any(c in capsys.readouterr().out for c in "\x1b\x07\u202e")
+    assert main(["policy", "check", str(policy_file), "--agent", EVIL_ID, "--input", "x"]) == 1
+    _assert_escaped(capsys.readouterr().err)
 
 
 def test_argument_errors_are_escaped(capsys):

@@ -259,6 +259,14 @@ def test_yaml_problem_text_does_not_echo_names(tmp_path):
     assert "AKIA" not in str(info.value) and "line 2" in str(info.value)
 
 
+@pytest.mark.parametrize("field", ["id", "name"])
+@pytest.mark.parametrize("bad", ["\x1b[2J", "ops\x07", "a\u202eb", "zero\u200bwidth", "two\nlines"])
+def test_ids_and_names_may_not_carry_control_characters(field, bad):
+    item = {"id": "p", "policyType": "tool_invocation", "ruleDefinition": {"deny": ["x"]}, field: bad}
+    with pytest.raises(PolicyConfigError, match="control or invisible formatting character"):
+        load_policies([item])
+
+
 def test_control_characters_in_ids_are_escaped_in_errors():
     evil = "\x1b[2J\x1b]52;c;ZXZpbA==\x07ok"
     with pytest.raises(PolicyConfigError) as info:

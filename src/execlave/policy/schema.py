@@ -70,7 +70,7 @@ MAX_PATTERNS = 1_000
 """Patterns of an ``injection_scan`` policy, and globs in each ``allow`` / ``deny`` list."""
 MAX_PATTERN_CHARS = 32 * 1024
 """Characters of all the patterns (or globs) of one policy together."""
-MAX_PROGRAM_SIZE = 200_000
+MAX_PROGRAM_SIZE = 100_000
 """RE2 instructions the patterns of one policy may compile to, together."""
 MAX_PROGRAM_MEMORY = 8 << 20
 """RE2's memory budget for compiling one expression (RE2's own default, made explicit)."""
@@ -158,7 +158,7 @@ def _bounded(values: Any, what: str) -> Any:
         if chars > MAX_PATTERN_CHARS:
             raise ValueError(
                 f"{chars:,} characters of {what}; at most {MAX_PATTERN_CHARS:,} characters of "
-                f"{what} per policy (split the policy)"
+                f"{what} per list (split the policy)"
             )
     return values
 
@@ -169,7 +169,20 @@ def _glob(value: str) -> str:
     return value
 
 
+_CONTROL = re2.compile(r"[\x00-\x1f\x7f-\x9f\p{Cf}\x{2028}\x{2029}]")
+
+
+def _no_controls(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError(
+            "contains a control or invisible formatting character (escape sequences, bidi overrides, "
+            "zero-width characters); ids and names are shown in terminals, logs and traces"
+        )
+    return value
+
+
 Re2Pattern = Annotated[str, AfterValidator(_re2_pattern)]
+Label = Annotated[str, AfterValidator(_no_controls)]
 Glob = Annotated[str, AfterValidator(_glob)]
 
 
@@ -246,8 +259,8 @@ class Policy(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field(min_length=1)
-    name: str = ""
+    id: Label = Field(min_length=1)
+    name: Label = ""
     enforcement_mode: EnforcementMode = Field(default="block", alias="enforcementMode")
     applies_to_agents: tuple[str, ...] = Field(default=(), alias="appliesToAgents")
     is_active: bool = Field(default=True, alias="isActive")
