@@ -274,7 +274,8 @@ def parse_policy_document(document: Any, source: str, *, allow_empty: bool = Fal
     policies: list[Policy] = []
     issues: list[ConfigIssue] = []
     seen: dict[str, int] = {}
-    with program_budget(MAX_DOCUMENT_PROGRAM_SIZE, "the policies of this document"):
+    fix = "simplify the patterns or split the policies over several files"
+    with program_budget(MAX_DOCUMENT_PROGRAM_SIZE, "the policies of this document", fix):
         for index, item in enumerate(items):
             label = _policy_label(item, index)
             if not isinstance(item, Mapping):

@@ -69,7 +69,7 @@ Severity = Literal["low", "medium", "high", "critical"]
 MAX_PATTERNS = 1_000
 """Patterns of an ``injection_scan`` policy, and globs in each ``allow`` / ``deny`` list."""
 MAX_PATTERN_CHARS = 32 * 1024
-"""Characters of all the patterns (or globs) of one policy together."""
+"""Characters of the patterns of one policy (or of one glob list) together."""
 MAX_PROGRAM_SIZE = 100_000
 """RE2 instructions the patterns of one policy may compile to, together."""
 MAX_PROGRAM_MEMORY = 8 << 20
@@ -108,21 +108,21 @@ def compile_pattern(pattern: str) -> re2._Regexp:
 class _Budget:
     """RE2 instructions still available to one policy or one document."""
 
-    __slots__ = ("exceeded", "limit", "used", "what")
+    __slots__ = ("exceeded", "fix", "limit", "used", "what")
 
-    def __init__(self, limit: int, what: str) -> None:
-        self.limit, self.used, self.what, self.exceeded = limit, 0, what, False
+    def __init__(self, limit: int, what: str, fix: str) -> None:
+        self.limit, self.used, self.what, self.fix, self.exceeded = limit, 0, what, fix, False
 
 
 _BUDGETS: ContextVar[tuple[_Budget, ...]] = ContextVar("execlave_program_budgets", default=())
 
 
 @contextmanager
-def program_budget(limit: int, what: str) -> Iterator[None]:
+def program_budget(limit: int, what: str, fix: str) -> Iterator[None]:
     """While active, every compiled pattern is charged to a budget of ``limit`` RE2 instructions;
-    the pattern that overdraws it is an error naming ``what`` (e.g. "the policies of this file"),
-    and later patterns are not compiled at all."""
-    token = _BUDGETS.set((*_BUDGETS.get(), _Budget(limit, what)))
+    the pattern that overdraws it is an error naming ``what`` (e.g. "the policies of this file")
+    and saying how to ``fix`` it, and later patterns are not compiled at all."""
+    token = _BUDGETS.set((*_BUDGETS.get(), _Budget(limit, what, fix)))
     try:
         yield
     finally:
@@ -142,7 +142,7 @@ def _re2_pattern(value: str) -> str:
             budget.exceeded = True
             raise ValueError(
                 f"{budget.what} compile to more than {budget.limit:,} RE2 instructions (at this "
-                "pattern); simplify the patterns or split them over several policies"
+                f"pattern); {budget.fix}"
             )
     return value
 
@@ -225,7 +225,8 @@ class InjectionScanRule(_Rule):
     @model_validator(mode="wrap")
     @classmethod
     def _program_budget(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        with program_budget(MAX_PROGRAM_SIZE, "the patterns of this policy"):
+        fix = "simplify the patterns or split them over several policies"
+        with program_budget(MAX_PROGRAM_SIZE, "the patterns of this policy", fix):
             return handler(data)
 
     @model_validator(mode="after")
