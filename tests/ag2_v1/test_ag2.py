@@ -335,7 +335,7 @@ def test_rebinding_to_another_agent_id_or_client_raises(exe: Execlave, provider:
     agent = instrument_autogen_agent(Agent("ops", config=Model().config), exe, agent_id="ops-assistant")
     with pytest.raises(ValueError, match=r"agent_id='ops-assistant'.*agent_id='billing-bot'"):
         instrument_autogen_agent(agent, exe, agent_id="billing-bot")
-    other = Execlave(policies=[], tracer_provider=provider)
+    other = Execlave(policies=[TOOL_DENY], tracer_provider=provider)
     with pytest.raises(ValueError, match=f"0x{id(exe):x}.*0x{id(other):x}"):
         instrument_autogen_agent(agent, other, agent_id="ops-assistant")
     other.shutdown(timeout=1.0)
