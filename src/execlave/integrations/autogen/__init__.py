@@ -36,7 +36,8 @@ def instrument_autogen_agent(
 
     Idempotent: an ``_execlave_instrumented`` marker is set, and a second call is a no-op.
     Raises ``ValueError`` for an agent_id that is not lowercase kebab-case and ``TypeError`` for
-    an object that is neither a classic AutoGen agent nor an AgentChat agent.
+    an object that is not a classic AutoGen, AgentChat or AG2 1.x agent. AG2 1.x: a second call
+    with another agent_id or client raises ``ValueError`` naming both bindings.
     """
     validate_agent_id(agent_id)
     from ..ag2 import instrument_ag2_agent, is_ag2_agent  # AG2 1.x (`import ag2`): its middleware API
