@@ -143,8 +143,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("Authorization") != f"Bearer {rx.api_key}":
             self._send(401, {"error": {"code": "UNAUTHORIZED", "message": "invalid API key"}})
             return
-        if isinstance(rx.fault, tuple):
-            status, payload, headers = rx.fault
+        fault = rx.script.pop(0) if rx.script else rx.fault
+        if isinstance(fault, tuple):
+            status, payload, headers = fault
             self._send(status, payload, headers)
             return
         if self.headers.get("Content-Encoding") or "json" not in (self.headers.get("Content-Type") or ""):
@@ -183,7 +184,9 @@ class IngestReceiver:
 
     ``rx.records``: accepted records; ``rx.requests``: every request; ``rx.invalid``: why a batch
     was refused. ``reject(record) -> (code, message) | None`` refuses single records (listed in
-    ``errors[]``); ``fault``: ``"hang"`` (accept, never answer) or ``(status, json, headers)``.
+    ``errors[]``); ``fault``: ``"hang"`` (accept, never answer) or ``(status, json, headers)``
+    for every authorised ingest request; ``script``: such answers (or ``None``: answer normally)
+    used once each, in order, before ``fault``.
     """
 
     def __init__(self, api_key: str, *, tls: ssl.SSLContext | None = None, envelope: bool = False) -> None:
@@ -191,6 +194,7 @@ class IngestReceiver:
         self.envelope = envelope
         self.reject: Callable[[dict[str, Any]], tuple[str, str] | None] | None = None
         self.fault: Any = None
+        self.script: list[Any] = []
         self.requests: list[Request] = []
         self.records: list[dict[str, Any]] = []
         self.invalid: list[list[str]] = []

@@ -186,7 +186,7 @@ def _exception(span: ReadableSpan) -> tuple[str | None, str | None]:
             a = event.attributes or {}
             kind, message = a.get("exception.type"), a.get("exception.message")
             return (
-                kind if isinstance(kind, str) and kind else None,
+                kind.rsplit(".", 1)[-1] if isinstance(kind, str) and kind else None,  # the class name
                 message if isinstance(message, str) else None,
             )
     return None, None
