@@ -76,7 +76,9 @@ def test_collector_otlp_settings_never_reach_execlave(
         exe = client(rx.endpoint)
         _round(exe)
         exe.flush(5.0)
+        stats = exe.stats()
     assert rx.requests, "nothing reached Execlave"
+    assert stats["traces_sent"] == 1 and stats["traces_rejected"] == stats["traces_undelivered"] == 0
     for request in rx.requests:
         assert request.header("Authorization") == f"Bearer {INGEST_KEY}"
         assert request.header("X-Collector-Credential") is None

@@ -19,7 +19,7 @@ DEFAULT_SERVICE_NAME = "execlave-app"
 
 @dataclass
 class TelemetryConfig:
-    """How execlave traces. Every field is optional; ``api_key`` never appears in the repr."""
+    """How execlave traces. Every field is optional; the Execlave exporter never appears in the repr."""
 
     service_name: str | None = None
     """``service.name`` when execlave owns the provider; else ``OTEL_SERVICE_NAME``, else ``execlave-app``."""

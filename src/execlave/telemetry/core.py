@@ -60,6 +60,10 @@ class Telemetry:
                     "Execlave (enforcement is unaffected)",
                     type(provider).__name__,
                 )
+                try:
+                    config.execlave_exporter.shutdown()  # unused: release its connection pool
+                except Exception:
+                    logger.debug("execlave: could not close the unused Execlave exporter", exc_info=True)
         if self.owns_provider:
             collector = self._collector_exporter()
             if collector is not None:
