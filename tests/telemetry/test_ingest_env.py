@@ -15,6 +15,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from execlave import Execlave
+from execlave.policy import NO_POLICIES
 from support.ingest_receiver import INGEST, IngestReceiver
 from support.secrets import INGEST_KEY
 
@@ -33,7 +34,11 @@ def client(clean_otel_env: None) -> Iterator[Any]:
 
     def make(endpoint: str, **kw: Any) -> Execlave:
         exe = Execlave(
-            api_key=INGEST_KEY, base_url=endpoint, policies=[], tracer_provider=TracerProvider(), **kw
+            api_key=INGEST_KEY,
+            base_url=endpoint,
+            policies=NO_POLICIES,
+            tracer_provider=TracerProvider(),
+            **kw,
         )
         made.append(exe)
         return exe
