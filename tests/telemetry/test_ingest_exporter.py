@@ -17,7 +17,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from execlave.connection.ingest import MAX_CONTENT_CHARS, TraceIngestExporter
-from execlave.errors import PolicyBlockedError
+from execlave.errors import AgentPausedError, EnforcementUnavailableError, PolicyBlockedError
 from execlave.policy import mask_pii
 from execlave.policy.types import ALLOW
 from execlave.telemetry import Telemetry
@@ -173,6 +173,45 @@ def test_a_blocked_round_is_policy_blocked(pipeline: Make) -> None:
         "toolName": "shell",
         "message": "deny-shell violated",
     }
+
+
+def test_paused_agents_manual_checks_and_execlave_errors(pipeline: Make) -> None:
+    def paused() -> Any:
+        raise AgentPausedError("ops-assistant", "incident 42")
+
+    def unavailable() -> Any:
+        raise EnforcementUnavailableError(
+            "execlave could not evaluate policies (ConnectError); failing closed"
+        )
+
+    with IngestReceiver(INGEST_KEY) as rx:
+        tel, _ = pipeline(rx)
+        with (
+            pytest.raises(AgentPausedError),
+            tel.governed_span("invoke_agent ops", attributes=ROUND, check=paused),
+        ):
+            pass
+        manual = {"gen_ai.agent.id": "ops-assistant", "execlave.operation": "enforce_policy"}
+        with tel.governed_span("enforce_policy ops-assistant", attributes=manual, check=lambda: ALLOW):
+            pass
+        with (
+            pytest.raises(EnforcementUnavailableError),
+            tel.governed_span("execute_tool x", check=unavailable),
+        ):
+            pass
+        assert tel.flush(5.0)
+    assert rx.invalid == []
+    records = by_span(rx.records)
+    paused_round = records["invoke_agent ops"]
+    assert paused_round["status"] == "policy_blocked" and paused_round["metadata"]["agentPaused"] is True
+    assert paused_round["errorType"] == "AgentPausedError"
+    assert paused_round["errorMessage"] == "agent paused (kill switch)"
+    assert records["enforce_policy ops-assistant"]["spanType"] == "guardrail"
+    assert records["enforce_policy ops-assistant"]["status"] == "success"
+    failed = records["execute_tool x"]
+    assert failed["status"] == "error" and failed["errorType"] == "EnforcementUnavailableError"
+    assert "failing closed" in failed["errorMessage"]  # execlave's own message, sent with capture off
+    assert failed["metadata"]["enforcementUnavailable"] is True and "agentId" not in failed
 
 
 @pytest.mark.parametrize("capture", [False, True])
