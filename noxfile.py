@@ -57,3 +57,19 @@ def agentchat(session: nox.Session, line: str) -> None:
         "import autogen_agentchat, importlib.metadata as m; print(m.version('autogen-agentchat'))",
     )
     session.run("pytest", *session.posargs, env={"EXECLAVE_REQUIRE": "autogen_agentchat"})
+
+
+@nox.session(python=PYTHON)
+def vendor(session: nox.Session) -> None:
+    """The published execlave-sdk 1.9.1 client against our loopback fake of Execlave's API: proves
+    the fake faithful. Its own environment and no `-e .` (both packages import as `execlave`)."""
+    session.install("execlave-sdk==1.9.1", "pytest>=8")
+    session.run(
+        "pytest",
+        "--noconftest",
+        "-p",
+        "no:cacheprovider",
+        "tests/vendor",
+        *session.posargs,
+        env={"EXECLAVE_VENDOR": "1"},
+    )

@@ -107,7 +107,12 @@ def _tool_outputs(outputs: Sequence[Mapping[str, Any] | ToolOutput] | None) -> t
         elif isinstance(item, Mapping) and "output" in item:
             name = item.get("name")
             output = item["output"]
-            found.append(ToolOutput(output if isinstance(output, str) else str(output), name if isinstance(name, str) else None))
+            found.append(
+                ToolOutput(
+                    output if isinstance(output, str) else str(output),
+                    name if isinstance(name, str) else None,
+                )
+            )
         else:
             raise TypeError(
                 f"tool_outputs[{i}] must be a mapping with an 'output' key, "
@@ -195,14 +200,18 @@ class Execlave:
         # Set first, so repr() works on a half-built client; the key is held redacted from here on.
         self._api_key: Secret | None = None
         self._connection: Connection | None = None
-        self._telemetry: Telemetry | None = None  # type: ignore[assignment]
         self.base_url = DEFAULT_BASE_URL
         self.environment = "production"
         self._api_key = parse_api_key(api_key if api_key is not None else os.environ.get("EXECLAVE_API_KEY"))
-        for name, mode in (("enforcement_on_outage", enforcement_on_outage), ("plan_limit_behavior", plan_limit_behavior)):
+        for name, mode in (
+            ("enforcement_on_outage", enforcement_on_outage),
+            ("plan_limit_behavior", plan_limit_behavior),
+        ):
             if mode not in OUTAGE_MODES:
                 raise ValueError(f"{name} must be 'fail_open' or 'fail_closed'; got {mode!r}")
-        self.base_url = normalise_base_url(base_url or os.environ.get("EXECLAVE_BASE_URL") or DEFAULT_BASE_URL)
+        self.base_url = normalise_base_url(
+            base_url or os.environ.get("EXECLAVE_BASE_URL") or DEFAULT_BASE_URL
+        )
         self.environment = environment or os.environ.get("EXECLAVE_ENVIRONMENT") or "production"
         self.enforcement_on_outage: OutageMode = enforcement_on_outage
         self._engine = PolicyEngine(_resolve_policies(policies))
@@ -277,7 +286,9 @@ class Execlave:
         """Whether a check may wait on Execlave's API; async adapters then await :meth:`_acheck`."""
         return self._connection is not None
 
-    async def _acheck(self, request: CheckRequest, history: Sequence[Mapping[str, Any]] | None = None) -> Decision:
+    async def _acheck(
+        self, request: CheckRequest, history: Sequence[Mapping[str, Any]] | None = None
+    ) -> Decision:
         """:meth:`_check` for async adapters: the server's decision is awaited (httpx.AsyncClient)."""
         local = self._engine.evaluate(request)
         if local.blocked or self._connection is None:

@@ -180,9 +180,7 @@ class EnforcementUnavailableError(EnforcementHaltError):
     ``consecutive_failures`` and ``last_error`` describe the outage when it is one.
     """
 
-    def __init__(
-        self, message: str | int = "enforcement unavailable", last_error: str | None = None
-    ) -> None:
+    def __init__(self, message: str | int = "enforcement unavailable", last_error: str | None = None) -> None:
         self.last_error = last_error
         if isinstance(message, int):  # the published client's (consecutive_failures, last_error)
             self.consecutive_failures = message

@@ -134,11 +134,15 @@ def test_plan_limit_fail_closed_raises(api, make_client):
         exe.enforce_policy("ops-assistant", "hi")
 
 
-def test_unknown_answer_fails_closed(api, make_client):
-    api.fault["enforce"] = 404
+@pytest.mark.parametrize("status", [400, 404, 422])
+def test_an_answer_that_is_no_decision_follows_the_outage_mode(api, make_client, status):
+    api.fault["enforce"] = status
     exe = make_client(api.base_url)
-    with pytest.raises(EnforcementUnavailableError, match="HTTP 404"):
-        exe.enforce_policy("ops-assistant", "hi")
+    assert exe.enforce_policy("ops-assistant", "hi")["allowed"]
+    assert exe.stats()["bypasses"] == 1
+    closed = make_client(api.base_url, enforcement_on_outage="fail_closed")
+    with pytest.raises(EnforcementUnavailableError, match=f"HTTP {status}"):
+        closed.enforce_policy("ops-assistant", "hi")
 
 
 def test_decision_cache_is_keyed_on_the_whole_request(api, make_client):
@@ -171,7 +175,9 @@ def test_ttl_zero_disables_the_cache(api, make_client):
 
 
 async def test_async_path_uses_the_same_contract(api, make_client):
-    api.enforce = lambda body: block(SERVER_VIOLATION) if "refund" in body["input"] else (200, {"allowed": True})
+    api.enforce = lambda body: (
+        block(SERVER_VIOLATION) if "refund" in body["input"] else (200, {"allowed": True})
+    )
     exe = make_client(api.base_url)
     from execlave.policy import CheckRequest
 

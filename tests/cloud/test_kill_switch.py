@@ -76,7 +76,9 @@ def test_unregistered_agent_is_resolved_by_search_and_polled(api, make_client):
     agent_uuid = api.add_agent("ops-assistant")
     exe = make_client(api.base_url)
     exe.enforce_policy("ops-assistant", "hi")
-    assert wait_until(lambda: any(c.path.endswith(f"{agent_uuid}/status-poll") for c in api.calls("status-poll")))
+    assert wait_until(
+        lambda: any(c.path.endswith(f"{agent_uuid}/status-poll") for c in api.calls("status-poll"))
+    )
     api.set_status("ops-assistant", "paused")
     assert wait_until(lambda: _paused(exe, "ops-assistant"))
 

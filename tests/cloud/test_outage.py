@@ -3,7 +3,7 @@ client), the circuit breaker, and every fail-open pass on the span and in Execla
 
 import pytest
 
-from execlave import Execlave, EnforcementUnavailableError
+from execlave import EnforcementUnavailableError, Execlave
 from support.otlp import closed_port
 
 from .conftest import KEY
@@ -36,7 +36,9 @@ def test_fail_closed_stops_the_round(api, make_client, fault):
 
 
 def test_nothing_listening_fails_open_by_default(provider):
-    exe = Execlave(KEY, base_url=f"http://127.0.0.1:{closed_port()}", request_timeout=0.3, tracer_provider=provider)
+    exe = Execlave(
+        KEY, base_url=f"http://127.0.0.1:{closed_port()}", request_timeout=0.3, tracer_provider=provider
+    )
     try:
         assert exe.enforce_policy("ops-assistant", "hi")["allowed"]
         assert exe.stats()["bypasses"] == 1

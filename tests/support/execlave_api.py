@@ -153,14 +153,26 @@ def validate_enforce(body: Any) -> None:
 
 
 def validate_bypass(body: Any) -> None:
-    _check(body, {"sdk": _DICT, "sentAt": _STR, "windows": _LIST, "dropped": _DICT}, ("sdk", "sentAt", "windows"), "body")
-    _check(body["sdk"], {"name": _STR, "language": _STR, "version": _STR}, ("name", "language", "version"), "body.sdk")
+    _check(
+        body,
+        {"sdk": _DICT, "sentAt": _STR, "windows": _LIST, "dropped": _DICT},
+        ("sdk", "sentAt", "windows"),
+        "body",
+    )
+    _check(
+        body["sdk"],
+        {"name": _STR, "language": _STR, "version": _STR},
+        ("name", "language", "version"),
+        "body.sdk",
+    )
     if not _ISO.fullmatch(body["sentAt"]) or len(body["windows"]) > 100:
         raise Invalid("body: bad sentAt or too many windows")
     for i, w in enumerate(body["windows"]):
         where = f"body.windows[{i}]"
-        _check(w, WINDOW_FIELDS, ("windowId", "agentId", "reason", "source", "firstAt", "lastAt", "count"), where)
-        if w["reason"] not in BYPASS_REASONS or not (1 <= w["count"]) or not w["agentId"] or not w["source"]:
+        _check(
+            w, WINDOW_FIELDS, ("windowId", "agentId", "reason", "source", "firstAt", "lastAt", "count"), where
+        )
+        if w["reason"] not in BYPASS_REASONS or not (w["count"] >= 1) or not w["agentId"] or not w["source"]:
             raise Invalid(f"{where}: bad reason, count, agentId or source")
         if len(w["agentId"]) > 256 or len(w["source"]) > 64 or len(w.get("message", "")) > 500:
             raise Invalid(f"{where}: field too long")
@@ -291,7 +303,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, raw=b'{"allowed": tru')
             return
         try:
-            status, payload = getattr(api, "_" + route.replace(".", "_").replace("-", "_"))(body, params, record)
+            status, payload = getattr(api, "_" + route.replace(".", "_").replace("-", "_"))(
+                body, params, record
+            )
         except Invalid as exc:
             with api.lock:
                 api.invalid.append(f"{route}: {exc}")
@@ -328,6 +342,7 @@ class ExeclaveAPI:
         self.agents: dict[str, dict[str, Any]] = {}  # uuid -> record
         self.approvals: dict[str, Approval] = {}
         self.require_approval: Callable[[dict[str, Any]], bool] = lambda body: False
+        self.approval_outcome: str = "pending"  # the status a new approval request starts in
         self.traces: list[dict[str, Any]] = []
         self.bypass_windows: list[dict[str, Any]] = []
         self.heartbeats: list[tuple[str, Any]] = []
@@ -392,9 +407,15 @@ class ExeclaveAPI:
             return block(kill_switch_violation())
         if self.require_approval(body):
             approval_id = str(uuid.uuid4())
-            context = {k: v for k, v in body.items() if k in ("input", "environment", "metadata", "estimatedCost", "tools")}
+            context = {
+                k: v
+                for k, v in body.items()
+                if k in ("input", "environment", "metadata", "estimatedCost", "tools")
+            }
             with self.lock:
-                self.approvals[approval_id] = Approval(approval_id, body["agentId"], context)
+                self.approvals[approval_id] = Approval(
+                    approval_id, body["agentId"], context, status=self.approval_outcome
+                )
             return 202, {"allowed": False, "requiresApproval": True, "approvalRequestId": approval_id}
         if self.enforce is not None:
             return self.enforce(body)
@@ -425,7 +446,8 @@ class ExeclaveAPI:
         return 200, {"data": {"status": agent["status"]}}
 
     def _heartbeat(self, body: Any, params: dict[str, str], record: Recorded) -> tuple[int, Any]:
-        _check(body, {"lastPolicyCheckAt": object}, (), "body")
+        if not isinstance(body, dict) or set(body) - {"lastPolicyCheckAt"}:
+            raise Invalid("body: only lastPolicyCheckAt (an ISO-8601 string or null) is accepted")
         if body.get("lastPolicyCheckAt") is not None and not _ISO.fullmatch(str(body["lastPolicyCheckAt"])):
             raise Invalid("body.lastPolicyCheckAt: not ISO-8601")
         with self.lock:
@@ -439,7 +461,9 @@ class ExeclaveAPI:
             approval = self.approvals.get(params["id"])
         if approval is None:
             return 404, {"error": {"code": "NOT_FOUND", "message": "Approval not found"}}
-        return 200, {"data": {"id": approval.id, "status": approval.status, "decisionReason": approval.reason}}
+        return 200, {
+            "data": {"id": approval.id, "status": approval.status, "decisionReason": approval.reason}
+        }
 
     def _approvals_verify(self, body: Any, params: dict[str, str], record: Recorded) -> tuple[int, Any]:
         _check(body, {"actionContext": _DICT}, ("actionContext",), "body")

@@ -68,8 +68,12 @@ class Connection:
             if not (isinstance(value, (int, float)) and value > 0):
                 raise ValueError(f"{name} must be a number of seconds > 0; got {value!r}")
         if not (isinstance(decision_cache_ttl, (int, float)) and decision_cache_ttl >= 0):
-            raise ValueError(f"decision_cache_ttl must be >= 0 seconds (0 disables the cache); got {decision_cache_ttl!r}")
-        self.api = Api(base_url, key, timeout=request_timeout, transport=transport, async_transport=async_transport)
+            raise ValueError(
+                f"decision_cache_ttl must be >= 0 seconds (0 disables the cache); got {decision_cache_ttl!r}"
+            )
+        self.api = Api(
+            base_url, key, timeout=request_timeout, transport=transport, async_transport=async_transport
+        )
         self.bypass = BypassWindows(self.api, interval=bypass_report_interval)
         self.approvals = Approvals(self.api, timeout=approval_timeout, poll_interval=approval_poll_interval)
         self.agents = Agents(
@@ -100,7 +104,9 @@ class Connection:
     def check(self, request: CheckRequest, history: Sequence[Mapping[str, Any]] | None = None) -> Decision:
         return self.decider.decide(request, history)
 
-    async def acheck(self, request: CheckRequest, history: Sequence[Mapping[str, Any]] | None = None) -> Decision:
+    async def acheck(
+        self, request: CheckRequest, history: Sequence[Mapping[str, Any]] | None = None
+    ) -> Decision:
         return await self.decider.adecide(request, history)
 
     def flush(self) -> bool:

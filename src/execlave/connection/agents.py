@@ -122,7 +122,9 @@ class Agents:
     @staticmethod
     def _fail(status: int, action: str) -> ExeclaveError:
         if status in (401, 403):
-            return ExeclaveAuthError(f"Execlave rejected the API key when {action} (HTTP {status}); {_AUTH_HINT}", status)
+            return ExeclaveAuthError(
+                f"Execlave rejected the API key when {action} (HTTP {status}); {_AUTH_HINT}", status
+            )
         return ExeclaveError(f"{action} failed: HTTP {status}")
 
     def register(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -226,6 +228,8 @@ class Agents:
                 else None
             )
             try:
-                self._api.request("POST", f"{AGENTS_PATH}/{agent_uuid}/heartbeat", json={"lastPolicyCheckAt": when})
+                self._api.request(
+                    "POST", f"{AGENTS_PATH}/{agent_uuid}/heartbeat", json={"lastPolicyCheckAt": when}
+                )
             except httpx.HTTPError as exc:
                 _log.debug("execlave: heartbeat for %r failed: %s", agent_id, type(exc).__name__)

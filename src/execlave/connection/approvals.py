@@ -45,7 +45,8 @@ class Approvals:
             return None
         if response.status_code in (401, 403):
             raise ExeclaveAuthError(
-                f"Execlave rejected the API key while polling approval {approval_id!r} (HTTP {response.status_code})",
+                f"Execlave rejected the API key while polling approval {approval_id!r} "
+                f"(HTTP {response.status_code})",
                 response.status_code,
             )
         if response.status_code != 200:

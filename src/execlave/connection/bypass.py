@@ -93,7 +93,9 @@ class BypassWindows:
             with self._lock:
                 key = (agent, reason)
                 current = self._open.get(key)
-                if current and (now - current["last"] >= self._idle or now - current["first"] >= self._max_duration):
+                if current and (
+                    now - current["last"] >= self._idle or now - current["first"] >= self._max_duration
+                ):
                     self._close(key)
                     current = None
                 if current is None:
@@ -144,7 +146,11 @@ class BypassWindows:
         now = self._clock()
         with self._lock:
             for key, entry in list(self._open.items()):
-                if close_all or now - entry["last"] >= self._idle or now - entry["first"] >= self._max_duration:
+                if (
+                    close_all
+                    or now - entry["last"] >= self._idle
+                    or now - entry["first"] >= self._max_duration
+                ):
                     self._close(key)
 
     @property

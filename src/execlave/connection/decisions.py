@@ -33,7 +33,7 @@ from .agents import Agents
 from .approvals import Approvals
 from .bypass import BypassWindows
 
-__all__ = ["ENFORCE_PATH", "Breaker", "DecisionCache", "Decider", "OutageMode", "enforce_body"]
+__all__ = ["ENFORCE_PATH", "Breaker", "Decider", "DecisionCache", "OutageMode", "enforce_body"]
 
 ENFORCE_PATH = "/api/v1/policies/enforce"
 OutageMode = Literal["fail_open", "fail_closed"]
@@ -105,7 +105,9 @@ def _violation(raw: Mapping[str, Any], mode: str) -> Violation:
 class Breaker:
     """Opens after ``threshold`` consecutive failures; after ``reset`` seconds one trial goes through."""
 
-    def __init__(self, threshold: int = 3, reset: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, threshold: int = 3, reset: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.threshold, self.reset, self._clock = threshold, reset, clock
         self.failures = 0
         self.last_error: str | None = None
@@ -132,7 +134,9 @@ class Breaker:
             self.last_error = error
             if self._trial or self.failures >= self.threshold:
                 if self._opened_at is None or self._trial:
-                    _log.warning("execlave: circuit to Execlave open after %d failure(s): %s", self.failures, error)
+                    _log.warning(
+                        "execlave: circuit to Execlave open after %d failure(s): %s", self.failures, error
+                    )
                 self._opened_at, self._trial = self._clock(), False
 
     @property
@@ -143,7 +147,9 @@ class Breaker:
 class DecisionCache:
     """Allow/warn answers for ``ttl`` seconds, keyed on a digest of the whole request body."""
 
-    def __init__(self, ttl: float = 60.0, size: int = 500, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, ttl: float = 60.0, size: int = 500, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.ttl, self.size, self._clock = ttl, size, clock
         self._data: OrderedDict[str, tuple[float, Decision]] = OrderedDict()
         self._lock = threading.Lock()
@@ -222,6 +228,7 @@ class Decider:
         self.cache = DecisionCache(cache_ttl)
         self.breaker = breaker or Breaker()
         self._stats_lock = threading.Lock()
+        self._outage_logged = False
         self.counters = {
             "server_decisions": 0,
             "server_decision_cache_hits": 0,
@@ -275,7 +282,16 @@ class Decider:
             status=status,
             consecutive_failures=failures,
         )
-        _log.warning("execlave: enforcement bypassed for %r (fail_open, %s): %s", request.agent_id, reason, detail)
+        # Logged once per outage (every pass is counted, on its span, and reported to Execlave).
+        level = logging.DEBUG if self._outage_logged else logging.WARNING
+        self._outage_logged = True
+        _log.log(
+            level,
+            "execlave: Execlave could not decide (%s: %s); enforcement_on_outage='fail_open' lets checks "
+            "pass: each pass is counted in stats(), recorded on its span and reported to Execlave",
+            reason,
+            detail,
+        )
         return Decision("allow", bypasses=(f"{reason}: {detail}",))
 
     def _finish(self, pending: _Pending, response: httpx.Response | Exception) -> Decision | _Approval:
@@ -295,6 +311,8 @@ class Decider:
             self.breaker.failure("unusable answer")
             return self._outage(request, "server_error", "HTTP 200 without a boolean 'allowed'", status)
         self.breaker.success()
+        if status < 400 or status in (401, 403):
+            self._outage_logged = False
         if status != 402:
             self._bypass.recover(request.agent_id)
         if status == 200 and isinstance(body, Mapping):
@@ -321,21 +339,26 @@ class Decider:
             )
         if status == 402:
             return self._plan_limit(request, body)
-        raise EnforcementUnavailableError(
-            f"Execlave refused the enforce request (HTTP {status} from POST {ENFORCE_PATH})"
-        )
+        # Anything else (400, 404, 422, ...) is no decision: the outage mode applies, loudly.
+        return self._outage(request, "server_error", f"HTTP {status} from POST {ENFORCE_PATH}", status)
 
     # -- answers ----------------------------------------------------------------------------
 
     @staticmethod
     def _allowed(body: Mapping[str, Any]) -> Decision:
         raw = body.get("warnings")
-        warnings = tuple(_violation(w, "warn") for w in raw if isinstance(w, Mapping)) if isinstance(raw, list) else ()
+        warnings = (
+            tuple(_violation(w, "warn") for w in raw if isinstance(w, Mapping))
+            if isinstance(raw, list)
+            else ()
+        )
         return Decision("warn" if warnings else "allow", warnings)
 
     def _blocked(self, request: CheckRequest, body: Mapping[str, Any]) -> Decision:
         raw = body.get("violations")
-        violations = [_violation(v, "block") for v in raw if isinstance(v, Mapping)] if isinstance(raw, list) else []
+        violations = (
+            [_violation(v, "block") for v in raw if isinstance(v, Mapping)] if isinstance(raw, list) else []
+        )
         kill = next((v for v in violations if v.get("policyType") == "kill_switch"), None)
         if kill is not None:
             self._agents.set_server_status(request.agent_id, "paused", kill.get("message") or None)
@@ -355,7 +378,10 @@ class Decider:
                 return 0
 
         quota = QuotaExceededError(
-            str(error.get("resource", "unknown")), number("current"), number("max"), str(error.get("message") or "")
+            str(error.get("resource", "unknown")),
+            number("current"),
+            number("max"),
+            str(error.get("message") or ""),
         )
         if self.plan_limit_behavior == "fail_closed":
             raise PlanLimitExceededError(quota.resource, quota.current, quota.max, str(quota))
@@ -365,7 +391,12 @@ class Decider:
         )
         _log.warning("execlave: plan limit reached (%s); continuing without server enforcement", quota)
         warning = _violation(
-            {"policyId": "plan_limit", "policyName": "Plan Limit", "policyType": "plan_limit", "message": str(quota)},
+            {
+                "policyId": "plan_limit",
+                "policyName": "Plan Limit",
+                "policyType": "plan_limit",
+                "message": str(quota),
+            },
             "warn",
         )
         return Decision("warn", (warning,), bypasses=(f"plan_limit_exceeded: {quota}",))
@@ -386,12 +417,16 @@ class Decider:
             return Decision("allow")
         return result
 
-    async def adecide(self, request: CheckRequest, history: Sequence[Mapping[str, Any]] | None = None) -> Decision:
+    async def adecide(
+        self, request: CheckRequest, history: Sequence[Mapping[str, Any]] | None = None
+    ) -> Decision:
         step = self._begin(request, history)
         if isinstance(step, Decision):
             return step
         try:
-            response: httpx.Response | Exception = await self._api.arequest("POST", ENFORCE_PATH, json=step.body)
+            response: httpx.Response | Exception = await self._api.arequest(
+                "POST", ENFORCE_PATH, json=step.body
+            )
         except httpx.HTTPError as exc:
             response = exc
         result = self._finish(step, response)

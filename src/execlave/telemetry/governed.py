@@ -14,7 +14,13 @@ from typing import Any
 from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from ..errors import AgentPausedError, EnforcementUnavailableError, ExeclaveError, PolicyBlockedError, blocked_error
+from ..errors import (
+    AgentPausedError,
+    EnforcementUnavailableError,
+    ExeclaveError,
+    PolicyBlockedError,
+    blocked_error,
+)
 from ..policy.types import ALLOW, Decision
 
 __all__ = ["GovernedSpan", "record_decision", "record_events", "violation_attributes"]
