@@ -202,7 +202,12 @@ class Execlave:
         self._connection: Connection | None = None
         self.base_url = DEFAULT_BASE_URL
         self.environment = "production"
-        self._api_key = parse_api_key(api_key if api_key is not None else os.environ.get("EXECLAVE_API_KEY"))
+        self._api_key, problem = parse_api_key(
+            api_key if api_key is not None else os.environ.get("EXECLAVE_API_KEY")
+        )
+        del api_key  # from here on the key exists only redacted (tracebacks with locals show frames)
+        if problem is not None:
+            raise ValueError(problem)
         for name, mode in (
             ("enforcement_on_outage", enforcement_on_outage),
             ("plan_limit_behavior", plan_limit_behavior),

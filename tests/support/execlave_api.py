@@ -327,6 +327,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 256  # many concurrent clients (the benchmark opens 100 connections at once)
     api: ExeclaveAPI
 
 

@@ -40,23 +40,27 @@ class Secret:
     __str__ = __repr__
 
 
-def parse_api_key(value: object) -> Secret | None:
-    """The key as a :class:`Secret` (surrounding whitespace stripped: keys read from files or
-    Kubernetes secrets often end in a newline), ``None`` when empty. A key with inner whitespace
-    or control characters is rejected with a message that does not echo it."""
+def parse_api_key(value: object) -> tuple[Secret | None, str | None]:
+    """``(key, problem)``: the key as a :class:`Secret` (surrounding whitespace stripped: keys read
+    from files or Kubernetes secrets often end in a newline), ``None`` when empty; or a problem to
+    raise. Never raises itself, so the raw key is in no frame of a traceback; the problem text never
+    echoes the key."""
     if value is None:
-        return None
+        return None, None
     if not isinstance(value, str):
-        raise TypeError(f"api_key must be a string; got {type(value).__name__}")
-    key = value.strip()
-    if not key:
-        return None
-    if any(ch.isspace() or not ch.isprintable() for ch in key):
-        raise ValueError(
+        return None, f"api_key must be a string; got {type(value).__name__}"
+    value = value.strip()
+    if not value:
+        return None, None
+    if any(ch.isspace() or not ch.isprintable() for ch in value):
+        value = ""
+        return None, (
             "api_key contains whitespace or control characters inside it (the key is not shown); "
-            "copy the key again from the Execlave dashboard"
+            "copy the key again from the Execlave dashboard or fix EXECLAVE_API_KEY"
         )
-    return Secret(key)
+    secret = Secret(value)
+    value = ""
+    return secret, None
 
 
 def redact_url(url: str) -> str:
