@@ -361,7 +361,8 @@ class Decider:
         )
         kill = next((v for v in violations if v.get("policyType") == "kill_switch"), None)
         if kill is not None:
-            self._agents.set_server_status(request.agent_id, "paused", kill.get("message") or None)
+            if self._agents.uuid(request.agent_id):  # the status poll will see it resumed
+                self._agents.set_server_status(request.agent_id, "paused", kill.get("message") or None)
             raise AgentPausedError(request.agent_id, str(kill.get("message") or "paused in Execlave"))
         if not any(v.get("enforcementMode") == "block" for v in violations):
             violations.append(_violation({"message": "blocked by Execlave"}, "block"))
