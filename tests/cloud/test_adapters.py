@@ -186,3 +186,15 @@ async def test_agentchat_dashboard_pause(api, make_client):
     instrument_autogen_agent(agent, exe, agent_id="helper-agent")
     with pytest.raises(AgentPausedError):
         await agent.run(task="hello")
+
+
+def test_classic_round_waits_for_an_approval_and_runs(api, make_client):
+    autogen = require("autogen")
+    api.require_approval = lambda body: "pay_invoice" in body.get("tools", [])
+    api.approval_outcome = "approved"
+    exe = make_client(api.base_url)
+    payer = instrument_autogen_agent(classic_agent(autogen, PAY_REPLY), exe, agent_id="pay-agent")
+    reply = payer.generate_reply(messages=[{"role": "user", "content": "pay invoice 7"}])
+    assert reply["tool_calls"][0]["function"]["name"] == "pay_invoice"
+    (verify,) = api.calls("approvals.verify")
+    assert verify.body["actionContext"]["tools"] == ["pay_invoice"]

@@ -112,3 +112,15 @@ def test_status_poll_faults_keep_the_current_state(api, make_client, fault):
     api.fault["status-poll"] = fault
     assert wait_until(lambda: len(api.calls("status-poll")) >= 2)
     assert exe.enforce_policy("ops-assistant", "hi")["allowed"]
+
+
+def test_agent_tracking_is_bounded_against_an_id_flood(api, make_client):
+    from execlave.connection.agents import LOOKUPS_PER_ROUND, MAX_TRACKED
+
+    exe = make_client(api.base_url, status_poll_interval=3600)  # drive the poller by hand
+    agents = exe._connection.agents
+    for i in range(MAX_TRACKED + 500):
+        agents.seen(f"agent-{i}")
+    assert len(agents._seen) == MAX_TRACKED
+    agents.poll_once()
+    assert len(api.calls("agents.search")) == LOOKUPS_PER_ROUND

@@ -76,3 +76,24 @@ def test_invalid_outage_mode_is_a_clear_error_with_or_without_a_key(mode, provid
     monkeypatch.delenv("EXECLAVE_API_KEY", raising=False)
     with pytest.raises(ValueError, match="enforcement_on_outage must be 'fail_open' or 'fail_closed'"):
         Execlave(enforcement_on_outage=mode, tracer_provider=provider)
+
+
+def test_open_bypass_windows_are_bounded_however_many_agents(api, make_client):
+    api.fault["enforce"] = 503
+    exe = make_client(api.base_url)
+    windows = exe._connection.bypass
+    for i in range(1200):
+        windows.record(f"agent-{i}", "server_error", "fail_open_server_error")
+    assert len(windows._open) <= 500 and len(windows._closed) <= 500
+    assert windows._dropped["windows"] > 0  # the loss is counted, to be reported
+    assert exe.flush(5.0)
+    assert len(api.bypass_windows) == 500
+    dropped = [c.body["dropped"] for c in api.calls("bypass") if "dropped" in c.body]
+    assert dropped and dropped[0]["windows"] == 700
+
+
+def test_enforcement_keeps_working_after_shutdown(api, make_client):
+    exe = make_client(api.base_url)
+    exe.shutdown(0.5)
+    assert exe.enforce_policy("ops-assistant", "hi")["allowed"]
+    assert len(api.calls("enforce")) == 1

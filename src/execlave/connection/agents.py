@@ -22,6 +22,8 @@ from ._http import Api, unwrap
 __all__ = ["AGENTS_PATH", "Agents"]
 
 AGENTS_PATH = "/api/v1/agents"
+MAX_TRACKED = 1024  # agent ids remembered for UUID lookup and heartbeats (bounded against id floods)
+LOOKUPS_PER_ROUND = 8
 _log = logging.getLogger("execlave.connection")
 _AUTH_HINT = (
     "check EXECLAVE_API_KEY / api_key (create or rotate keys in the Execlave dashboard) and that "
@@ -88,8 +90,9 @@ class Agents:
 
     def seen(self, agent_id: str) -> None:
         """An agent was checked: the poller will resolve its UUID (never on the caller's path)."""
-        self._last_check[agent_id] = time.time()
-        if agent_id not in self._uuids and agent_id not in self._seen:
+        if agent_id in self._uuids:
+            self._last_check[agent_id] = time.time()
+        elif agent_id not in self._seen and len(self._seen) < MAX_TRACKED:
             with self._lock:
                 self._seen.setdefault(agent_id, 0.0)
 
@@ -191,7 +194,7 @@ class Agents:
         """Resolve UUIDs of agents seen in checks, then poll every known agent's status."""
         now = self._clock()
         with self._lock:
-            due = [a for a, when in self._seen.items() if when <= now]
+            due = [a for a, when in self._seen.items() if when <= now][:LOOKUPS_PER_ROUND]
         for agent_id in due:
             try:
                 found = self.lookup(agent_id)
@@ -201,7 +204,7 @@ class Agents:
             if found is None:
                 with self._lock:  # not registered (yet): ask again later, not every round
                     if agent_id in self._seen:
-                        self._seen[agent_id] = now + 10 * self._poll_interval
+                        self._seen[agent_id] = now + max(10 * self._poll_interval, 60.0)
         for agent_id, agent_uuid in list(self._uuids.items()):
             if self._stop.is_set():
                 return

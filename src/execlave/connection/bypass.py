@@ -109,6 +109,8 @@ class BypassWindows:
                         "count": 1,
                     }
                     current = self._open[key] = {"wire": wire, "first": now, "last": now}
+                    while len(self._open) > self._max_buffered:  # bounded however many agent ids
+                        self._close(next(iter(self._open)))
                 else:
                     wire = current["wire"]
                     wire["count"] += 1
