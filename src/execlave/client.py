@@ -20,6 +20,7 @@ from .connection import (
     normalise_base_url,
     parse_api_key,
     redact_url,
+    validate_timings,
 )
 from .errors import ExeclaveError
 from .policy import (
@@ -214,6 +215,14 @@ class Execlave:
         ):
             if mode not in OUTAGE_MODES:
                 raise ValueError(f"{name} must be 'fail_open' or 'fail_closed'; got {mode!r}")
+        validate_timings(
+            request_timeout=request_timeout,
+            decision_cache_ttl=decision_cache_ttl,
+            approval_timeout=approval_timeout,
+            approval_poll_interval=approval_poll_interval,
+            status_poll_interval=status_poll_interval,
+            heartbeat_interval=heartbeat_interval,
+        )
         self.base_url = normalise_base_url(
             base_url or os.environ.get("EXECLAVE_BASE_URL") or DEFAULT_BASE_URL
         )

@@ -321,3 +321,14 @@ def test_errors_importable_from_the_package():
         "PolicyConfigError",
     ):
         assert getattr(execlave, name) is getattr(execlave.errors, name)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("request_timeout", 0), ("request_timeout", "5"), ("approval_timeout", -1), ("decision_cache_ttl", -1)],
+)
+def test_bad_timing_options_are_clear_errors_with_or_without_a_key(option, value, spans):
+    with pytest.raises(ValueError, match=option):
+        Execlave(tracer_provider=spans[0], **{option: value})
+    with pytest.raises(ValueError, match=option):
+        Execlave(SECRET, tracer_provider=spans[0], **{option: value})

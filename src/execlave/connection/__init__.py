@@ -32,7 +32,18 @@ __all__ = [
     "parse_api_key",
     "redact_url",
     "unwrap",
+    "validate_timings",
 ]
+
+
+def validate_timings(**seconds: object) -> None:
+    """Every timing option is a number of seconds > 0 (``decision_cache_ttl``: >= 0, 0 = off)."""
+    for name, value in seconds.items():
+        zero_ok = name == "decision_cache_ttl"
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not (value >= 0 if zero_ok else value > 0):  # type: ignore[operator]
+            rule = ">= 0 seconds (0 disables the cache)" if zero_ok else "a number of seconds > 0"
+            raise ValueError(f"{name} must be {rule}; got {value!r}")
 
 
 class Connection:
@@ -58,19 +69,14 @@ class Connection:
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        for name, value in (
-            ("request_timeout", request_timeout),
-            ("approval_timeout", approval_timeout),
-            ("approval_poll_interval", approval_poll_interval),
-            ("status_poll_interval", status_poll_interval),
-            ("heartbeat_interval", heartbeat_interval),
-        ):
-            if not (isinstance(value, (int, float)) and value > 0):
-                raise ValueError(f"{name} must be a number of seconds > 0; got {value!r}")
-        if not (isinstance(decision_cache_ttl, (int, float)) and decision_cache_ttl >= 0):
-            raise ValueError(
-                f"decision_cache_ttl must be >= 0 seconds (0 disables the cache); got {decision_cache_ttl!r}"
-            )
+        validate_timings(
+            request_timeout=request_timeout,
+            decision_cache_ttl=decision_cache_ttl,
+            approval_timeout=approval_timeout,
+            approval_poll_interval=approval_poll_interval,
+            status_poll_interval=status_poll_interval,
+            heartbeat_interval=heartbeat_interval,
+        )
         self.api = Api(
             base_url, key, timeout=request_timeout, transport=transport, async_transport=async_transport
         )
