@@ -184,3 +184,12 @@ async def test_async_path_uses_the_same_contract(api, make_client):
     assert (await exe._acheck(CheckRequest(agent_id="ops-assistant", input="hello"))).allowed
     decision = await exe._acheck(CheckRequest(agent_id="ops-assistant", input="refund 900"))
     assert decision.blocked and decision.violations[0]["policyId"] == "pol_7"
+
+
+def test_an_empty_tool_name_still_gets_a_decision(api, make_client):
+    api.enforce = lambda body: (
+        block(SERVER_VIOLATION) if "unnamed_tool" in body["tools"] else (200, {"allowed": True})
+    )
+    exe = make_client(api.base_url)
+    with pytest.raises(PolicyBlockedError):
+        exe.enforce_policy("ops-assistant", "x", tools=[""])

@@ -78,7 +78,8 @@ def enforce_body(
     if metadata is not None:
         context["metadata"] = _json_safe(metadata)
     if request.tool_calls:
-        context["tools"] = [c.name for c in request.tool_calls]
+        # A model-chosen empty name would make the server refuse the whole request (no decision).
+        context["tools"] = [c.name if c.name.strip() else "unnamed_tool" for c in request.tool_calls]
     body: dict[str, Any] = {"agentId": agent_ref, **context}
     if conversation_history:
         body["conversationHistory"] = _json_safe(list(conversation_history))
