@@ -8,7 +8,6 @@ import os
 import re
 import threading
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -29,11 +28,9 @@ from .policy import (
     PolicyEngine,
     ToolCall,
     ToolOutput,
-    baseline_policies,
-    load_policies,
     mask_pii,
 )
-from .policy.schema import Policy
+from .policy.loader import PolicySource, resolve_policy_source
 from .telemetry import GovernanceSpanProcessor, Telemetry, TelemetryConfig
 
 if TYPE_CHECKING:
@@ -42,10 +39,6 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_BASE_URL", "Execlave", "PolicySource", "validate_agent_id"]
 
 DEFAULT_BASE_URL = "https://api.execlave.com"
-
-PolicySource = str | os.PathLike[str] | Sequence[Mapping[str, Any] | Policy]
-"""A policy file (YAML or JSON), or a list of policy dicts or
-:class:`~execlave.policy.schema.Policy` objects."""
 
 _log = logging.getLogger("execlave")
 _announced = threading.Event()
@@ -68,21 +61,6 @@ def validate_agent_id(agent_id: object) -> str:
         f"agent_id must be lowercase kebab-case of at most {_AGENT_ID_MAX} characters, "
         f"e.g. 'ops-assistant'; got {agent_id!r}{hint}"
     )
-
-
-def _resolve_policies(policies: PolicySource | None) -> list[Policy]:
-    if policies is None:
-        env_file = os.environ.get("EXECLAVE_POLICY_FILE")
-        if env_file:
-            return load_policies(env_file)
-        return baseline_policies()
-    if isinstance(policies, (str, os.PathLike)):
-        return load_policies(Path(policies))
-    if all(isinstance(p, Policy) for p in policies):
-        return list(policies)  # type: ignore[arg-type]
-    # A mixed list: validate the dicts (with their index in the list), keep Policy objects as they are.
-    dicts = [p if isinstance(p, Mapping) else p.model_dump(by_alias=True) for p in policies]
-    return load_policies(dicts)
 
 
 def _tool_calls(tools: Sequence[str | Mapping[str, Any]] | None) -> tuple[ToolCall, ...]:
@@ -148,10 +126,11 @@ class Execlave:
             stripped. With a key, every check that local policies allow is also decided by
             Execlave (``POST /api/v1/policies/enforce``). Sent only as ``Authorization: Bearer``
             to ``base_url``; never logged or shown.
-        policies: a local policy file or a list of policies, run in-process before Execlave is
-            asked (a local block never reaches the server). Defaults to ``EXECLAVE_POLICY_FILE``,
-            else the bundled baseline (injection patterns and PII in ``monitor`` mode: records,
-            never blocks).
+        policies: a local policy file, a list of policies or a ``{"policies": [...]}`` document,
+            run in-process before Execlave is asked (a local block never reaches the server); an
+            empty set is an error unless meant (``execlave.policy.NO_POLICIES``). Defaults to
+            ``EXECLAVE_POLICY_FILE``, else the bundled baseline (injection patterns and PII in
+            ``monitor`` mode: records, never blocks).
         base_url: Execlave API base URL; defaults to ``EXECLAVE_BASE_URL`` or ``https://api.execlave.com``.
         environment: deployment environment sent with checks and recorded on spans; defaults to
             ``EXECLAVE_ENVIRONMENT`` or ``"production"``.
@@ -228,7 +207,7 @@ class Execlave:
         )
         self.environment = environment or os.environ.get("EXECLAVE_ENVIRONMENT") or "production"
         self.enforcement_on_outage: OutageMode = enforcement_on_outage
-        self._engine = PolicyEngine(_resolve_policies(policies))
+        self._engine = PolicyEngine(resolve_policy_source(policies))
         # Everything that can fail is built before any thread starts; a failure cleans up.
         try:
             if self._api_key is not None:
@@ -397,7 +376,7 @@ class Execlave:
     def reload_policies(self, policies: PolicySource) -> int:
         """Compile a new local policy set and swap it in atomically; returns its version.
         On an invalid set, raises PolicyConfigError and the current set stays in force."""
-        return self._engine.reload(_resolve_policies(policies))
+        return self._engine.reload(resolve_policy_source(policies))
 
     def span_processor(self, *, raise_on_block: bool = False) -> GovernanceSpanProcessor:
         """A SpanProcessor that governs other instrumentations' tool spans (see its docs for limits)."""
