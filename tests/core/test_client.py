@@ -7,7 +7,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from execlave import Execlave
-from execlave.client import validate_agent_id
+from execlave._ids import validate_agent_id
 from execlave.errors import AgentPausedError, PolicyBlockedError, PolicyConfigError
 from support.secrets import CLIENT_KEY
 

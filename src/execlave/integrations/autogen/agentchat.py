@@ -38,7 +38,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 
-from ...client import validate_agent_id
+from ..._ids import validate_agent_id
 from ...errors import AgentPausedError, EnforcementUnavailableError, PolicyBlockedError
 from ...policy.types import ToolCall, ToolOutput
 from ._common import MARKER, AgentGovernor, Check, patch_instance, restore_instance

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.util.types import AttributeValue
 
-from ...client import validate_agent_id
+from ..._ids import validate_agent_id
 from ...policy.types import CheckRequest, ToolCall
 from ._common import MARKER, AgentGovernor, Check, patch_instance, restore_instance, set_error
 from ._messages import extract_tool_calls, last_user_input, recent_tool_outputs, tool_name
