@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from ._config import DEFAULT_BASE_URL, DEFAULT_ENVIRONMENT, ConnectionOptions, resolve
+from ._ids import validate_agent_id
 from .connection import (
     OUTAGE_MODES,
     Connection,
@@ -23,45 +24,18 @@ from .connection import (
 )
 from .connection.ingest import execlave_span_exporter
 from .errors import ExeclaveError
-from .policy import (
-    CheckRequest,
-    Decision,
-    PolicyEngine,
-    ToolCall,
-    ToolOutput,
-    mask_pii,
-)
-from .policy.loader import PolicySource, resolve_policy_source
+from .policy import CheckRequest, Decision, PolicyEngine, PolicySource, ToolCall, ToolOutput
+from .policy.loader import resolve_policy_source
+from .policy.pii import mask_pii
 from .telemetry import GovernanceSpanProcessor, Telemetry, TelemetryConfig, resolve_capture_content
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
 
-__all__ = ["DEFAULT_BASE_URL", "Execlave", "PolicySource", "validate_agent_id"]
-
-DEFAULT_BASE_URL = "https://api.execlave.com"
+__all__ = ["Execlave"]
 
 _log = logging.getLogger("execlave")
 _announced = threading.Event()
-
-_AGENT_ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-_AGENT_ID_MAX = 128
-
-
-def validate_agent_id(agent_id: object) -> str:
-    """Return ``agent_id`` if it is lowercase kebab-case (``ops-assistant``), else raise ValueError."""
-    if isinstance(agent_id, str) and len(agent_id) <= _AGENT_ID_MAX and _AGENT_ID.fullmatch(agent_id):
-        return agent_id
-    hint = ""
-    if isinstance(agent_id, str):
-        words = re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", agent_id)
-        suggestion = "-".join(w.lower() for w in words)[:_AGENT_ID_MAX].strip("-")
-        if suggestion and _AGENT_ID.fullmatch(suggestion):
-            hint = f" (did you mean {suggestion!r}?)"
-    raise ValueError(
-        f"agent_id must be lowercase kebab-case of at most {_AGENT_ID_MAX} characters, "
-        f"e.g. 'ops-assistant'; got {agent_id!r}{hint}"
-    )
 
 
 def _tool_calls(tools: Sequence[str | Mapping[str, Any]] | None) -> tuple[ToolCall, ...]:
@@ -186,10 +160,8 @@ class Execlave:
         self._api_key: Secret | None = None
         self._connection: Connection | None = None
         self.base_url = DEFAULT_BASE_URL
-        self.environment = "production"
-        self._api_key, problem = parse_api_key(
-            api_key if api_key is not None else os.environ.get("EXECLAVE_API_KEY")
-        )
+        self.environment = DEFAULT_ENVIRONMENT
+        self._api_key, problem = parse_api_key(resolve("api_key", api_key))
         del api_key  # from here on the key exists only redacted (tracebacks with locals show frames)
         if problem is not None:
             raise ValueError(problem)
@@ -199,7 +171,11 @@ class Execlave:
         ):
             if mode not in OUTAGE_MODES:
                 raise ValueError(f"{name} must be 'fail_open' or 'fail_closed'; got {mode!r}")
-        validate_timings(
+        options = ConnectionOptions(
+            base_url=normalise_base_url(str(resolve("base_url", base_url))),
+            environment=str(resolve("environment", environment)),
+            enforcement_on_outage=enforcement_on_outage,
+            plan_limit_behavior=plan_limit_behavior,
             request_timeout=request_timeout,
             decision_cache_ttl=decision_cache_ttl,
             approval_timeout=approval_timeout,
@@ -207,28 +183,15 @@ class Execlave:
             status_poll_interval=status_poll_interval,
             heartbeat_interval=heartbeat_interval,
         )
-        self.base_url = normalise_base_url(
-            base_url or os.environ.get("EXECLAVE_BASE_URL") or DEFAULT_BASE_URL
-        )
-        self.environment = environment or os.environ.get("EXECLAVE_ENVIRONMENT") or "production"
+        validate_timings(**options.timings())
+        self.base_url = options.base_url
+        self.environment = options.environment
         self.enforcement_on_outage: OutageMode = enforcement_on_outage
         self._engine = PolicyEngine(resolve_policy_source(policies))
         # Everything that can fail is built before any thread starts; a failure cleans up.
         try:
             if self._api_key is not None:
-                self._connection = Connection(
-                    key=self._api_key,
-                    base_url=self.base_url,
-                    environment=self.environment,
-                    enforcement_on_outage=enforcement_on_outage,
-                    plan_limit_behavior=plan_limit_behavior,
-                    request_timeout=request_timeout,
-                    decision_cache_ttl=decision_cache_ttl,
-                    approval_timeout=approval_timeout,
-                    approval_poll_interval=approval_poll_interval,
-                    status_poll_interval=status_poll_interval,
-                    heartbeat_interval=heartbeat_interval,
-                )
+                self._connection = Connection(key=self._api_key, **vars(options))
             capture = resolve_capture_content(capture_content)
             execlave_exporter = None
             if self._api_key is not None:
