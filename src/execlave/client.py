@@ -96,6 +96,10 @@ def _spans_destination(tracer_provider: object, otlp_endpoint: str | None, conso
 class Execlave:
     """One per process: the local policy layer, the connection to Execlave and the telemetry pipeline.
 
+    Every option is a row of the table in ``execlave/_config.py`` (argument, environment variable,
+    default, type), resolved in one order: the argument, else the variable, else the default.
+    ``tests/core/test_config.py`` checks this signature and these entries against it.
+
     Args:
         api_key: Execlave API key; defaults to ``EXECLAVE_API_KEY``. Surrounding whitespace is
             stripped. With a key, every check that local policies allow is also decided by
@@ -110,20 +114,23 @@ class Execlave:
         base_url: Execlave API base URL; defaults to ``EXECLAVE_BASE_URL`` or ``https://api.execlave.com``.
         environment: deployment environment sent with checks and recorded on spans; defaults to
             ``EXECLAVE_ENVIRONMENT`` or ``"production"``.
-        service_name: ``service.name`` when execlave owns the tracer provider (else ``OTEL_SERVICE_NAME``).
+        service_name: ``service.name`` when execlave owns the tracer provider; defaults to
+            ``OTEL_SERVICE_NAME``, else ``execlave-app``.
         tracer_provider: the provider to create spans with. Defaults to the global one if the
             application set one; otherwise execlave creates its own (without installing it globally).
-        otlp_endpoint: a collector endpoint (e.g. ``http://localhost:4318``); defaults to the
-            standard ``OTEL_EXPORTER_OTLP_*`` variables. Used only when execlave owns the provider.
-        console: print a readable span tree of each finished trace to stdout.
+        otlp_endpoint: a collector endpoint (e.g. ``http://localhost:4318``); defaults to
+            ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, else ``OTEL_EXPORTER_OTLP_ENDPOINT``. Used only
+            when execlave owns the provider.
+        console: print a readable span tree of each finished trace to stdout; default off.
         capture_content: record (PII-masked) message content on spans. Defaults to
             ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, else off.
         enforcement_on_outage: what a check does when Execlave cannot decide (network error,
             timeout, HTTP 429 or 5xx, circuit open). ``"fail_open"`` (default, as the published
             client): the check passes, the pass is recorded on the span and reported to
             Execlave's audit trail; ``"fail_closed"``: the round stops with EnforcementUnavailableError.
+            No environment variable: enforcement is set in code.
         plan_limit_behavior: the same choice for HTTP 402 (plan limit reached); default ``"fail_open"``.
-        request_timeout: bound, in seconds, on every request to Execlave's API.
+        request_timeout: bound, in seconds, on every request to Execlave's API (default 5).
         decision_cache_ttl: seconds an allow answer is reused for an identical request
             (default 60, as the published client); ``0`` disables the cache.
         approval_timeout: seconds a round waits for a human approval (default 300).
