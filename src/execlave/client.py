@@ -195,12 +195,12 @@ class Execlave:
         self.environment = options.environment
         self.enforcement_on_outage: OutageMode = enforcement_on_outage
         self._engine = PolicyEngine(resolve_policy_source(policies))
-        # Everything that can fail is built before any thread starts; a failure cleans up.
+        # Everything that can fail is built before any thread starts; a failure closes what was built.
+        execlave_exporter = None
         try:
             if self._api_key is not None:
                 self._connection = Connection(key=self._api_key, **vars(options))
             capture = resolve_capture_content(capture_content)
-            execlave_exporter = None
             if self._api_key is not None:
                 execlave_exporter = execlave_span_exporter(
                     self._api_key.reveal(),
@@ -226,6 +226,8 @@ class Execlave:
         except BaseException:
             if self._connection is not None:
                 self._connection.api.close()
+            if execlave_exporter is not None:
+                execlave_exporter.shutdown()
             raise
         if self._connection is not None:
             self._connection.start()

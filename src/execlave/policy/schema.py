@@ -38,7 +38,7 @@ from pydantic import (
 
 from .pii import PiiType
 
-__all__ = ["EnforcementMode", "Policy", "Severity"]
+__all__ = ["Policy"]
 
 EnforcementMode = Literal["block", "warn", "monitor"]
 Severity = Literal["low", "medium", "high", "critical"]
