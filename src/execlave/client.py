@@ -1,5 +1,6 @@
-"""`Execlave`: the one client a process creates. It wires the policy engine to the telemetry
-pipeline; framework adapters (``execlave.integrations``) are thin layers over it."""
+"""`Execlave`: the one client a process creates. It wires the local policy engine, the connection to
+Execlave (with an API key) and the telemetry pipeline; its options are the table in ``_config.py``.
+Framework adapters (``execlave.integrations``) are thin layers over it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ._config import DEFAULT_BASE_URL, DEFAULT_ENVIRONMENT, ConnectionOptions, resolve
+from ._config import BY_NAME, DEFAULT_BASE_URL, DEFAULT_ENVIRONMENT, ConnectionOptions, resolve
 from ._ids import validate_agent_id
 from .connection import (
     OUTAGE_MODES,
@@ -79,11 +80,8 @@ def _spans_destination(tracer_provider: object, otlp_endpoint: str | None, conso
     if tracer_provider is not None:
         return "the tracer provider passed as tracer_provider="
     places = []
-    endpoint = (
-        otlp_endpoint
-        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    )
+    variables = BY_NAME["otlp_endpoint"].env
+    endpoint = otlp_endpoint or next((os.environ[v] for v in variables if os.environ.get(v)), None)
     if endpoint:
         places.append(f"OTLP at {redact_url(endpoint)}")
     if console:

@@ -215,11 +215,6 @@ def _document_items(document: Any, source: str) -> tuple[Sequence[Any], bool]:
     return document, allow_empty is True
 
 
-def policy_items(document: Any, source: str) -> Sequence[Any]:
-    """The list of policies in a parsed document (see :func:`parse_policy_document`)."""
-    return _document_items(document, source)[0]
-
-
 def _policy_label(item: Any, index: int) -> str:
     if isinstance(item, Mapping) and isinstance(item.get("id"), str) and item["id"]:
         return printable(item["id"])
