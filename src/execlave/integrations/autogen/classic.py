@@ -10,6 +10,8 @@ call checked again before it runs). AutoGen is never imported: the agent is duck
 from __future__ import annotations
 
 import functools
+import inspect
+import json
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.util.types import AttributeValue
@@ -17,7 +19,7 @@ from opentelemetry.util.types import AttributeValue
 from ...client import validate_agent_id
 from ...policy.types import CheckRequest, ToolCall
 from ._common import MARKER, AgentGovernor, Check, patch_instance, restore_instance, set_error
-from ._messages import extract_tool_calls, last_user_input, recent_tool_outputs, tool_name
+from ._messages import extract_tool_calls, received, tool_name
 
 if TYPE_CHECKING:
     from ...client import Execlave
@@ -25,7 +27,14 @@ if TYPE_CHECKING:
 
 __all__ = ["instrument_classic_agent", "is_classic_agent", "uninstrument_classic_agent"]
 
-_PATCHED = ("generate_reply", "a_generate_reply", "execute_function", "a_execute_function")
+_PATCHED = (
+    "generate_reply",
+    "a_generate_reply",
+    "execute_function",
+    "a_execute_function",
+    "_append_oai_message",
+)
+_UNPARSED = object()
 
 
 def is_classic_agent(agent: object) -> bool:
@@ -34,6 +43,41 @@ def is_classic_agent(agent: object) -> bool:
 
 
 class _ClassicGovernor(AgentGovernor):
+    def __init__(
+        self, agent: Any, exe: Execlave, agent_id: str, session_id: str | None, user_id: str | None
+    ) -> None:
+        super().__init__(agent, exe, agent_id, session_id, user_id)
+        # The messages this agent sent, by identity (held, so an id is never reused): role cannot
+        # tell them apart, since AutoGen stores any received tool-call message as "assistant".
+        self.sent: dict[int, Any] = {}
+
+    # -- the agent's own messages --------------------------------------------------------
+
+    def is_own(self, message: Any) -> bool:
+        return self.sent.get(id(message)) is message
+
+    def remember_sent(self, signature: inspect.Signature | None, args: Any, kwargs: Any) -> None:
+        """After ``_append_oai_message`` stored a message: remember it if the agent was sending.
+        Its parameters differ by version: ``(message, role, conversation_id, is_sending)``
+        (pyautogen 0.2, ag2 < 0.4) or ``(message, conversation_id, role="assistant", name=None)``
+        (receiving passes role "user"). Anything unexpected: not remembered (scanned as input)."""
+        if signature is None:
+            return
+        try:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            arguments = bound.arguments
+            if "is_sending" in arguments:
+                sending = arguments["is_sending"] is True
+            else:
+                sending = arguments.get("role") == "assistant"
+            if not sending:
+                return
+            stored = self.agent._oai_messages[arguments["conversation_id"]][-1]
+            self.sent[id(stored)] = stored
+        except Exception:
+            return
+
     # -- requests ------------------------------------------------------------------------
 
     def _resolve(self, messages: Any, sender: Any) -> Any:
@@ -49,10 +93,11 @@ class _ClassicGovernor(AgentGovernor):
     def round_request(self, messages: Any, sender: Any) -> CheckRequest:
         messages = self._resolve(messages, sender)
         last = messages[-1] if isinstance(messages, list) and messages else None
+        text, outputs = received(messages, self.is_own)
         return self.request(
-            input=last_user_input(messages),
+            input=text,
             tool_calls=tuple(extract_tool_calls(last)),
-            tool_outputs=tuple(recent_tool_outputs(messages)),
+            tool_outputs=tuple(outputs),
             count_request=True,
         )
 
@@ -70,13 +115,29 @@ class _ClassicGovernor(AgentGovernor):
 
     # -- execution -----------------------------------------------------------------------
 
-    @staticmethod
-    def executed_calls(func_call: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[ToolCall, ...]:
-        """Every name the call carries (all are checked); the first is the one AutoGen runs."""
+    def received_arguments(self, func_call: Any) -> Any:
+        """The arguments exactly as AutoGen will pass them to the tool: its own repair
+        (``_format_json_str``, which can join or drop text) then ``json.loads``. ``_UNPARSED``
+        when that fails (AutoGen then runs nothing and reports the error)."""
+        try:
+            raw = func_call.get("arguments", "{}")
+            return json.loads(self.agent._format_json_str(raw))
+        except Exception:
+            return _UNPARSED
+
+    def executed_calls(
+        self, func_call: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[ToolCall, ...]:
+        """Every name the call carries (all are checked); the first is the one AutoGen runs,
+        checked with the arguments the tool will really receive."""
         call_id = kwargs.get("call_id")
         if call_id is None and args and isinstance(args[0], str):
             call_id = args[0]  # ag2: execute_function(func_call, call_id=None, verbose=False)
         found = extract_tool_calls({"function_call": func_call}) or [ToolCall(name=tool_name(func_call))]
+        if isinstance(func_call, dict) and func_call.get("name") is not None:
+            arguments = self.received_arguments(func_call)
+            if arguments is not _UNPARSED:
+                found[0] = ToolCall(found[0].name, arguments, found[0].call_id)
         if call_id is None:
             return tuple(found)
         return tuple(ToolCall(c.name, c.arguments, str(call_id)) for c in found)
@@ -168,6 +229,22 @@ def _make_wrappers(gov: _ClassicGovernor, originals: dict[str, Any]) -> dict[str
                 return result
 
         wrappers["a_execute_function"] = a_execute_function
+
+    append = originals.get("_append_oai_message")
+    if append is not None:
+        try:
+            signature: inspect.Signature | None = inspect.signature(append)
+        except (TypeError, ValueError):
+            signature = None
+
+        @functools.wraps(append)
+        def _append_oai_message(*args: Any, **kwargs: Any) -> Any:
+            stored = append(*args, **kwargs)
+            if stored:
+                gov.remember_sent(signature, args, kwargs)
+            return stored
+
+        wrappers["_append_oai_message"] = _append_oai_message
 
     return wrappers
 
