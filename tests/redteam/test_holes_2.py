@@ -186,3 +186,160 @@ def test_classic_autogen_argument_repair_joins_pii_the_scan_saw_split(exe: Execl
     with pytest.raises(PolicyBlockedError):
         executor.generate_reply(messages=[message])
     assert not ran.calls
+
+
+# == AgentChat: every public entry point is governed ==============================================
+
+
+def _custom_agent_class() -> Any:
+    """An agent as the AgentChat tutorial writes one: all its logic in ``on_messages``."""
+    require("autogen_agentchat")
+    from autogen_agentchat.agents import BaseChatAgent
+    from autogen_agentchat.base import Response
+    from autogen_agentchat.messages import TextMessage
+
+    class Echo(BaseChatAgent):
+        def __init__(self, name: str) -> None:
+            super().__init__(name, "echoes what it is told")
+            self.seen: list[str] = []
+
+        @property
+        def produced_message_types(self) -> Any:
+            return (TextMessage,)
+
+        async def on_messages(self, messages: Any, cancellation_token: Any) -> Any:
+            self.seen.extend(str(m.content) for m in messages)
+            return Response(chat_message=TextMessage(content="echo", source=self.name))
+
+        async def on_reset(self, cancellation_token: Any) -> None:
+            self.seen.clear()
+
+    return Echo
+
+
+async def _drive(agent: Any, entry: str, text: str) -> None:
+    from autogen_agentchat.messages import TextMessage
+    from autogen_core import CancellationToken
+
+    message = TextMessage(content=text, source="user")
+    if entry == "run":
+        await agent.run(task=text)
+    elif entry == "run_stream":
+        async for _ in agent.run_stream(task=text):
+            pass
+    elif entry == "on_messages":
+        await agent.on_messages([message], CancellationToken())
+    else:
+        async for _ in agent.on_messages_stream([message], CancellationToken()):
+            pass
+
+
+ENTRIES = ["run", "run_stream", "on_messages", "on_messages_stream"]
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+async def test_agentchat_custom_on_messages_agent_input_unchecked(exe: Execlave, entry: str) -> None:
+    agent = _custom_agent_class()("echo")
+    instrument_autogen_agent(agent, exe, agent_id="echo")
+    with pytest.raises(PolicyBlockedError):
+        await _drive(agent, entry, INJECTION)
+    assert agent.seen == []
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+async def test_agentchat_custom_on_messages_agent_runs_while_paused(exe: Execlave, entry: str) -> None:
+    from execlave.errors import AgentPausedError
+
+    agent = _custom_agent_class()("echo")
+    instrument_autogen_agent(agent, exe, agent_id="echo")
+    exe.pause_agent("echo")
+    with pytest.raises(AgentPausedError):
+        await _drive(agent, entry, "hello")
+    assert agent.seen == []
+
+
+async def test_agentchat_custom_agent_allowed_turn_still_answers(exe: Execlave) -> None:
+    agent = _custom_agent_class()("echo")
+    instrument_autogen_agent(agent, exe, agent_id="echo")
+    result = await agent.run(task="hello")
+    assert result.messages[-1].content == "echo"
+    assert agent.seen == ["hello"]
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+async def test_agentchat_message_filter_agent_input_unchecked(exe: Execlave, entry: str) -> None:
+    agents = require("autogen_agentchat").agents
+    if not hasattr(agents, "MessageFilterAgent"):
+        pytest.skip("this autogen-agentchat has no MessageFilterAgent")
+    from autogen_agentchat.agents import AssistantAgent, MessageFilterAgent, MessageFilterConfig
+
+    from agentchat.conftest import replay_client
+
+    inner = AssistantAgent("writer", model_client=replay_client(["ok", "ok"]))
+    agent = MessageFilterAgent("filtered", wrapped_agent=inner, filter=MessageFilterConfig(per_source=[]))
+    instrument_autogen_agent(agent, exe, agent_id="filtered")
+    with pytest.raises(PolicyBlockedError):
+        await _drive(agent, entry, INJECTION)
+    assert INJECTION not in "\n".join(str(m.content) for m in await inner.model_context.get_messages())
+
+
+# == AgentChat: handoff context and memory =========================================================
+
+
+async def test_agentchat_handoff_context_thought_and_call_arguments_unscanned(exe: Execlave) -> None:
+    require("autogen_agentchat")
+    from autogen_agentchat.agents import AssistantAgent
+    from autogen_agentchat.messages import HandoffMessage
+    from autogen_core import FunctionCall
+    from autogen_core.models import AssistantMessage, FunctionExecutionResult, FunctionExecutionResultMessage
+
+    from agentchat.conftest import replay_client
+
+    if "context" not in HandoffMessage.model_fields or "thought" not in AssistantMessage.model_fields:
+        pytest.skip(
+            "this autogen-agentchat's HandoffMessage carries no context (or AssistantMessage no thought)"
+        )
+    for carried in (
+        AssistantMessage(
+            content=[FunctionCall(id="1", name="note", arguments="{}")], thought=INJECTION, source="p"
+        ),
+        AssistantMessage(
+            content=[FunctionCall(id="1", name="note", arguments=json.dumps({"text": INJECTION}))], source="p"
+        ),
+    ):
+        agent = AssistantAgent("writer", model_client=replay_client(["ok"]))
+        instrument_autogen_agent(agent, exe, agent_id="writer")
+        result = FunctionExecutionResult(content="noted", call_id="1", name="note", is_error=False)
+        handoff = HandoffMessage(
+            content="over to you",
+            target="writer",
+            source="planner",
+            context=[carried, FunctionExecutionResultMessage(content=[result])],
+        )
+        with pytest.raises(PolicyBlockedError):
+            await agent.run(task=[handoff])
+        assert INJECTION not in str(await agent.model_context.get_messages())
+
+
+async def test_agentchat_memory_content_reaches_model_unscanned(exe: Execlave) -> None:
+    require("autogen_agentchat")
+    try:
+        from autogen_core.memory import ListMemory, MemoryContent, MemoryMimeType
+    except ImportError:
+        pytest.skip("this autogen-core has no memory")
+    from autogen_agentchat.agents import AssistantAgent
+
+    from agentchat.conftest import replay_client
+
+    memory = ListMemory()
+    await memory.add(MemoryContent(content=INJECTION, mime_type=MemoryMimeType.TEXT))
+    client = replay_client(["ok", "ok"])
+    try:
+        agent = AssistantAgent("writer", model_client=client, memory=[memory])
+    except TypeError:
+        pytest.skip("this autogen-agentchat's AssistantAgent takes no memory")
+    instrument_autogen_agent(agent, exe, agent_id="writer")
+    with pytest.raises(PolicyBlockedError):
+        await agent.run(task="what do you remember?")
+    assert client._current_index == 0, "the model was not called"
+    assert INJECTION not in str(await agent.model_context.get_messages())
