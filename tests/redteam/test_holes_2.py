@@ -343,3 +343,50 @@ async def test_agentchat_memory_content_reaches_model_unscanned(exe: Execlave) -
         await agent.run(task="what do you remember?")
     assert client._current_index == 0, "the model was not called"
     assert INJECTION not in str(await agent.model_context.get_messages())
+
+
+# == wrong arguments and a second binding: clear errors ============================================
+
+
+def _any_agent(kind: str) -> Any:
+    if kind == "classic":
+        autogen = require("autogen")
+        return autogen.ConversableAgent(
+            "a", llm_config=False, human_input_mode="NEVER", code_execution_config=False
+        )
+    return _custom_agent_class()("a")
+
+
+KINDS = ["classic", "agentchat"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("client", [None, "an-api-key", object()], ids=["none", "str", "object"])
+def test_instrument_with_something_other_than_a_client_is_a_type_error(kind: str, client: Any) -> None:
+    agent = _any_agent(kind)
+    with pytest.raises(TypeError, match=r"Execlave\(\.\.\.\)"):
+        instrument_autogen_agent(agent, client, agent_id="a")
+    assert not getattr(agent, "_execlave_instrumented", False)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_instrument_without_an_agent_is_a_type_error(exe: Execlave, kind: str) -> None:
+    with pytest.raises(TypeError, match="expected an AutoGen agent"):
+        instrument_autogen_agent(None, exe, agent_id="a")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_second_instrument_with_another_binding_is_a_value_error(
+    exe: Execlave, provider: TracerProvider, kind: str
+) -> None:
+    agent = _any_agent(kind)
+    instrument_autogen_agent(agent, exe, agent_id="first")
+    instrument_autogen_agent(agent, exe, agent_id="first")  # same binding: a no-op
+    with pytest.raises(ValueError, match="'first'.*'second'"):
+        instrument_autogen_agent(agent, exe, agent_id="second")
+    other = Execlave(policies=[TOOL_DENY], tracer_provider=provider)
+    try:
+        with pytest.raises(ValueError, match="another Execlave client"):
+            instrument_autogen_agent(agent, other, agent_id="first")
+    finally:
+        other.shutdown(timeout=1.0)

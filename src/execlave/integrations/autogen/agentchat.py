@@ -47,7 +47,7 @@ from opentelemetry.context import Context
 from ...client import validate_agent_id
 from ...errors import AgentPausedError, EnforcementUnavailableError, PolicyBlockedError
 from ...policy.types import ToolCall, ToolOutput
-from ._common import MARKER, AgentGovernor, Check, patch_instance, restore_instance
+from ._common import AgentGovernor, Check, already_bound, patch_instance, require_client, restore_instance
 from ._messages import parse_arguments
 
 if TYPE_CHECKING:
@@ -422,12 +422,13 @@ def instrument_agentchat_agent(
             "instrument_agentchat_agent expected an AgentChat agent (a BaseChatAgent from autogen-agentchat "
             f"0.4-0.7, with on_messages_stream); got {type(agent).__name__}"
         )
-    if getattr(agent, MARKER, False):
+    require_client(exe, "instrument_autogen_agent")
+    if already_bound(agent, exe, agent_id):
         return agent
     gov = _AgentChatGovernor(agent, exe, agent_id, session_id, user_id)
     stream = _make_stream(gov, agent.on_messages_stream)
     on_messages = _make_on_messages(gov, agent.on_messages, stream)
-    patch_instance(agent, {"on_messages_stream": stream, "on_messages": on_messages})
+    patch_instance(agent, {"on_messages_stream": stream, "on_messages": on_messages}, (agent_id, exe))
     return agent
 
 

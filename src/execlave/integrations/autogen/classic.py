@@ -18,7 +18,15 @@ from opentelemetry.util.types import AttributeValue
 
 from ...client import validate_agent_id
 from ...policy.types import CheckRequest, ToolCall
-from ._common import MARKER, AgentGovernor, Check, patch_instance, restore_instance, set_error
+from ._common import (
+    AgentGovernor,
+    Check,
+    already_bound,
+    patch_instance,
+    require_client,
+    restore_instance,
+    set_error,
+)
 from ._messages import extract_tool_calls, received, tool_name
 
 if TYPE_CHECKING:
@@ -253,11 +261,13 @@ def instrument_classic_agent(
     agent: Any, exe: Execlave, *, agent_id: str, session_id: str | None = None, user_id: str | None = None
 ) -> Any:
     agent_id = validate_agent_id(agent_id)
-    if getattr(agent, MARKER, False):
+    require_client(exe, "instrument_autogen_agent")
+    if already_bound(agent, exe, agent_id):
         return agent
     gov = _ClassicGovernor(agent, exe, agent_id, session_id, user_id)
     originals = {name: getattr(agent, name, None) for name in _PATCHED}
-    patch_instance(agent, _make_wrappers(gov, {k: v for k, v in originals.items() if callable(v)}))
+    wrappers = _make_wrappers(gov, {k: v for k, v in originals.items() if callable(v)})
+    patch_instance(agent, wrappers, (agent_id, exe))
     return agent
 
 
