@@ -382,7 +382,7 @@ def test_second_instrument_with_another_binding_is_a_value_error(
     agent = _any_agent(kind)
     instrument_autogen_agent(agent, exe, agent_id="first")
     instrument_autogen_agent(agent, exe, agent_id="first")  # same binding: a no-op
-    with pytest.raises(ValueError, match="'first'.*'second'"):
+    with pytest.raises(ValueError, match=r"'first'.*'second'"):
         instrument_autogen_agent(agent, exe, agent_id="second")
     other = Execlave(policies=[TOOL_DENY], tracer_provider=provider)
     try:
