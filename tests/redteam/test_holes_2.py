@@ -390,3 +390,26 @@ def test_second_instrument_with_another_binding_is_a_value_error(
             instrument_autogen_agent(agent, other, agent_id="first")
     finally:
         other.shutdown(timeout=1.0)
+
+
+# == classic: model calls outside a reply round ===================================================
+
+
+def test_classic_reflection_summary_sends_poisoned_tool_result_to_model(exe: Execlave) -> None:
+    autogen = require("autogen")
+    assistant = _model_agent(autogen, "assistant")
+    instrument_autogen_agent(assistant, exe, agent_id="assistant")
+    executor = autogen.ConversableAgent(
+        "executor",
+        llm_config=False,
+        human_input_mode="NEVER",
+        code_execution_config=False,
+        function_map={"fetch_page": lambda **kwargs: f"page text: {INJECTION}"},
+    )
+    message = {"content": "", "tool_calls": [_call("fetch_page", {}, "c1")]}
+
+    with pytest.raises(PolicyBlockedError):
+        assistant.initiate_chat(
+            executor, message=message, max_turns=1, summary_method="reflection_with_llm", silent=True
+        )
+    assert not _model_saw(INJECTION)

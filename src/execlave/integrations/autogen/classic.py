@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.util.types import AttributeValue
 
 from ...client import validate_agent_id
+from ...errors import AgentPausedError, EnforcementUnavailableError, PolicyBlockedError
 from ...policy.types import CheckRequest, ToolCall
 from ._common import (
     AgentGovernor,
@@ -41,8 +42,12 @@ _PATCHED = (
     "execute_function",
     "a_execute_function",
     "_append_oai_message",
+    "_reflection_with_llm",
+    "chat_messages_for_summary",
+    "_summarize_chat",
 )
 _UNPARSED = object()
+_STOPS = (PolicyBlockedError, AgentPausedError, EnforcementUnavailableError)
 
 
 def is_classic_agent(agent: object) -> bool:
@@ -58,6 +63,12 @@ class _ClassicGovernor(AgentGovernor):
         # The messages this agent sent, by identity (held, so an id is never reused): role cannot
         # tell them apart, since AutoGen stores any received tool-call message as "assistant".
         self.sent: dict[int, Any] = {}
+        # A stop raised inside a summary: ag2 0.4+ turns it into a warning and an empty summary.
+        self.summary_stop: Exception | None = None
+        self.summary_attributes: dict[str, AttributeValue] = {
+            **self.round_attributes,
+            "execlave.round.kind": "summary",
+        }
 
     # -- the agent's own messages --------------------------------------------------------
 
@@ -107,6 +118,16 @@ class _ClassicGovernor(AgentGovernor):
             tool_calls=tuple(extract_tool_calls(last)),
             tool_outputs=tuple(outputs),
             count_request=True,
+        )
+
+    def summary_request(self, messages: Any, prompt: Any = None) -> CheckRequest:
+        """``summary_method="reflection_with_llm"`` sends a chat (and a summary prompt) to a model
+        outside any reply round: what the agent has not itself sent or already checked is
+        checked here, as a round's input and tool results would be."""
+        text, outputs = received(messages, self.is_own)
+        parts = [part for part in (text, prompt if isinstance(prompt, str) else None) if part]
+        return self.request(
+            input="\n".join(parts) if parts else None, tool_outputs=tuple(outputs), count_request=True
         )
 
     def round_check(self, messages: Any, sender: Any) -> Check:
@@ -177,6 +198,24 @@ class _ClassicGovernor(AgentGovernor):
             )
 
 
+def _signature(fn: Any) -> inspect.Signature | None:
+    try:
+        return inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+
+
+def _prompt_and_messages(signature: inspect.Signature | None, args: Any, kwargs: Any) -> tuple[Any, Any]:
+    """``_reflection_with_llm(prompt, messages, llm_agent=None, cache=None, role=None)``."""
+    try:
+        if signature is not None:
+            bound = signature.bind(*args, **kwargs).arguments
+            return bound.get("prompt"), bound.get("messages")
+    except TypeError:
+        pass
+    return (args[0] if args else None), (args[1] if len(args) > 1 else kwargs.get("messages"))
+
+
 def _make_wrappers(gov: _ClassicGovernor, originals: dict[str, Any]) -> dict[str, Any]:
     telemetry = gov.exe._telemetry
     wrappers: dict[str, Any] = {}
@@ -238,12 +277,52 @@ def _make_wrappers(gov: _ClassicGovernor, originals: dict[str, Any]) -> dict[str
 
         wrappers["a_execute_function"] = a_execute_function
 
+    reflect = originals.get("_reflection_with_llm")
+    if reflect is not None:
+        reflect_signature = _signature(reflect)
+
+        @functools.wraps(reflect)
+        def _reflection_with_llm(*args: Any, **kwargs: Any) -> Any:
+            prompt, messages = _prompt_and_messages(reflect_signature, args, kwargs)
+            check = gov.check_for(lambda: gov.summary_request(messages, prompt))
+            try:
+                with telemetry.governed_span(gov.span_name, attributes=gov.summary_attributes, check=check):
+                    return reflect(*args, **kwargs)
+            except _STOPS as exc:
+                gov.summary_stop = exc
+                raise
+
+        wrappers["_reflection_with_llm"] = _reflection_with_llm
+
+    summarize = originals.get("_summarize_chat")
+    if summarize is not None:
+
+        @functools.wraps(summarize)
+        def _summarize_chat(*args: Any, **kwargs: Any) -> Any:
+            gov.summary_stop = None
+            summary = summarize(*args, **kwargs)
+            stop, gov.summary_stop = gov.summary_stop, None
+            if stop is not None:  # AutoGen swallowed it into an empty summary: the chat stops
+                raise stop.with_traceback(None)
+            return summary
+
+        wrappers["_summarize_chat"] = _summarize_chat
+
+    for_summary = originals.get("chat_messages_for_summary")
+    if for_summary is not None:
+
+        @functools.wraps(for_summary)
+        def chat_messages_for_summary(*args: Any, **kwargs: Any) -> Any:
+            messages = for_summary(*args, **kwargs)
+            check = gov.check_for(lambda: gov.summary_request(messages))
+            with telemetry.governed_span(gov.span_name, attributes=gov.summary_attributes, check=check):
+                return messages
+
+        wrappers["chat_messages_for_summary"] = chat_messages_for_summary
+
     append = originals.get("_append_oai_message")
     if append is not None:
-        try:
-            signature: inspect.Signature | None = inspect.signature(append)
-        except (TypeError, ValueError):
-            signature = None
+        signature = _signature(append)
 
         @functools.wraps(append)
         def _append_oai_message(*args: Any, **kwargs: Any) -> Any:
