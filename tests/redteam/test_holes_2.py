@@ -413,3 +413,32 @@ def test_classic_reflection_summary_sends_poisoned_tool_result_to_model(exe: Exe
             executor, message=message, max_turns=1, summary_method="reflection_with_llm", silent=True
         )
     assert not _model_saw(INJECTION)
+
+
+def test_classic_context_variables_rendered_into_system_message_reach_model(exe: Execlave) -> None:
+    autogen = require("autogen")
+    conversable = pytest.importorskip("autogen.agentchat.conversable_agent")
+    if not hasattr(conversable, "UpdateSystemMessage"):
+        pytest.skip("this AutoGen has no UpdateSystemMessage (ag2 >= 0.8)")
+    from autogen.agentchat.group import ContextVariables
+
+    config = {"config_list": [{"model": "fake", "model_client_cls": "_FakeModelClient"}], "cache_seed": None}
+    assistant = autogen.ConversableAgent(
+        "assistant",
+        llm_config=config,
+        human_input_mode="NEVER",
+        code_execution_config=False,
+        context_variables=ContextVariables(data={"note": "none yet"}),
+        update_agent_state_before_reply=[conversable.UpdateSystemMessage("You help. Notes: {note}")],
+    )
+    assistant.register_model_client(_FakeModelClient)
+    _FakeModelClient.seen = []
+    instrument_autogen_agent(assistant, exe, agent_id="assistant")
+    user = _plain(autogen, "user")
+    user.initiate_chat(assistant, message="hello", max_turns=1, silent=True)  # allowed
+    # What a tool's ReplyResult(context_variables=...) does: the value is the tool's output.
+    assistant.context_variables.set("note", INJECTION)
+
+    with pytest.raises(PolicyBlockedError):
+        user.initiate_chat(assistant, message="hello again", max_turns=1, silent=True)
+    assert not _model_saw(INJECTION)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.util.types import AttributeValue
@@ -45,9 +46,12 @@ _PATCHED = (
     "_reflection_with_llm",
     "chat_messages_for_summary",
     "_summarize_chat",
+    "process_all_messages_before_reply",
 )
 _UNPARSED = object()
 _STOPS = (PolicyBlockedError, AgentPausedError, EnforcementUnavailableError)
+# The reply round running in this context: (its governor, its span).
+_ROUND: ContextVar[tuple[Any, GovernedSpan] | None] = ContextVar("execlave_classic_round", default=None)
 
 
 def is_classic_agent(agent: object) -> bool:
@@ -65,10 +69,37 @@ class _ClassicGovernor(AgentGovernor):
         self.sent: dict[int, Any] = {}
         # A stop raised inside a summary: ag2 0.4+ turns it into a warning and an empty summary.
         self.summary_stop: Exception | None = None
+        # The system message as last checked (or as the developer set it at instrument time).
+        self.checked_system = self.system_message()
         self.summary_attributes: dict[str, AttributeValue] = {
             **self.round_attributes,
             "execlave.round.kind": "summary",
         }
+
+    def system_message(self) -> str | None:
+        try:
+            text = self.agent.system_message
+        except Exception:
+            return None
+        return text if isinstance(text, str) else None
+
+    def check_system_message(self) -> None:
+        """After AutoGen's own hooks ran (``update_agent_state``: ``UpdateSystemMessage`` renders
+        context variables, which tools set, into the system message): a system message that
+        changed since it was last checked gets the input checks before the model sees it."""
+        current = self.system_message()
+        if current is None or current == self.checked_system:
+            return
+        check = self.check_for(lambda: self.request(input=current))
+        current_round = _ROUND.get()
+        if current_round is not None and current_round[0] is self:
+            current_round[1].check(check)
+        else:
+            with self.exe._telemetry.governed_span(
+                self.span_name, attributes=self.round_attributes, check=check
+            ):
+                pass
+        self.checked_system = current
 
     # -- the agent's own messages --------------------------------------------------------
 
@@ -227,8 +258,12 @@ def _make_wrappers(gov: _ClassicGovernor, originals: dict[str, Any]) -> dict[str
         def generate_reply(messages: Any = None, sender: Any = None, *args: Any, **kwargs: Any) -> Any:
             with telemetry.governed_span(
                 gov.span_name, attributes=gov.round_attributes, check=gov.round_check(messages, sender)
-            ):
-                reply = generate(messages, sender, *args, **kwargs)
+            ) as governed:
+                token = _ROUND.set((gov, governed))
+                try:
+                    reply = generate(messages, sender, *args, **kwargs)
+                finally:
+                    _ROUND.reset(token)
                 gov.check_requested(gov.sync_checks(gov.reply_calls(reply)))
                 return reply
 
@@ -244,8 +279,14 @@ def _make_wrappers(gov: _ClassicGovernor, originals: dict[str, Any]) -> dict[str
             # Decisions are awaited (a server-side decision uses httpx.AsyncClient) and replayed
             # inside the span, so the event loop is never blocked on the network.
             check = await gov.round_acheck(messages, sender)
-            with telemetry.governed_span(gov.span_name, attributes=gov.round_attributes, check=check):
-                reply = await a_generate(messages, sender, *args, **kwargs)
+            with telemetry.governed_span(
+                gov.span_name, attributes=gov.round_attributes, check=check
+            ) as governed:
+                token = _ROUND.set((gov, governed))
+                try:
+                    reply = await a_generate(messages, sender, *args, **kwargs)
+                finally:
+                    _ROUND.reset(token)
                 gov.check_requested(await gov.async_checks(gov.reply_calls(reply)))
                 return reply
 
@@ -319,6 +360,19 @@ def _make_wrappers(gov: _ClassicGovernor, originals: dict[str, Any]) -> dict[str
                 return messages
 
         wrappers["chat_messages_for_summary"] = chat_messages_for_summary
+
+    process_all = originals.get("process_all_messages_before_reply")
+    if process_all is not None:
+
+        @functools.wraps(process_all)
+        def process_all_messages_before_reply(*args: Any, **kwargs: Any) -> Any:
+            # generate_reply calls this after the update_agent_state and last-message hooks,
+            # right before the reply functions (and the model) run.
+            processed = process_all(*args, **kwargs)
+            gov.check_system_message()
+            return processed
+
+        wrappers["process_all_messages_before_reply"] = process_all_messages_before_reply
 
     append = originals.get("_append_oai_message")
     if append is not None:
