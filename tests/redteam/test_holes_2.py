@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -442,3 +442,100 @@ def test_classic_context_variables_rendered_into_system_message_reach_model(exe:
     with pytest.raises(PolicyBlockedError):
         user.initiate_chat(assistant, message="hello again", max_turns=1, silent=True)
     assert not _model_saw(INJECTION)
+
+
+# == model calls a team makes for itself ===========================================================
+
+
+async def test_agentchat_selector_model_reads_task_before_any_agent_check(exe: Execlave) -> None:
+    require("autogen_agentchat")
+    from autogen_agentchat.agents import AssistantAgent
+    from autogen_agentchat.conditions import MaxMessageTermination
+    from autogen_agentchat.teams import SelectorGroupChat
+
+    from agentchat.conftest import replay_client
+    from execlave.integrations.autogen.agentchat import govern_model_client, raise_policy_blocks
+
+    writer = AssistantAgent("writer", model_client=replay_client(["ok"]), description="writes")
+    editor = AssistantAgent("editor", model_client=replay_client(["ok"]), description="edits")
+    for agent in (writer, editor):
+        instrument_autogen_agent(agent, exe, agent_id=agent.name)
+    selector_model = replay_client(["writer", "editor"])
+    team = SelectorGroupChat(
+        [writer, editor],
+        model_client=govern_model_client(selector_model, exe, agent_id="selector"),
+        termination_condition=MaxMessageTermination(3),
+    )
+    with pytest.raises(PolicyBlockedError), raise_policy_blocks(team):
+        await team.run(task=INJECTION)
+    assert selector_model._current_index == 0, "the selector model never read the task"
+
+
+async def test_agentchat_governed_model_client_passes_allowed_calls(
+    exe: Execlave, provider: TracerProvider
+) -> None:
+    require("autogen_agentchat")
+    from autogen_core.models import SystemMessage, UserMessage
+
+    from agentchat.conftest import replay_client
+    from execlave.integrations.autogen.agentchat import govern_model_client
+
+    inner = replay_client(["fine"])
+    client = govern_model_client(inner, exe, agent_id="selector")
+    result = await client.create(
+        [SystemMessage(content="pick one"), UserMessage(content="hello", source="user")]
+    )
+    assert result.content == "fine"
+    assert client.model_info == inner.model_info
+    with pytest.raises(TypeError, match="Execlave"):
+        govern_model_client(inner, None, agent_id="selector")  # type: ignore[arg-type]
+
+
+class _SelectorModel(_FakeModelClient):
+    """The speaker-selection model: answers the next speaker's name from a script."""
+
+    script: ClassVar[list[str]] = []
+    read: ClassVar[list[str]] = []
+
+    def create(self, params: dict[str, Any]) -> Any:
+        type(self).read.extend(str(m.get("content")) for m in params["messages"])
+        response = super().create(params)
+        response.choices[0].message["content"] = self.script.pop(0) if self.script else "writer"
+        return response
+
+
+def test_classic_groupchat_auto_speaker_selection_reads_poisoned_tool_result(exe: Execlave) -> None:
+    autogen = require("autogen")
+    import dataclasses
+
+    if "select_speaker_auto_model_client_cls" not in {f.name for f in dataclasses.fields(autogen.GroupChat)}:
+        pytest.skip("this AutoGen cannot give auto speaker selection an offline model client (pyautogen 0.2)")
+    config = {"config_list": [{"model": "fake", "model_client_cls": "_SelectorModel"}], "cache_seed": None}
+    _SelectorModel.script = ["helper", "executor", "writer"]
+    _SelectorModel.read = []
+    user = _plain(autogen, "user")
+    helper = _plain(autogen, "helper", {"content": None, "tool_calls": [_call("fetch_page", {}, "c1")]})
+    executor = autogen.ConversableAgent(
+        "executor",
+        llm_config=False,
+        human_input_mode="NEVER",
+        code_execution_config=False,
+        function_map={"fetch_page": lambda **kwargs: f"page text: {INJECTION}"},
+    )
+    writer = _plain(autogen, "writer", "done")
+    group = autogen.GroupChat(
+        agents=[user, helper, executor, writer],
+        messages=[],
+        max_round=5,
+        speaker_selection_method="auto",
+        select_speaker_auto_llm_config=config,
+        select_speaker_auto_model_client_cls=_SelectorModel,
+    )
+    manager = autogen.GroupChatManager(groupchat=group, llm_config=config)
+    manager.register_model_client(_SelectorModel)
+    instrument_autogen_agent(manager, exe, agent_id="manager")
+
+    with pytest.raises(PolicyBlockedError):
+        user.initiate_chat(manager, message="summarise the page", silent=True)
+    assert _SelectorModel.read, "the selector model was asked (the setup reached speaker selection)"
+    assert not any(INJECTION in text for text in _SelectorModel.read)

@@ -215,7 +215,7 @@ def _never_own(message: Any) -> bool:
 
 
 def received(
-    messages: Any, is_own: Callable[[Any], bool] = _never_own
+    messages: Any, is_own: Callable[[Any], bool] = _never_own, start: int = 0
 ) -> tuple[str | None, list[ToolOutput]]:
     """What is about to reach the model since the agent's own last message, split in two: the
     input text and the tool results.
@@ -228,12 +228,13 @@ def received(
     message's own content beside its ``tool_responses``, results carried by a ``user`` message,
     a ``tool`` message answering nothing), is input and gets every input check. A role ``tool``
     message's own content is skipped when it carries ``tool_responses`` (AutoGen sends only the
-    entries to the model). A bare str counts as input."""
+    entries to the model). A bare str counts as input. Messages before index ``start`` (already
+    checked) are not walked, but their tool calls still make later results genuine."""
     if not isinstance(messages, Sequence) or isinstance(messages, (str, bytes)):
         return None, []
     ids, names = _requested(messages)
     batches: list[tuple[list[str], list[ToolOutput]]] = []
-    for message in reversed(messages):
+    for message in reversed(messages[start:] if start > 0 else messages):
         if isinstance(message, str):
             batches.append(([message], []))
             continue

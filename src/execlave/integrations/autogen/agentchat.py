@@ -24,6 +24,9 @@ Handoffs (``transfer_to_*``) are tool calls for AgentChat and get the same check
 ``transfer_to_*`` (or the specific targets) in it to permit them; a ``deny`` list can block one
 handoff target. With no ``tool_invocation`` policy, handoffs are allowed.
 
+A team's own model calls (``SelectorGroupChat``'s selector model) are made by no agent: pass the
+team a client wrapped by :func:`govern_model_client` to check what that model reads.
+
 AgentChat teams turn an agent's exception into a ``RuntimeError`` string; wrap a team run in
 :func:`raise_policy_blocks` to get the original ``PolicyBlockedError`` (with violations) back.
 
@@ -55,6 +58,7 @@ if TYPE_CHECKING:
     from ...telemetry import GovernedSpan
 
 __all__ = [
+    "govern_model_client",
     "instrument_agentchat_agent",
     "is_agentchat_agent",
     "raise_policy_blocks",
@@ -435,6 +439,86 @@ def instrument_agentchat_agent(
 def uninstrument_agentchat_agent(agent: Any) -> Any:
     """Restore ``on_messages_stream`` and ``on_messages``; a no-op on an agent that is not instrumented."""
     return restore_instance(agent, _LAST_BLOCK)
+
+
+class _GovernedModelClient:
+    """An AgentChat ``ChatCompletionClient`` whose ``create`` / ``create_stream`` check the
+    messages first; every other attribute is the wrapped client's."""
+
+    def __init__(self, client: Any, gov: AgentGovernor) -> None:
+        self._execlave_client = client
+        self._execlave_gov = gov
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._execlave_client, name)
+
+    def __repr__(self) -> str:
+        return f"govern_model_client({self._execlave_client!r})"
+
+    def _span(self, check: Check) -> Any:
+        gov = self._execlave_gov
+        return gov.exe._telemetry.governed_span(
+            f"chat {gov.agent_name}",
+            attributes={"gen_ai.operation.name": "chat", **gov.base_attributes},
+            check=check,
+        )
+
+    async def _check(self, messages: Any) -> Check:
+        gov = self._execlave_gov
+        return await gov.acheck_for(
+            lambda: gov.request(
+                input=model_input_text(messages), tool_outputs=tuple(handoff_outputs([_Carrier(messages)]))
+            )
+        )
+
+    async def create(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
+        check = await self._check(messages)
+        with self._span(check):
+            return await self._execlave_client.create(messages, *args, **kwargs)
+
+    async def create_stream(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
+        check = await self._check(messages)
+        with self._span(check):
+            pass  # checked (and recorded) before the first chunk is requested
+        async for chunk in self._execlave_client.create_stream(messages, *args, **kwargs):
+            yield chunk
+
+
+class _Carrier:
+    """Lets :func:`handoff_outputs` read the tool results of a list of LLM messages."""
+
+    def __init__(self, messages: Any) -> None:
+        self.context = list(messages or ())
+
+
+def model_input_text(messages: Any) -> str | None:
+    """Every text of a list of LLM messages a model is about to read (tool results aside)."""
+    texts: list[str] = []
+    for message in messages or ():
+        if not _is_result_message(message):
+            texts.extend(_carried_texts(message))
+    return "\n".join(texts) if texts else None
+
+
+def govern_model_client(
+    client: Any, exe: Execlave, *, agent_id: str, session_id: str | None = None, user_id: str | None = None
+) -> Any:
+    """Wrap an AgentChat model client so every ``create`` / ``create_stream`` call is checked first
+    (input policies on the text of every message, ``scan_output`` on tool results; a ``chat
+    {agent_id}`` span each). For model calls no agent makes, e.g. ``SelectorGroupChat``'s selector::
+
+        team = SelectorGroupChat(agents, model_client=govern_model_client(client, exe, agent_id="selector"))
+
+    A block raises ``PolicyBlockedError`` from the call (wrap the team run in
+    :func:`raise_policy_blocks` to get it back from a team)."""
+    agent_id = validate_agent_id(agent_id)
+    require_client(exe, "govern_model_client")
+    if not callable(getattr(client, "create", None)):
+        raise TypeError(
+            "govern_model_client expected an AgentChat model client (a ChatCompletionClient with create "
+            f"and create_stream); got {type(client).__name__}"
+        )
+    return _GovernedModelClient(client, AgentGovernor(client, exe, agent_id, session_id, user_id))
 
 
 def _participants(team: Any) -> list[Any]:

@@ -21,6 +21,7 @@ from ...client import validate_agent_id
 from ...errors import AgentPausedError, EnforcementUnavailableError, PolicyBlockedError
 from ...policy.types import CheckRequest, ToolCall
 from ._common import (
+    MARKER,
     AgentGovernor,
     Check,
     already_bound,
@@ -75,6 +76,13 @@ class _ClassicGovernor(AgentGovernor):
             **self.round_attributes,
             "execlave.round.kind": "summary",
         }
+        self.selection_attributes: dict[str, AttributeValue] = {
+            **self.round_attributes,
+            "execlave.round.kind": "speaker_selection",
+        }
+        # Group chat messages already checked for speaker selection (manager agents only).
+        self.selection_checked = 0
+        self.selection_pending = 0
 
     def system_message(self) -> str | None:
         try:
@@ -159,6 +167,23 @@ class _ClassicGovernor(AgentGovernor):
         parts = [part for part in (text, prompt if isinstance(prompt, str) else None) if part]
         return self.request(
             input="\n".join(parts) if parts else None, tool_outputs=tuple(outputs), count_request=True
+        )
+
+    def selection_request(self, groupchat: Any) -> CheckRequest:
+        """What a group chat's "auto" speaker selection is about to send to the selector model:
+        the chat's messages this governor has not checked for a selection yet."""
+        messages = getattr(groupchat, "messages", None)
+        if not isinstance(messages, list):
+            return self.request()
+        if self.selection_checked > len(messages):  # the chat was reset
+            self.selection_checked = 0
+        text, outputs = received(messages, start=self.selection_checked)
+        self.selection_pending = len(messages)
+        return self.request(input=text, tool_outputs=tuple(outputs), count_request=True)
+
+    def selection_span(self, check: Check) -> Any:
+        return self.exe._telemetry.governed_span(
+            self.span_name, attributes=self.selection_attributes, check=check
         )
 
     def round_check(self, messages: Any, sender: Any) -> Check:
@@ -390,6 +415,35 @@ def _make_wrappers(gov: _ClassicGovernor, originals: dict[str, Any]) -> dict[str
     return wrappers
 
 
+def _selection_wrappers(gov: _ClassicGovernor, groupchat: Any) -> dict[str, Any]:
+    """For a ``GroupChatManager``: its group chat's ``select_speaker`` / ``a_select_speaker``
+    check what the selector model ("auto" selection) will read before it runs."""
+    wrappers: dict[str, Any] = {}
+    select = getattr(groupchat, "select_speaker", None)
+    if callable(select):
+
+        @functools.wraps(select)
+        def select_speaker(*args: Any, **kwargs: Any) -> Any:
+            check = gov.check_for(lambda: gov.selection_request(groupchat))
+            with gov.selection_span(check):
+                gov.selection_checked = gov.selection_pending
+                return select(*args, **kwargs)
+
+        wrappers["select_speaker"] = select_speaker
+    a_select = getattr(groupchat, "a_select_speaker", None)
+    if callable(a_select):
+
+        @functools.wraps(a_select)
+        async def a_select_speaker(*args: Any, **kwargs: Any) -> Any:
+            check = await gov.acheck_for(lambda: gov.selection_request(groupchat))
+            with gov.selection_span(check):
+                gov.selection_checked = gov.selection_pending
+                return await a_select(*args, **kwargs)
+
+        wrappers["a_select_speaker"] = a_select_speaker
+    return wrappers
+
+
 def instrument_classic_agent(
     agent: Any, exe: Execlave, *, agent_id: str, session_id: str | None = None, user_id: str | None = None
 ) -> Any:
@@ -401,8 +455,30 @@ def instrument_classic_agent(
     originals = {name: getattr(agent, name, None) for name in _PATCHED}
     wrappers = _make_wrappers(gov, {k: v for k, v in originals.items() if callable(v)})
     patch_instance(agent, wrappers, (agent_id, exe))
+    for groupchat in _groupchats(agent):
+        if not getattr(groupchat, MARKER, False):
+            selection = _selection_wrappers(gov, groupchat)
+            if selection:
+                patch_instance(groupchat, selection)
     return agent
 
 
+def _groupchats(agent: Any) -> list[Any]:
+    """A manager's group chat and the copies of it AutoGen keeps as its reply functions'
+    ``config`` (``register_reply`` stores ``copy.copy(config)``; the copies share the messages)."""
+    found: dict[int, Any] = {}
+    candidates = [getattr(agent, "groupchat", None)]
+    reply_funcs = getattr(agent, "_reply_func_list", None)
+    for entry in reply_funcs if isinstance(reply_funcs, list) else ():
+        if isinstance(entry, dict):
+            candidates.extend((entry.get("config"), entry.get("init_config")))
+    for candidate in candidates:
+        if candidate is not None and callable(getattr(candidate, "select_speaker", None)):
+            found.setdefault(id(candidate), candidate)
+    return list(found.values())
+
+
 def uninstrument_classic_agent(agent: Any) -> Any:
+    for groupchat in _groupchats(agent):
+        restore_instance(groupchat)
     return restore_instance(agent)
