@@ -419,7 +419,8 @@ def _make_on_messages(
 def instrument_agentchat_agent(
     agent: Any, exe: Execlave, *, agent_id: str, session_id: str | None = None, user_id: str | None = None
 ) -> Any:
-    """Govern and trace an AgentChat agent; returns it. Idempotent via ``_execlave_instrumented``."""
+    """Govern and trace an AgentChat agent; returns it. Idempotent for the same client and agent_id;
+    another binding raises ``ValueError`` (see ``instrument_autogen_agent``)."""
     agent_id = validate_agent_id(agent_id)
     if not is_agentchat_agent(agent):
         raise TypeError(
