@@ -173,14 +173,19 @@ def test_classic_sender_set_tool_role_skips_pii_check(exe: Execlave) -> None:
 # == classic: tool arguments as AutoGen really passes them ========================================
 
 
-def test_classic_autogen_argument_repair_joins_pii_the_scan_saw_split(exe: Execlave) -> None:
+@pytest.mark.parametrize(
+    "split",
+    ["123-45-\n6789", "AKIAIOSFODNN7\nEXAMPLE", "ghp_aBcDeFgHiJkLmNoPqRsTuVw\nXyZ0123456789"],
+    ids=["ssn", "aws-key", "github-token"],
+)
+def test_classic_autogen_argument_repair_joins_pii_the_scan_saw_split(exe: Execlave, split: str) -> None:
     autogen = require("autogen")
     ran = _Ran()
     executor = _executor(autogen, ran)
     instrument_autogen_agent(executor, exe, agent_id="executor")
     # AutoGen's own formatting loses track of quotes after an escaped backslash and deletes the
-    # raw newline inside the next string: the tool gets ssn "123-45-6789".
-    arguments = '{"q": "C:\\\\", "ssn": "123-45-\n6789"}'
+    # raw newline inside the next string: the tool gets the value joined ("123-45-6789").
+    arguments = '{"q": "C:\\\\", "value": "' + split + '"}'
     message = {"content": None, "tool_calls": [_call("search", arguments, "c1")]}
 
     with pytest.raises(PolicyBlockedError):
@@ -264,6 +269,25 @@ async def test_agentchat_custom_agent_allowed_turn_still_answers(exe: Execlave) 
     result = await agent.run(task="hello")
     assert result.messages[-1].content == "echo"
     assert agent.seen == ["hello"]
+
+
+async def test_agentchat_builtin_user_proxy_is_governed_through_run(exe: Execlave) -> None:
+    """Not a hole (a guard for the built-ins): UserProxyAgent, CodeExecutorAgent and
+    SocietyOfMindAgent implement on_messages by reading their own on_messages_stream."""
+    require("autogen_agentchat")
+    from autogen_agentchat.agents import UserProxyAgent
+
+    asked: list[str] = []
+
+    def input_func(prompt: str) -> str:
+        asked.append(prompt)
+        return "typed"
+
+    agent = UserProxyAgent("human", input_func=input_func)
+    instrument_autogen_agent(agent, exe, agent_id="human")
+    with pytest.raises(PolicyBlockedError):
+        await agent.run(task=INJECTION)
+    assert asked == []
 
 
 @pytest.mark.parametrize("entry", ENTRIES)
