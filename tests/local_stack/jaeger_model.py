@@ -105,6 +105,7 @@ _EVENT_KEYS = (
     "execlave.violation.target",
     "execlave.violation.tool_name",
     "execlave.violation.message",
+    "exception.type",
 )
 _STYLE = """
 body { font: 14px/1.35 system-ui, sans-serif; margin: 0; background: #fff; color: #1a1a1a; }
@@ -139,8 +140,9 @@ def as_html(traces: list[dict[str, Any]], title: str, subtitle: str) -> str:
         end = max(s.start_us + s.duration_us for _, s in rows)
         width = max(end - start, 1)
         top = rows[0][1]
+        count = f"{len(rows)} span{'s' * (len(rows) > 1)}"
         parts = [
-            f"<h2>Trace {number}: {html.escape(top.name)} &middot; {len(rows)} spans &middot; "
+            f"<h2>Trace {number}: {html.escape(top.name)} &middot; {count} &middot; "
             f"{html.escape(top.service)} &middot; trace id {html.escape(top.trace_id)}</h2>"
         ]
         for depth, span in rows:

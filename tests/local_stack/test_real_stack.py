@@ -115,6 +115,10 @@ def governed(spans: list[Span]) -> list[Span]:
     return [s for s in spans if s.name.split(" ")[0] in {"invoke_agent", "check_tool", "execute_tool"}]
 
 
+def violations(span: Span) -> list[dict[str, Any]]:
+    return [attrs for name, attrs in span.events if name == "execlave.policy.violation"]
+
+
 def _parent(span: Span, spans: list[Span]) -> Span:
     (parent,) = [p for p in spans if p.span_id == span.parent_id and p.trace_id == span.trace_id]
     return parent
@@ -162,17 +166,16 @@ def test_demo_blocks_are_errors_with_violation_events(demo_traces: dict[str, Any
     # The blocked tool call: the violation is on its check_tool span, under an ERROR round.
     (check,) = [s for s in spans if s.name == "check_tool delete_logs"]
     assert check.decision == "block" and check.error and _parent(check, spans) in blocked
-    (event,) = check.events
-    assert event[0] == "execlave.policy.violation"
-    assert event[1]["execlave.policy.id"] == "ops-no-destructive-tools"
-    assert event[1]["execlave.violation.target"] == "tool_call"
-    assert event[1]["execlave.violation.tool_name"] == "delete_logs"
+    (event,) = violations(check)
+    assert event["execlave.policy.id"] == "ops-no-destructive-tools"
+    assert event["execlave.violation.target"] == "tool_call"
+    assert event["execlave.violation.tool_name"] == "delete_logs"
+    assert not violations(_parent(check, spans))
 
     # The blocked input: the violation is on the round span itself; the matched text is not recorded.
-    (input_block,) = [s for s in blocked if s.events]
+    (input_block,) = [s for s in blocked if violations(s)]
     assert input_block is not _parent(check, spans)
-    ((name, attrs),) = input_block.events
-    assert name == "execlave.policy.violation"
+    (attrs,) = violations(input_block)
     assert attrs["execlave.policy.id"] == "ops-no-destructive-commands"
     assert attrs["execlave.violation.target"] == "input"
     assert not any("rm -rf" in str(v) for s in spans for v in [*s.tags.values(), *s.events])
@@ -189,9 +192,9 @@ def test_screenshot_of_the_demo_traces(demo_traces: dict[str, Any], artifacts: P
     page.write_text(
         as_html(
             demo_traces["traces"],
-            "execlave-demo in Jaeger",
-            f"Jaeger v{binaries.JAEGER_V2_VERSION} query API, service execlave-demo, "
-            f"collector {binaries.COLLECTOR.version} with collector-config/otel-collector.yaml",
+            f"examples/demo.py as stored in Jaeger {binaries.JAEGER_V2_VERSION}",
+            f"service execlave-demo, via collector {binaries.COLLECTOR.version} with "
+            "collector-config/otel-collector.yaml; drawn by tests/local_stack from Jaeger's /api/traces",
         )
     )
     out = artifacts / "jaeger-demo-traces.png"
