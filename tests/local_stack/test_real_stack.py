@@ -275,3 +275,9 @@ def test_collector_modules_are_all_at_one_release() -> None:
     assert len({v for v in collector.values() if v.startswith("v1.")}) == 1
     main_go = (binaries.COLLECTOR.module / "main.go").read_text()
     assert f'Version:     "{binaries.COLLECTOR.version}"' in main_go
+
+
+def test_readme_shows_the_committed_screenshot() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "docs/local-stack-traces.png" in re.findall(r"!\[[^\]]+\]\(([\w/.-]+\.png)\)", readme)
+    assert (ROOT / "docs" / "local-stack-traces.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
