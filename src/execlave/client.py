@@ -6,16 +6,16 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .cloud import CloudConnector, OutageMode
+from .connection.ingest import execlave_span_exporter
 from .errors import ExeclaveError
-from .policy import CheckRequest, Decision, PolicyEngine, ToolCall, baseline_policies, load_policies, mask_pii
+from .policy import CheckRequest, Decision, PolicyEngine, ToolCall, mask_pii
+from .policy.loader import PolicySource, resolve_policy_source
 from .policy.remote import Secret
-from .policy.schema import Policy
-from .telemetry import GovernanceSpanProcessor, Telemetry, TelemetryConfig
+from .telemetry import GovernanceSpanProcessor, Telemetry, TelemetryConfig, resolve_capture_content
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
@@ -23,10 +23,6 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_BASE_URL", "Execlave", "PolicySource", "validate_agent_id"]
 
 DEFAULT_BASE_URL = "https://api.execlave.com"
-
-PolicySource = str | os.PathLike[str] | Sequence[Mapping[str, Any] | Policy]
-"""A policy file (YAML or JSON), or a list of policy dicts or
-:class:`~execlave.policy.schema.Policy` objects."""
 
 _AGENT_ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _AGENT_ID_MAX = 128
@@ -46,21 +42,6 @@ def validate_agent_id(agent_id: object) -> str:
         f"agent_id must be lowercase kebab-case of at most {_AGENT_ID_MAX} characters, "
         f"e.g. 'ops-assistant'; got {agent_id!r}{hint}"
     )
-
-
-def _resolve_policies(policies: PolicySource | None) -> list[Policy]:
-    if policies is None:
-        env_file = os.environ.get("EXECLAVE_POLICY_FILE")
-        if env_file:
-            return load_policies(env_file)
-        return baseline_policies()
-    if isinstance(policies, (str, os.PathLike)):
-        return load_policies(Path(policies))
-    if all(isinstance(p, Policy) for p in policies):
-        return list(policies)  # type: ignore[arg-type]
-    # A mixed list: validate the dicts (with their index in the list), keep Policy objects as they are.
-    dicts = [p if isinstance(p, Mapping) else p.model_dump(by_alias=True) for p in policies]
-    return load_policies(dicts)
 
 
 def _tool_calls(tools: Sequence[str | Mapping[str, Any]] | None) -> tuple[ToolCall, ...]:
@@ -83,9 +64,12 @@ class Execlave:
 
     Args:
         api_key: Execlave API key; defaults to ``EXECLAVE_API_KEY``. With a key, execlave's spans
-            (and only those) are also sent to ``{base_url}/v1/traces``. Never logged or shown.
-        policies: a policy file or a list of policies. Defaults to ``EXECLAVE_POLICY_FILE``, else
-            the bundled baseline (injection patterns and PII in ``monitor`` mode: records, never blocks).
+            (and only those) are also sent to Execlave's trace-ingest API
+            (``{base_url}/api/v1/traces/ingest``). Never logged or shown.
+        policies: a policy file, a list of policies or a ``{"policies": [...]}`` document; an empty
+            set is an error unless meant (``execlave.policy.NO_POLICIES``). Defaults to
+            ``EXECLAVE_POLICY_FILE``, else the bundled baseline (injection patterns and PII in
+            ``monitor`` mode: records, never blocks).
         base_url: Execlave API base URL; defaults to ``EXECLAVE_BASE_URL`` or ``https://api.execlave.com``.
         environment: deployment environment recorded on spans; defaults to ``EXECLAVE_ENVIRONMENT``
             or ``"production"``.
@@ -108,6 +92,8 @@ class Execlave:
             ``$XDG_CACHE_HOME/execlave``, else ``~/.cache/execlave``;
             ``False`` disables it.
         request_timeout: bound, in seconds, on every request to Execlave's API.
+        execlave_otlp_endpoint: send execlave's spans to this Execlave OTLP/HTTP endpoint instead
+            of the trace-ingest API; defaults to ``EXECLAVE_OTLP_ENDPOINT``, else unused.
     """
 
     def __init__(
@@ -127,6 +113,7 @@ class Execlave:
         policy_refresh_interval: float = 30.0,
         cache_dir: str | os.PathLike[str] | bool | None = None,
         request_timeout: float = 5.0,
+        execlave_otlp_endpoint: str | None = None,
     ) -> None:
         key = api_key or os.environ.get("EXECLAVE_API_KEY") or None
         # Held redacted, so vars(client), debuggers and tracebacks with locals never show it.
@@ -137,7 +124,7 @@ class Execlave:
             remote_policies = bool(key and policies is None and not os.environ.get("EXECLAVE_POLICY_FILE"))
         if remote_policies and not key:
             raise ValueError("remote_policies=True needs an API key (api_key= or EXECLAVE_API_KEY)")
-        self._engine = PolicyEngine(() if remote_policies else _resolve_policies(policies))
+        self._engine = PolicyEngine(() if remote_policies else resolve_policy_source(policies))
         self._cloud: CloudConnector | None = None
         if key:
             self._cloud = CloudConnector(
@@ -152,15 +139,27 @@ class Execlave:
                 request_timeout=request_timeout,
             )
             self._cloud.start()  # raises ApiKeyRejectedError (an ExeclaveError) on HTTP 401/403
+        capture = resolve_capture_content(capture_content)
         self._telemetry = Telemetry(
             TelemetryConfig(
                 service_name=service_name,
                 environment=self.environment,
-                api_key=key,
-                base_url=self.base_url,
+                execlave_exporter=(
+                    execlave_span_exporter(
+                        key,
+                        base_url=self.base_url,
+                        environment=self.environment,
+                        capture_content=capture,
+                        masker=mask_pii,
+                        timeout=request_timeout,
+                        otlp_endpoint=execlave_otlp_endpoint,
+                    )
+                    if key
+                    else None
+                ),
                 otlp_endpoint=otlp_endpoint,
                 console=console,
-                capture_content=capture_content,
+                capture_content=capture,
                 tracer_provider=tracer_provider,
             ),
             masker=mask_pii,
@@ -251,7 +250,7 @@ class Execlave:
     def reload_policies(self, policies: PolicySource) -> int:
         """Compile a new policy set and swap it in atomically; returns its version.
         On an invalid set, raises PolicyConfigError and the current set stays in force."""
-        return self._engine.reload(_resolve_policies(policies))
+        return self._engine.reload(resolve_policy_source(policies))
 
     def span_processor(self, *, raise_on_block: bool = False) -> GovernanceSpanProcessor:
         """A SpanProcessor that governs other instrumentations' tool spans (see its docs for limits)."""

@@ -41,7 +41,7 @@ ARRIVAL_TIMEOUT = 60.0  # a bound for spans to pass app -> collector (1 s batche
 
 
 def run_example(script: str, endpoint: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "EXECLAVE_API_KEY"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "EXECLAVE_"))}
     env.update(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, **extra_env)
     proc = subprocess.run(
         [sys.executable, script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, check=False
