@@ -19,7 +19,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +64,7 @@ class Process:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
-    def wait_ready(self, ready: Any) -> None:
+    def wait_ready(self, ready: Callable[[], bool]) -> None:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -127,7 +127,10 @@ def jaeger(binary: Path, logs: Path) -> Iterator[Jaeger]:
     env = {**os.environ, **{k: str(v) for k, v in ports.items()}}
     with _run("jaeger", [str(binary), f"--config={JAEGER_CONFIG}"], env, logs) as process:
         running = Jaeger(process, ports["JAEGER_OTLP_GRPC_PORT"], ports["JAEGER_QUERY_HTTP_PORT"])
-        process.wait_ready(lambda: _port_open(running.otlp_grpc_port) and running.services() is not None)
+        # Up when its OTLP port accepts and its query API answers (services() raises until then).
+        process.wait_ready(
+            lambda: _port_open(running.otlp_grpc_port) and isinstance(running.services(), list)
+        )
         yield running
 
 
