@@ -23,7 +23,7 @@ def _required() -> None:
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     configured = os.environ.get("EXECLAVE_STACK_ARTIFACTS")
-    path = Path(configured) if configured else tmp_path_factory.mktemp("local-stack")
+    path = Path(configured).resolve() if configured else tmp_path_factory.mktemp("local-stack")
     path.mkdir(parents=True, exist_ok=True)
     return path
 
