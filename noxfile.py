@@ -77,6 +77,22 @@ def ag2(session: nox.Session, line: str) -> None:
 
 
 @nox.session(python=PYTHON)
+def vendor(session: nox.Session) -> None:
+    """The published execlave-sdk 1.9.1 client against our loopback fake of Execlave's API: proves
+    the fake faithful. Its own environment and no `-e .` (both packages import as `execlave`)."""
+    session.install("execlave-sdk==1.9.1", "pytest>=8")
+    session.run(
+        "pytest",
+        "--noconftest",
+        "-p",
+        "no:cacheprovider",
+        "tests/vendor",
+        *session.posargs,
+        env={"EXECLAVE_VENDOR": "1"},
+    )
+
+
+@nox.session(python=PYTHON)
 def local_stack(session: nox.Session) -> None:
     """The local stack for real: an OpenTelemetry Collector and Jaeger v2, built with Go from the Go
     module proxy (cached per version under the user cache dir), run on loopback with collector-config/;
