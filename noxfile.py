@@ -46,6 +46,8 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", *paths)
     session.run("ruff", "format", "--check", *paths)
     session.run("mypy", "src")
+    # The layer rules ([tool.importlinter] in pyproject.toml): a wrong-way import fails here.
+    session.run("lint-imports", "--no-cache")
 
 
 @nox.session(python=PYTHON)
