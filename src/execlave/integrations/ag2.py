@@ -33,12 +33,12 @@ import functools
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from opentelemetry.util.types import AttributeValue
-
 from .._ids import validate_agent_id
+from ..client import Execlave as _Execlave
 from ..errors import EnforcementHaltError
 from ..policy.types import ToolCall, ToolOutput
-from .autogen._common import MARKER, AgentGovernor, Check, set_error
+from ..telemetry import names
+from ._base import MARKER, AgentGovernor, set_error
 from .autogen._messages import parse_arguments
 
 if TYPE_CHECKING:
@@ -197,18 +197,6 @@ class _AG2Governor(AgentGovernor):
     def binding(self) -> str:
         return f"agent_id={self.agent_id!r} on {_describe_client(self.exe)}"
 
-    def execute_span(self, call: ToolCall, check: Check) -> Any:
-        attributes: dict[str, AttributeValue] = {
-            "gen_ai.operation.name": "execute_tool",
-            "gen_ai.tool.name": call.name,
-            **self.base_attributes,
-        }
-        if call.call_id is not None:
-            attributes["gen_ai.tool.call.id"] = call.call_id
-        return self.exe._telemetry.governed_span(
-            f"execute_tool {call.name}", attributes=attributes, check=check
-        )
-
 
 @functools.lru_cache(maxsize=256)
 def _governor(
@@ -245,7 +233,7 @@ class ExeclaveMiddleware:
         agent_name: str | None = None,
     ) -> None:
         validate_agent_id(agent_id)
-        if not callable(getattr(exe, "_check", None)) or getattr(exe, "_telemetry", None) is None:
+        if not isinstance(exe, _Execlave):
             raise TypeError(
                 "ExeclaveMiddleware needs exe=<an execlave.Execlave client>, e.g. "
                 f"Middleware(ExeclaveMiddleware, exe=Execlave(), agent_id='ops-assistant'); got {exe!r}"
@@ -286,10 +274,8 @@ class ExeclaveMiddleware:
         gov = self._gov
         try:
             # Kill switch and rate limit: one request per turn, before anything runs.
-            check = await gov.acheck_for(lambda: gov.request(count_request=True))
-            with gov.exe._telemetry.governed_span(
-                gov.span_name, attributes=gov.round_attributes, check=check
-            ) as governed:
+            check = await gov.acheck(lambda: gov.request(count_request=True))
+            with gov.round_span(check) as governed:
                 self._round = governed
                 try:
                     response = await call_next(event, context)
@@ -311,10 +297,8 @@ class ExeclaveMiddleware:
         self._raise_pending()
         if self._round is None:  # e.g. under a ConditionalMiddleware that skipped on_turn
             gov = self._gov
-            check = await gov.acheck_for(lambda: gov.request(count_request=True))
-            with gov.exe._telemetry.governed_span(
-                gov.span_name, attributes=gov.round_attributes, check=check
-            ) as governed:
+            check = await gov.acheck(lambda: gov.request(count_request=True))
+            with gov.round_span(check) as governed:
                 return await self._llm_call(governed, call_next, events, context)
         return await self._llm_call(self._round, call_next, events, context)
 
@@ -359,12 +343,12 @@ class ExeclaveMiddleware:
         gov = self._gov
         text, outputs = self._unchecked(events)
         if text is not None or outputs:
-            check = await gov.acheck_for(lambda: gov.request(input=text, tool_outputs=tuple(outputs)))
+            check = await gov.acheck(lambda: gov.request(input=text, tool_outputs=tuple(outputs)))
             governed.check(check)
         response = await call_next(events, context)
         calls = _response_calls(response)
         if calls:  # before any of them runs: the response has not reached the stream yet
-            gov.check_requested(await gov.async_checks(calls))
+            await gov.acheck_requested(calls)
         return response
 
     def _unchecked(self, events: Iterable[Any]) -> tuple[str | None, list[ToolOutput]]:
@@ -411,7 +395,7 @@ def _record_result(governed: GovernedSpan, result: Any) -> None:
         set_error(governed, "tool execution failed")
     output = _result_output(result)
     if output is not None:
-        governed.record_content("gen_ai.tool.call.result", output.content)
+        governed.record_content(names.GEN_AI_TOOL_CALL_RESULT, output.content)
 
 
 # -- instrument_autogen_agent for ag2.Agent --------------------------------------------------------

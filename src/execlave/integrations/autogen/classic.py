@@ -15,15 +15,14 @@ import json
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.util.types import AttributeValue
-
 from ..._ids import validate_agent_id
+from ...adapter import Check
 from ...errors import EnforcementHaltError
 from ...policy.types import CheckRequest, ToolCall
-from ._common import (
+from ...telemetry import names
+from .._base import (
     MARKER,
     AgentGovernor,
-    Check,
     already_bound,
     patch_instance,
     require_client,
@@ -72,14 +71,6 @@ class _ClassicGovernor(AgentGovernor):
         self.summary_stop: Exception | None = None
         # The system message as last checked (or as the developer set it at instrument time).
         self.checked_system = self.system_message()
-        self.summary_attributes: dict[str, AttributeValue] = {
-            **self.round_attributes,
-            "execlave.round.kind": "summary",
-        }
-        self.selection_attributes: dict[str, AttributeValue] = {
-            **self.round_attributes,
-            "execlave.round.kind": "speaker_selection",
-        }
         # Group chat messages already checked for speaker selection (manager agents only).
         self.selection_checked = 0
         self.selection_pending = 0
@@ -98,14 +89,12 @@ class _ClassicGovernor(AgentGovernor):
         current = self.system_message()
         if current is None or current == self.checked_system:
             return
-        check = self.check_for(lambda: self.request(input=current))
+        check = self.check(lambda: self.request(input=current))
         current_round = _ROUND.get()
         if current_round is not None and current_round[0] is self:
             current_round[1].check(check)
         else:
-            with self.exe._telemetry.governed_span(
-                self.span_name, attributes=self.round_attributes, check=check
-            ):
+            with self.round_span(check):
                 pass
         self.checked_system = current
 
@@ -182,15 +171,13 @@ class _ClassicGovernor(AgentGovernor):
         return self.request(input=text, tool_outputs=tuple(outputs), count_request=True)
 
     def selection_span(self, check: Check) -> Any:
-        return self.exe._telemetry.governed_span(
-            self.span_name, attributes=self.selection_attributes, check=check
-        )
+        return self.round_span(check, kind="speaker_selection")
 
     def round_check(self, messages: Any, sender: Any) -> Check:
-        return self.check_for(lambda: self.round_request(messages, sender))
+        return self.check(lambda: self.round_request(messages, sender))
 
     async def round_acheck(self, messages: Any, sender: Any) -> Check:
-        return await self.acheck_for(lambda: self.round_request(messages, sender))
+        return await self.acheck(lambda: self.round_request(messages, sender))
 
     # -- reply tool calls ----------------------------------------------------------------
 
@@ -227,18 +214,6 @@ class _ClassicGovernor(AgentGovernor):
             return tuple(found)
         return tuple(ToolCall(c.name, c.arguments, str(call_id)) for c in found)
 
-    def execute_span(self, call: ToolCall, check: Check) -> Any:
-        attributes: dict[str, AttributeValue] = {
-            "gen_ai.operation.name": "execute_tool",
-            "gen_ai.tool.name": call.name,
-            **self.base_attributes,
-        }
-        if call.call_id is not None:
-            attributes["gen_ai.tool.call.id"] = call.call_id
-        return self.exe._telemetry.governed_span(
-            f"execute_tool {call.name}", attributes=attributes, check=check
-        )
-
     @staticmethod
     def record_result(governed: GovernedSpan, result: Any) -> None:
         success: Any = None
@@ -250,7 +225,7 @@ class _ClassicGovernor(AgentGovernor):
             set_error(governed, "tool execution failed")
         if content is not None and governed is not None:
             governed.record_content(
-                "gen_ai.tool.call.result", content if isinstance(content, str) else repr(content)
+                names.GEN_AI_TOOL_CALL_RESULT, content if isinstance(content, str) else repr(content)
             )
 
 
@@ -273,7 +248,6 @@ def _prompt_and_messages(signature: inspect.Signature | None, args: Any, kwargs:
 
 
 def _make_wrappers(gov: _ClassicGovernor, originals: dict[str, Any]) -> dict[str, Any]:
-    telemetry = gov.exe._telemetry
     wrappers: dict[str, Any] = {}
 
     generate = originals.get("generate_reply")
@@ -281,15 +255,13 @@ def _make_wrappers(gov: _ClassicGovernor, originals: dict[str, Any]) -> dict[str
 
         @functools.wraps(generate)
         def generate_reply(messages: Any = None, sender: Any = None, *args: Any, **kwargs: Any) -> Any:
-            with telemetry.governed_span(
-                gov.span_name, attributes=gov.round_attributes, check=gov.round_check(messages, sender)
-            ) as governed:
+            with gov.round_span(gov.round_check(messages, sender)) as governed:
                 token = _ROUND.set((gov, governed))
                 try:
                     reply = generate(messages, sender, *args, **kwargs)
                 finally:
                     _ROUND.reset(token)
-                gov.check_requested(gov.sync_checks(gov.reply_calls(reply)))
+                gov.check_requested(gov.reply_calls(reply))
                 return reply
 
         wrappers["generate_reply"] = generate_reply
@@ -304,15 +276,13 @@ def _make_wrappers(gov: _ClassicGovernor, originals: dict[str, Any]) -> dict[str
             # Decisions are awaited (a server-side decision uses httpx.AsyncClient) and replayed
             # inside the span, so the event loop is never blocked on the network.
             check = await gov.round_acheck(messages, sender)
-            with telemetry.governed_span(
-                gov.span_name, attributes=gov.round_attributes, check=check
-            ) as governed:
+            with gov.round_span(check) as governed:
                 token = _ROUND.set((gov, governed))
                 try:
                     reply = await a_generate(messages, sender, *args, **kwargs)
                 finally:
                     _ROUND.reset(token)
-                gov.check_requested(await gov.async_checks(gov.reply_calls(reply)))
+                await gov.acheck_requested(gov.reply_calls(reply))
                 return reply
 
         wrappers["a_generate_reply"] = a_generate_reply
@@ -350,9 +320,9 @@ def _make_wrappers(gov: _ClassicGovernor, originals: dict[str, Any]) -> dict[str
         @functools.wraps(reflect)
         def _reflection_with_llm(*args: Any, **kwargs: Any) -> Any:
             prompt, messages = _prompt_and_messages(reflect_signature, args, kwargs)
-            check = gov.check_for(lambda: gov.summary_request(messages, prompt))
+            check = gov.check(lambda: gov.summary_request(messages, prompt))
             try:
-                with telemetry.governed_span(gov.span_name, attributes=gov.summary_attributes, check=check):
+                with gov.round_span(check, kind="summary"):
                     return reflect(*args, **kwargs)
             except _STOPS as exc:
                 gov.summary_stop = exc
@@ -380,8 +350,8 @@ def _make_wrappers(gov: _ClassicGovernor, originals: dict[str, Any]) -> dict[str
         @functools.wraps(for_summary)
         def chat_messages_for_summary(*args: Any, **kwargs: Any) -> Any:
             messages = for_summary(*args, **kwargs)
-            check = gov.check_for(lambda: gov.summary_request(messages))
-            with telemetry.governed_span(gov.span_name, attributes=gov.summary_attributes, check=check):
+            check = gov.check(lambda: gov.summary_request(messages))
+            with gov.round_span(check, kind="summary"):
                 return messages
 
         wrappers["chat_messages_for_summary"] = chat_messages_for_summary
@@ -424,7 +394,7 @@ def _selection_wrappers(gov: _ClassicGovernor, groupchat: Any) -> dict[str, Any]
 
         @functools.wraps(select)
         def select_speaker(*args: Any, **kwargs: Any) -> Any:
-            check = gov.check_for(lambda: gov.selection_request(groupchat))
+            check = gov.check(lambda: gov.selection_request(groupchat))
             with gov.selection_span(check):
                 gov.selection_checked = gov.selection_pending
                 return select(*args, **kwargs)
@@ -435,7 +405,7 @@ def _selection_wrappers(gov: _ClassicGovernor, groupchat: Any) -> dict[str, Any]
 
         @functools.wraps(a_select)
         async def a_select_speaker(*args: Any, **kwargs: Any) -> Any:
-            check = await gov.acheck_for(lambda: gov.selection_request(groupchat))
+            check = await gov.acheck(lambda: gov.selection_request(groupchat))
             with gov.selection_span(check):
                 gov.selection_checked = gov.selection_pending
                 return await a_select(*args, **kwargs)
@@ -449,7 +419,7 @@ def instrument_classic_agent(
 ) -> Any:
     agent_id = validate_agent_id(agent_id)
     require_client(exe, "instrument_autogen_agent")
-    if already_bound(agent, exe, agent_id):
+    if already_bound(agent, exe, agent_id, "uninstrument_autogen_agent"):
         return agent
     gov = _ClassicGovernor(agent, exe, agent_id, session_id, user_id)
     originals = {name: getattr(agent, name, None) for name in _PATCHED}

@@ -1,0 +1,157 @@
+"""What every adapter shares, whatever the framework: the per-agent governor (check requests and
+governed spans through the client's public adapter interface, one ``check_tool`` span per
+requested call) and instance patching (wrappers set on the instance, remembered and undone).
+No framework is named here; ``docs/adapters.md`` is the guide."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
+
+from ..adapter import AgentIdentity, Check
+from ..client import Execlave as _Execlave
+from ..errors import PolicyBlockedError
+from ..policy.types import CheckRequest, ToolCall, Violation
+
+if TYPE_CHECKING:
+    from ..client import Execlave
+    from ..telemetry import GovernedSpan
+
+MARKER = "_execlave_instrumented"
+_ORIGINALS = "_execlave_originals"
+_BINDING = "_execlave_binding"
+_ABSENT = object()
+
+
+def set_error(governed: GovernedSpan, description: str) -> None:
+    """ERROR status on a governed span (a failed tool, a blocked call); never raises."""
+    with contextlib.suppress(Exception):  # telemetry faults never break the agent
+        from opentelemetry.trace import Status, StatusCode
+
+        governed.span.set_status(Status(StatusCode.ERROR, description))
+
+
+class AgentGovernor:
+    """Everything one instrumented agent needs; built once at instrument time."""
+
+    def __init__(
+        self, agent: Any, exe: Execlave, agent_id: str, session_id: str | None, user_id: str | None
+    ) -> None:
+        self.agent = agent
+        self.exe = exe
+        name = getattr(agent, "name", None)
+        self.identity = AgentIdentity(
+            agent_id, name if isinstance(name, str) and name else None, session_id, user_id
+        )
+        self.agent_id = agent_id
+        self.agent_name = self.identity.display_name
+
+    def request(self, **fields: Any) -> CheckRequest:
+        return self.exe.check_request(self.identity, **fields)
+
+    def check(self, build: Callable[[], CheckRequest]) -> Check:
+        """A check of the request ``build`` makes, run inside the span (fails closed there)."""
+        return self.exe.prepare_check(build)
+
+    async def acheck(self, build: Callable[[], CheckRequest]) -> Check:
+        """:meth:`check` for async paths: a decision that may wait on Execlave is awaited now."""
+        return await self.exe.aprepare_check(build)
+
+    def round_span(
+        self, check: Check | None = None, kind: str | None = None
+    ) -> AbstractContextManager[GovernedSpan]:
+        return self.exe.round_span(self.identity, check=check, kind=kind)
+
+    def execute_span(self, call: ToolCall, check: Check) -> AbstractContextManager[GovernedSpan]:
+        return self.exe.tool_span(self.identity, call, check=check)
+
+    def tool_check(self, *calls: ToolCall) -> Check:
+        return self.check(lambda: self.request(tool_calls=calls))
+
+    async def tool_acheck(self, *calls: ToolCall) -> Check:
+        return await self.acheck(lambda: self.request(tool_calls=calls))
+
+    def is_handoff(self, call: ToolCall) -> bool:
+        return False
+
+    def check_requested(self, calls: Iterable[ToolCall]) -> None:
+        """A ``check_tool`` span per call a model requested; every call is checked, then one raise
+        with every blocking violation."""
+        self._check_requested([(call, self.tool_check(call)) for call in calls])
+
+    async def acheck_requested(self, calls: Iterable[ToolCall]) -> None:
+        """:meth:`check_requested` for async paths."""
+        self._check_requested([(call, await self.tool_acheck(call)) for call in calls])
+
+    def _check_requested(self, checks: list[tuple[ToolCall, Check]]) -> None:
+        blocking: list[Violation] = []
+        for call, check in checks:
+            with self.exe.tool_span(
+                self.identity, call, check=check, requested=True, handoff=self.is_handoff(call)
+            ) as governed:
+                if governed.decision.blocked:
+                    blocking.extend(governed.decision.blocking_violations)
+                    set_error(governed, f"tool call {call.name!r} blocked by policy")
+        if blocking:
+            raise PolicyBlockedError(blocking)
+
+
+def require_client(exe: object, caller: str) -> None:
+    """A clear TypeError when the second argument is not the Execlave client."""
+    if not isinstance(exe, _Execlave):
+        raise TypeError(
+            f"{caller}(agent, exe, agent_id=...) needs the Execlave client as its second argument: "
+            f"exe = Execlave(...) (with api_key=... and/or policies=...), created once per process; "
+            f"got {type(exe).__name__}"
+        )
+
+
+def already_bound(agent: Any, exe: object, agent_id: str, undo: str) -> bool:
+    """True when ``agent`` is already instrumented with this client and agent_id (instrumenting
+    again is a no-op); ``ValueError`` naming both bindings (and ``undo``, the function that
+    unbinds) when it is bound differently."""
+    if not getattr(agent, MARKER, False):
+        return False
+    bound = getattr(agent, _BINDING, None)
+    if not (isinstance(bound, tuple) and len(bound) == 2):
+        return True
+    bound_id, bound_exe = bound
+    if bound_id == agent_id and bound_exe is exe:
+        return True
+    client = "the same Execlave client" if bound_exe is exe else "another Execlave client"
+    name = getattr(agent, "name", type(agent).__name__)
+    raise ValueError(
+        f"agent {name!r} is already instrumented as agent_id {bound_id!r} with an Execlave client; "
+        f"it cannot also be instrumented as agent_id {agent_id!r} with {client}. "
+        f"Call {undo}(agent) first to rebind it, or use one binding per agent."
+    )
+
+
+def patch_instance(agent: Any, wrappers: dict[str, Any], binding: tuple[str, object] | None = None) -> None:
+    """Set ``wrappers`` as instance attributes, remembering what the instance itself held (and the
+    ``(agent_id, client)`` binding)."""
+    instance_dict = getattr(agent, "__dict__", {})
+    saved = {name: instance_dict.get(name, _ABSENT) for name in wrappers}
+    for name, wrapper in wrappers.items():
+        setattr(agent, name, wrapper)
+    setattr(agent, _ORIGINALS, saved)
+    if binding is not None:
+        setattr(agent, _BINDING, binding)
+    setattr(agent, MARKER, True)
+
+
+def restore_instance(agent: Any, *extra: str) -> Any:
+    """Undo :func:`patch_instance` (and drop ``extra`` instance attributes); a no-op otherwise."""
+    saved = getattr(agent, _ORIGINALS, None)
+    if not getattr(agent, MARKER, False) or not isinstance(saved, dict):
+        return agent
+    for name, previous in saved.items():
+        if previous is _ABSENT:
+            agent.__dict__.pop(name, None)
+        else:
+            setattr(agent, name, previous)
+    for attr in (_ORIGINALS, MARKER, _BINDING, *extra):
+        agent.__dict__.pop(attr, None)
+    return agent
