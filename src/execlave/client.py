@@ -4,13 +4,16 @@ Framework adapters (``execlave.integrations``) are thin layers over it."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
+
+from opentelemetry.trace import Status, StatusCode
 
 from ._config import BY_NAME, DEFAULT_BASE_URL, DEFAULT_ENVIRONMENT, ConnectionOptions, resolve
 from ._ids import validate_agent_id
@@ -26,10 +29,11 @@ from .connection import (
     validate_timings,
 )
 from .connection.ingest import execlave_span_exporter
-from .errors import ExeclaveError
+from .errors import ExeclaveError, PolicyBlockedError
 from .policy import CheckRequest, Decision, PolicyEngine, PolicySource, ToolCall, ToolOutput
 from .policy.loader import resolve_policy_source
 from .policy.pii import mask_pii
+from .policy.types import Violation
 from .telemetry import GovernanceSpanProcessor, Telemetry, TelemetryConfig, names, resolve_capture_content
 
 if TYPE_CHECKING:
@@ -367,6 +371,53 @@ class Execlave:
             check=check,
             raise_on_block=not requested,
         )
+
+    def check_requested(
+        self,
+        agent: AgentIdentity,
+        calls: Iterable[ToolCall],
+        *,
+        handoff: Callable[[ToolCall], bool] | None = None,
+    ) -> None:
+        """Check every tool call a model just asked for, before any of them runs: one
+        ``check_tool {tool}`` span each (see :meth:`tool_span`; ``handoff`` tells which calls hand
+        the conversation over), then one :class:`~execlave.errors.PolicyBlockedError` with every
+        blocking violation, if any call was blocked."""
+        checks = [(call, self.prepare_check(self._tool_request(agent, call))) for call in calls]
+        self._check_requested(agent, checks, handoff)
+
+    async def acheck_requested(
+        self,
+        agent: AgentIdentity,
+        calls: Iterable[ToolCall],
+        *,
+        handoff: Callable[[ToolCall], bool] | None = None,
+    ) -> None:
+        """:meth:`check_requested` for async code: Execlave's answers are awaited."""
+        checks = [(call, await self.aprepare_check(self._tool_request(agent, call))) for call in calls]
+        self._check_requested(agent, checks, handoff)
+
+    def _tool_request(self, agent: AgentIdentity, *calls: ToolCall) -> Callable[[], CheckRequest]:
+        return lambda: self.check_request(agent, tool_calls=calls)
+
+    def _check_requested(
+        self,
+        agent: AgentIdentity,
+        checks: Sequence[tuple[ToolCall, Check]],
+        handoff: Callable[[ToolCall], bool] | None,
+    ) -> None:
+        blocking: list[Violation] = []
+        for call, check in checks:
+            marked = handoff is not None and handoff(call)
+            with self.tool_span(agent, call, check=check, requested=True, handoff=marked) as governed:
+                if governed.decision.blocked:
+                    blocking.extend(governed.decision.blocking_violations)
+                    with contextlib.suppress(Exception):  # telemetry faults never break the agent
+                        governed.span.set_status(
+                            Status(StatusCode.ERROR, f"tool call {call.name!r} blocked by policy")
+                        )
+        if blocking:
+            raise PolicyBlockedError(blocking)
 
     def model_span(self, agent: AgentIdentity, *, check: Check) -> AbstractContextManager[GovernedSpan]:
         """A ``chat {agent}`` span around one model call made outside any round of an instrumented

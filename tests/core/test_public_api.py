@@ -63,6 +63,7 @@ PUBLIC = {
         "ToolOutput",
         "Decision",
     },
+    "execlave.adapter": {"AgentIdentity", "Check", "CheckRequest", "Decision", "ToolCall", "ToolOutput"},
     "execlave.integrations.autogen": {
         "instrument_autogen_agent",
         "uninstrument_autogen_agent",

@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..adapter import AgentIdentity, Check
 from ..client import Execlave as _Execlave
-from ..errors import PolicyBlockedError
-from ..policy.types import CheckRequest, ToolCall, Violation
+from ..policy.types import CheckRequest, ToolCall
 
 if TYPE_CHECKING:
     from ..client import Execlave
@@ -77,25 +76,11 @@ class AgentGovernor:
         return False
 
     def check_requested(self, calls: Iterable[ToolCall]) -> None:
-        """A ``check_tool`` span per call a model requested; every call is checked, then one raise
-        with every blocking violation."""
-        self._check_requested([(call, self.tool_check(call)) for call in calls])
+        """A ``check_tool`` span per call a model requested; every call is checked, then one raise."""
+        self.exe.check_requested(self.identity, calls, handoff=self.is_handoff)
 
     async def acheck_requested(self, calls: Iterable[ToolCall]) -> None:
-        """:meth:`check_requested` for async paths."""
-        self._check_requested([(call, await self.tool_acheck(call)) for call in calls])
-
-    def _check_requested(self, checks: list[tuple[ToolCall, Check]]) -> None:
-        blocking: list[Violation] = []
-        for call, check in checks:
-            with self.exe.tool_span(
-                self.identity, call, check=check, requested=True, handoff=self.is_handoff(call)
-            ) as governed:
-                if governed.decision.blocked:
-                    blocking.extend(governed.decision.blocking_violations)
-                    set_error(governed, f"tool call {call.name!r} blocked by policy")
-        if blocking:
-            raise PolicyBlockedError(blocking)
+        await self.exe.acheck_requested(self.identity, calls, handoff=self.is_handoff)
 
 
 def require_client(exe: object, caller: str) -> None:
