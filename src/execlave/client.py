@@ -37,7 +37,7 @@ from .policy.types import Violation
 from .telemetry import GovernanceSpanProcessor, Telemetry, TelemetryConfig, names, resolve_capture_content
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import TracerProvider
+    from opentelemetry.trace import Tracer, TracerProvider
     from opentelemetry.util.types import AttributeValue
 
     from .telemetry import GovernedSpan
@@ -371,6 +371,12 @@ class Execlave:
             check=check,
             raise_on_block=not requested,
         )
+
+    @property
+    def tracer(self) -> Tracer:
+        """The tracer execlave's own spans are made with (scope ``execlave``), for an adapter's
+        spans that decide nothing (a conversation around several rounds, say)."""
+        return self._telemetry.tracer
 
     def check_requested(
         self,

@@ -39,6 +39,7 @@ from ..errors import EnforcementHaltError
 from ..policy.types import ToolCall, ToolOutput
 from ..telemetry import names
 from ._base import MARKER, AgentGovernor, set_error
+from ._compat_ag2 import factory_parts, middleware_list
 from .autogen._messages import parse_arguments
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ def is_ag2_agent(obj: object) -> bool:
     return (
         module.split(".", 1)[0] == "ag2"
         and callable(getattr(obj, "add_middleware", None))
-        and isinstance(getattr(obj, "_middleware", None), list)
+        and middleware_list(obj) is not None
         and callable(getattr(obj, "ask", None))
     )
 
@@ -403,10 +404,9 @@ def _record_result(governed: GovernedSpan, result: Any) -> None:
 
 def _execlave_factories(agent: Any) -> list[tuple[Any, dict[str, Any]]]:
     found: list[tuple[Any, dict[str, Any]]] = []
-    for factory in getattr(agent, "_middleware", None) or ():
-        cls = getattr(factory, "_cls", None)
+    for factory in middleware_list(agent) or ():
+        cls, options = factory_parts(factory)
         if isinstance(cls, type) and issubclass(cls, ExeclaveMiddleware):
-            options = getattr(factory, "_options", None)
             found.append((factory, dict(options) if isinstance(options, dict) else {}))
     return found
 
@@ -451,8 +451,8 @@ def instrument_ag2_agent(
 def uninstrument_ag2_agent(agent: Any) -> Any:
     """Remove every execlave middleware from the agent; a no-op on an agent without one."""
     factories = {id(f) for f, _ in _execlave_factories(agent)}
-    middleware = getattr(agent, "_middleware", None)
-    if factories and isinstance(middleware, list):
+    middleware = middleware_list(agent)
+    if factories and middleware is not None:
         middleware[:] = [m for m in middleware if id(m) not in factories]
     with contextlib.suppress(Exception):
         agent.__dict__.pop(MARKER, None)

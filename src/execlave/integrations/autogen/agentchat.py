@@ -53,6 +53,7 @@ from ...errors import EnforcementHaltError
 from ...policy.types import ToolCall, ToolOutput
 from ...telemetry import names
 from .._base import AgentGovernor, already_bound, patch_instance, require_client, restore_instance
+from ._compat_agentchat import context_messages, handoff_names, model_context, participants
 from ._messages import parse_arguments
 
 if TYPE_CHECKING:
@@ -240,8 +241,7 @@ class _AgentChatGovernor(AgentGovernor):
         self, agent: Any, exe: Execlave, agent_id: str, session_id: str | None, user_id: str | None
     ) -> None:
         super().__init__(agent, exe, agent_id, session_id, user_id)
-        handoffs = getattr(agent, "_handoffs", None)
-        self.handoff_names = frozenset(handoffs) if isinstance(handoffs, dict) else frozenset()
+        self.handoff_names = handoff_names(agent)
 
     def is_handoff(self, call: ToolCall) -> bool:
         return call.name in self.handoff_names or call.name.startswith("transfer_to_")
@@ -264,9 +264,9 @@ class _AgentChatGovernor(AgentGovernor):
     async def repair_context(self, mark: int | None) -> None:
         """Drop the tool-call / tool-result messages a blocked turn left in the model context,
         so the next turn starts from a valid history (no assistant tool call without results)."""
-        ctx = getattr(self.agent, "_model_context", None)
-        messages = getattr(ctx, "_messages", None)
-        if isinstance(messages, list):
+        ctx = model_context(self.agent)
+        messages = context_messages(self.agent)
+        if messages is not None:
             floor = mark if mark is not None else 0
             while len(messages) > floor and _dangling(messages[-1]):
                 messages.pop()
@@ -283,8 +283,8 @@ class _AgentChatGovernor(AgentGovernor):
                 await ctx.add_message(message)
 
     def context_mark(self) -> int | None:
-        messages = getattr(getattr(self.agent, "_model_context", None), "_messages", None)
-        return len(messages) if isinstance(messages, list) else None
+        messages = context_messages(self.agent)
+        return len(messages) if messages is not None else None
 
     def record_error(self, exc: BaseException) -> None:
         entry = (next(_SEQ), exc)
@@ -520,7 +520,7 @@ def govern_model_client(
 
 def _participants(team: Any) -> list[Any]:
     found: list[Any] = []
-    for member in getattr(team, "_participants", None) or ():
+    for member in participants(team):
         found.append(member)
         found.extend(_participants(member))  # nested teams
     return found

@@ -29,6 +29,7 @@ from .._base import (
     restore_instance,
     set_error,
 )
+from . import _compat_classic as compat
 from ._messages import extract_tool_calls, received, tool_name
 
 if TYPE_CHECKING:
@@ -42,11 +43,9 @@ _PATCHED = (
     "a_generate_reply",
     "execute_function",
     "a_execute_function",
-    "_append_oai_message",
-    "_reflection_with_llm",
     "chat_messages_for_summary",
-    "_summarize_chat",
     "process_all_messages_before_reply",
+    *compat.PATCHED_PRIVATES,
 )
 _UNPARSED = object()
 _STOPS = (EnforcementHaltError,)  # all that stops a round
@@ -56,7 +55,7 @@ _ROUND: ContextVar[tuple[Any, GovernedSpan] | None] = ContextVar("execlave_class
 
 def is_classic_agent(agent: object) -> bool:
     """Duck-typed: a classic ``ConversableAgent`` has ``generate_reply`` and ``_oai_messages``."""
-    return callable(getattr(agent, "generate_reply", None)) and hasattr(agent, "_oai_messages")
+    return callable(getattr(agent, "generate_reply", None)) and compat.has_message_store(agent)
 
 
 class _ClassicGovernor(AgentGovernor):
@@ -120,7 +119,7 @@ class _ClassicGovernor(AgentGovernor):
                 sending = arguments.get("role") == "assistant"
             if not sending:
                 return
-            stored = self.agent._oai_messages[arguments["conversation_id"]][-1]
+            stored = compat.stored_messages(self.agent, arguments["conversation_id"])[-1]
             self.sent[id(stored)] = stored
         except Exception:
             return
@@ -133,7 +132,7 @@ class _ClassicGovernor(AgentGovernor):
         if sender is None:
             return []
         try:
-            return self.agent._oai_messages[sender]
+            return compat.stored_messages(self.agent, sender)
         except Exception:
             return []
 
@@ -193,7 +192,7 @@ class _ClassicGovernor(AgentGovernor):
         when that fails (AutoGen then runs nothing and reports the error)."""
         try:
             raw = func_call.get("arguments", "{}")
-            return json.loads(self.agent._format_json_str(raw))
+            return json.loads(compat.repair_arguments(self.agent, raw))
         except Exception:
             return _UNPARSED
 
@@ -437,11 +436,7 @@ def _groupchats(agent: Any) -> list[Any]:
     """A manager's group chat and the copies of it AutoGen keeps as its reply functions'
     ``config`` (``register_reply`` stores ``copy.copy(config)``; the copies share the messages)."""
     found: dict[int, Any] = {}
-    candidates = [getattr(agent, "groupchat", None)]
-    reply_funcs = getattr(agent, "_reply_func_list", None)
-    for entry in reply_funcs if isinstance(reply_funcs, list) else ():
-        if isinstance(entry, dict):
-            candidates.extend((entry.get("config"), entry.get("init_config")))
+    candidates = [getattr(agent, "groupchat", None), *compat.reply_func_configs(agent)]
     for candidate in candidates:
         if candidate is not None and callable(getattr(candidate, "select_speaker", None)):
             found.setdefault(id(candidate), candidate)
