@@ -106,7 +106,7 @@ def test_every_mark_and_format_character_is_removed():
         if unicodedata.category(ch) in ("Mn", "Me", "Cf") and ch.casefold() == ch:  # U+0345 folds to iota
             assert normalize_text("#" + ch + "#") == "##", f"U+{code:04X}"
         elif unicodedata.category(ch) in ("Nd", "Pd"):
-            assert 0x20000 > code or 0xE0000 <= code < 0xE1000, f"U+{code:04X} outside the scanned planes"
+            assert code < 0x20000 or 0xE0000 <= code < 0xE1000, f"U+{code:04X} outside the scanned planes"
 
 
 def test_scripts_compare_as_skeletons_on_both_sides():
@@ -147,8 +147,8 @@ DRESSED = {
         "card 4111\u20114111\u20111111\u20111111".replace("4111\u20114111", "4111\u20111111"),
         "card 4111\u22121111\u22121111\u22121111",
         "card 4111\u20131111\u20131111\u20131111",
-        "card \u0664\u0661\u0661\u0661 \u0661\u0661\u0661\u0661 \u0661\u0661\u0661\u0661 \u0661\u0661\u0661\u0661",
-        "card \uff14\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11",
+        "card " + " ".join(["\u0664\u0661\u0661\u0661"] + ["\u0661\u0661\u0661\u0661"] * 3),  # Arabic-Indic
+        "card \uff14" + "\uff11" * 15,  # fullwidth
         "card 4111  1111  1111  1111",
         "card 4111\t1111\t1111\t1111",
         "card 4111\n1111\n1111\n1111",
@@ -187,7 +187,10 @@ def test_a_value_failing_its_checksum_does_not_hide_the_next_one(text, kinds):
 
 def test_mask_keeps_the_original_text_around_the_values():
     assert mask_pii("Card: 4111  1111\t1111\n1111, Thanks") == "Card: [CREDIT_CARD], Thanks"
-    assert mask_pii("Grüße — SSN \u0660\u0667\u0668-\u0660\u0665-\u0661\u0661\u0662\u0660 ok") == "Grüße — SSN [SSN] ok"
+    assert (
+        mask_pii("Grüße — SSN \u0660\u0667\u0668-\u0660\u0665-\u0661\u0661\u0662\u0660 ok")
+        == "Grüße — SSN [SSN] ok"
+    )
     assert mask_pii("No PII, Just Text\u200b.") == "No PII, Just Text\u200b."
 
 

@@ -36,7 +36,7 @@ _EXCERPT_CHARS = 80
 
 
 def normalize_tool_name(name: str) -> str:
-    """Tool names compare after NFKC, removal of invisible characters, case folding and trimming
+    """Tool names compare after NFKD, removal of marks and format characters, case folding and trimming
     (``" Delete_File"``, ``"ｄｅｌｅｔｅ_file"`` and ``"dele\u200bte_file"`` are all ``delete_file``)."""
     return strip_invisible(name).casefold().strip()
 
@@ -84,8 +84,12 @@ def _excerpt(text: str, start: int, end: int) -> str:
 
 
 def _shown_name(name: str) -> str:
-    """A tool name as violations show it: PII in it masked (the name is model-chosen text)."""
-    return mask_pii(name) if name else name
+    """A tool name as violations show it: PII in it masked (the name is model-chosen text;
+    underscores read as spaces, as the ``pii_access`` check reads them)."""
+    if not name:
+        return name
+    masked = mask_pii(name.replace("_", " "))
+    return name if masked == name.replace("_", " ") else masked
 
 
 def _argument_text(arguments: Any) -> str:
@@ -292,8 +296,9 @@ class _PiiPolicy(_Compiled):
             if found:
                 out.append(self.violation("input", f"input contains {', '.join(found)}", piiTypes=found))
         for call, text in texts.arguments if request.tool_calls else ():
-            # The name is model-chosen text that is exported and shown: checked like arguments.
-            in_name = detect_pii(normalize_text(call.name), self.types) if call.name else []
+            # The name is model-chosen text that is exported and shown: checked like arguments
+            # (underscores read as spaces, so ``pay_4111...`` is not one word).
+            in_name = detect_pii(normalize_text(call.name.replace("_", " ")), self.types) if call.name else []
             found = detect_pii(text, self.types)
             name = _shown_name(call.name) if in_name else call.name
             if in_name:

@@ -13,9 +13,10 @@ the shorthand and Egyptian format controls ...), plus the few letters that rende
 marks: Indic viramas and vowel signs, Hebrew points, Arabic harakat, ZWJ / ZWNJ are removed too,
 and the same decomposition and removal are applied to the literal text of policy patterns (see
 :func:`strip_pattern`), so a pattern written in any script still matches; in scripts whose marks
-tell words apart the comparison is a little broader (``कि`` and ``की`` compare equal). Every decimal digit (``Nd``: Arabic-Indic, Devanagari,
-fullwidth ...) becomes its ASCII digit and every dash (``Pd`` and the minus sign) becomes ``-``,
-so numbers in Unicode dress meet the same detectors as plain ones. Every step is a linear pass.
+tell words apart the comparison is a little broader (``कि`` and ``की`` compare equal). Every
+decimal digit (``Nd``: Arabic-Indic, Devanagari, fullwidth ...) becomes its ASCII digit and every
+dash (``Pd`` and the minus sign) becomes ``-``, so numbers in Unicode dress meet the same
+detectors as plain ones. Every step is a linear pass.
 """
 
 from __future__ import annotations

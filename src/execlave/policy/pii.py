@@ -77,7 +77,9 @@ _DOUBLED_VALUE = bytes.maketrans(b"0123456789", bytes([0, 2, 4, 6, 8, 1, 3, 5, 7
 
 def luhn_valid(digits: str) -> bool:
     raw = digits.encode("ascii")
-    return (sum(raw[::-1][::2].translate(_DIGIT_VALUE)) + sum(raw[::-1][1::2].translate(_DOUBLED_VALUE))) % 10 == 0
+    return (
+        sum(raw[::-1][::2].translate(_DIGIT_VALUE)) + sum(raw[::-1][1::2].translate(_DOUBLED_VALUE))
+    ) % 10 == 0
 
 
 def iban_valid(candidate: str) -> bool:
@@ -200,7 +202,9 @@ def find_pii(text: str, types: Iterable[str] = PII_TYPES) -> list[Span]:
     if not text or _ANY.search(text) is None:
         return []
     wanted = set(types)
-    spans = [(name, s, e) for name in PII_TYPES if name in wanted for s, e in _spans_of(name, text)]
+    spans: list[Span] = [
+        (name, s, e) for name in PII_TYPES if name in wanted for s, e in _spans_of(name, text)
+    ]
     spans.sort(key=lambda span: span[1])
     return spans
 
