@@ -8,6 +8,7 @@ one, never a mix. Only rate-limit windows and the kill switch are mutable; both 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections import OrderedDict, deque
@@ -33,6 +34,7 @@ from .types import CheckRequest, Decision, Outcome, ToolCall, ToolOutput, Violat
 __all__ = ["PolicyEngine", "normalize_tool_name"]
 
 _EXCERPT_CHARS = 80
+_JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 
 
 def normalize_tool_name(name: str) -> str:
@@ -99,6 +101,10 @@ def _argument_text(arguments: Any) -> str:
     if arguments is None:
         return ""
     if isinstance(arguments, str):
+        # Unparsed (malformed) argument text: also scanned with its JSON escapes decoded, as a
+        # lenient parser would read them (``"\\u0661"`` is a digit to the tool).
+        if "\\u" in arguments:
+            return arguments + "\n" + _JSON_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), arguments)
         return arguments
     parts: list[str] = []
     stack: list[Any] = [arguments]

@@ -74,6 +74,7 @@ class _Tables:
         category = unicodedata.category
         removable: list[int] = list(_BLANK_LETTERS)
         digits: dict[int, str] = {}
+        surrogates: list[int] = []
         dashes: list[int] = [0x2212, 0x2796, 0xFE63, 0xFF0D]  # minus signs (Sm) and compatibility dashes
         for plane in _SCANNED_PLANES:
             for code in plane:
@@ -84,11 +85,14 @@ class _Tables:
                     digits[code] = str(unicodedata.digit(chr(code)))
                 elif kind == "Pd" and code != 0x2D:
                     dashes.append(code)
+                elif kind == "Cs":  # a lone surrogate (from JSON "\\ud800") cannot be matched as UTF-8
+                    surrogates.append(code)
         self.removable = frozenset(removable)
         self.removable_re = re.compile(_char_class(sorted(self.removable)))
         folds: dict[int, str | None] = dict.fromkeys(self.removable)
         folds.update(digits)
         folds.update(dict.fromkeys(dashes, "-"))
+        folds.update(dict.fromkeys(surrogates, "\ufffd"))
         folds.update({ord(k): v for k, v in _CONFUSABLES.items()})
         self.folds = folds
         self.needs_folding = re.compile(_char_class(sorted(folds)))
@@ -99,6 +103,7 @@ def _tables() -> _Tables:
     return _Tables()
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _MANY = 32  # above this many distinct characters to fold, one translate pass beats str.replace each
 _ASCII_WHITESPACE_RUNS = ("  ", "\n", "\t", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
 
@@ -123,7 +128,9 @@ def strip_invisible(text: str) -> str:
         return text
     tables = _tables()
     text = unicodedata.normalize("NFKD", text)
-    return tables.removable_re.sub("", text) if tables.removable_re.search(text) else text
+    if tables.removable_re.search(text):
+        text = tables.removable_re.sub("", text)
+    return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
 
 
 def strip_pattern(pattern: str) -> str:
