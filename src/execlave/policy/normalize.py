@@ -87,15 +87,18 @@ class _Tables:
                     dashes.append(code)
                 elif kind == "Cs":  # a lone surrogate (from JSON "\\ud800") cannot be matched as UTF-8
                     surrogates.append(code)
-        self.removable = frozenset(removable)
-        self.removable_re = re.compile(_char_class(sorted(self.removable)))
-        folds: dict[int, str | None] = dict.fromkeys(self.removable)
+        self.removals: dict[int, str | None] = dict.fromkeys(removable)
+        self.removals.update(dict.fromkeys(surrogates, "\ufffd"))
+        folds: dict[int, str | None] = dict(self.removals)
         folds.update(digits)
         folds.update(dict.fromkeys(dashes, "-"))
-        folds.update(dict.fromkeys(surrogates, "\ufffd"))
         folds.update({ord(k): v for k, v in _CONFUSABLES.items()})
         self.folds = folds
-        self.needs_folding = re.compile(_char_class(sorted(folds)))
+        # Python's re tests a class that reaches past U+FFFF range by range (hundreds per
+        # character); one that stays in the BMP is a constant-time bitmap lookup. So: the BMP
+        # characters to fold, or any astral character (sorted out by the caller).
+        bmp = sorted(code for code in folds if code <= 0xFFFF)
+        self.needs_folding = re.compile(_char_class(bmp) + "|[\U00010000-\U0010ffff]")
 
 
 @cache
@@ -103,20 +106,20 @@ def _tables() -> _Tables:
     return _Tables()
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _MANY = 32  # above this many distinct characters to fold, one translate pass beats str.replace each
 _ASCII_WHITESPACE_RUNS = ("  ", "\n", "\t", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
 
 
 def _fold(text: str, tables: _Tables) -> str:
     """Apply the fold table (removals, digits, dashes, look-alikes) in linear time."""
-    found = set(tables.needs_folding.findall(text))
+    folds = tables.folds
+    found = [ch for ch in set(tables.needs_folding.findall(text)) if ord(ch) in folds]
     if not found:
         return text
     if len(found) > _MANY:
-        return text.translate(tables.folds)
+        return text.translate(folds)
     for ch in found:
-        text = text.replace(ch, tables.folds[ord(ch)] or "")
+        text = text.replace(ch, folds[ord(ch)] or "")
     return text
 
 
@@ -128,9 +131,7 @@ def strip_invisible(text: str) -> str:
         return text
     tables = _tables()
     text = unicodedata.normalize("NFKD", text)
-    if tables.removable_re.search(text):
-        text = tables.removable_re.sub("", text)
-    return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
+    return text.translate(tables.removals) if tables.needs_folding.search(text) else text
 
 
 def strip_pattern(pattern: str) -> str:
@@ -140,8 +141,7 @@ def strip_pattern(pattern: str) -> str:
     as written and then match nothing)."""
     if pattern.isascii():
         return pattern
-    tables = _tables()
-    return tables.removable_re.sub("", unicodedata.normalize("NFD", pattern))
+    return unicodedata.normalize("NFD", pattern).translate(_tables().removals)
 
 
 def fold_text(text: str) -> str:

@@ -82,13 +82,27 @@ def luhn_valid(digits: str) -> bool:
     ) % 10 == 0
 
 
+# IBAN length per country (the ISO 13616 registry): a candidate is only tried at its country's
+# length, so a run of IBAN-shaped words costs one checksum per word, not one per possible length.
+_IBAN_LENGTHS: dict[str, int] = {
+    "ad": 24, "ae": 23, "al": 28, "at": 20, "az": 28, "ba": 20, "be": 16, "bg": 22, "bh": 22, "bi": 27,
+    "br": 29, "by": 28, "ch": 21, "cr": 22, "cy": 28, "cz": 24, "de": 22, "dj": 27, "dk": 18, "do": 28,
+    "ee": 20, "eg": 29, "es": 24, "fi": 18, "fk": 18, "fo": 18, "fr": 27, "gb": 22, "ge": 22, "gi": 23,
+    "gl": 18, "gr": 27, "gt": 28, "hn": 28, "hr": 21, "hu": 28, "ie": 22, "il": 23, "iq": 23, "is": 26,
+    "it": 27, "jo": 30, "kw": 30, "kz": 20, "lb": 28, "lc": 32, "li": 21, "lt": 20, "lu": 20, "lv": 21,
+    "ly": 25, "mc": 27, "md": 24, "me": 22, "mk": 19, "mn": 20, "mr": 27, "mt": 31, "mu": 30, "ni": 28,
+    "nl": 18, "no": 15, "om": 23, "pk": 24, "pl": 28, "ps": 29, "pt": 25, "qa": 29, "ro": 24, "rs": 22,
+    "ru": 33, "sa": 24, "sc": 31, "sd": 18, "se": 24, "si": 19, "sk": 24, "sm": 27, "so": 23, "st": 25,
+    "sv": 28, "tl": 23, "tn": 24, "tr": 26, "ua": 29, "va": 22, "vg": 24, "xk": 20, "ye": 30,
+}  # fmt: skip
+_LETTER_VALUES = str.maketrans({chr(c): str(c - 55) for c in range(65, 91)})  # A=10 ... Z=35
+
+
 def iban_valid(candidate: str) -> bool:
     s = candidate.replace(" ", "").upper()
     if not 15 <= len(s) <= 34 or not s.isalnum() or not s.isascii():
         return False
-    rearranged = s[4:] + s[:4]
-    number = int("".join(str(int(ch, 36)) for ch in rearranged))
-    return number % 97 == 1
+    return int((s[4:] + s[:4]).translate(_LETTER_VALUES)) % 97 == 1
 
 
 def _ssn_ok(match: str) -> bool:
@@ -105,11 +119,31 @@ def _card_spans(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
     13-19 digits passing Luhn. Linear: prefix sums make each window's Luhn test O(1), and a
     window never spans more than 19 digits."""
     run = text[start:end]
-    lengths = [len(g) for g in _SEPARATORS.split(run)]
-    digits = run.replace(" ", "").replace("-", "").encode("ascii")
+    groups = _SEPARATORS.split(run)
     # A group that touches a word character outside the run cannot start (or end) a card.
     first_ok = start == 0 or not _WORD.match(text[start - 1])
     last_ok = end == len(text) or not _WORD.match(text[end])
+    # A group of more than 19 digits belongs to no card: it splits the run into segments.
+    offset = 0
+    segment: list[str] = []
+    for index, group in enumerate(groups):
+        if len(group) <= 19:
+            if not segment:
+                seg_start, seg_first_ok = offset, first_ok or index > 0
+            segment.append(group)
+        elif segment:
+            yield from _segment_cards(segment, start + seg_start, seg_first_ok, True)
+            segment = []
+        offset += len(group) + 1
+    if segment:
+        yield from _segment_cards(segment, start + seg_start, seg_first_ok, last_ok)
+
+
+def _segment_cards(groups: list[str], start: int, first_ok: bool, last_ok: bool) -> Iterator[tuple[int, int]]:
+    lengths = [len(g) for g in groups]
+    if sum(lengths) < 13:
+        return
+    digits = "".join(groups).encode("ascii")
     # Luhn doubles every second digit counting back from a window's last digit: for a window
     # ending before digit index b, the digits at indices of b's parity are doubled. One prefix
     # sum per parity gives every window's checksum as a difference.
@@ -119,26 +153,26 @@ def _card_spans(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
     for parity in (0, 1):
         weights = bytearray(plain)
         weights[parity::2] = doubled[parity::2]
-        sums.append([0, *accumulate(weights)])
+        sums.append([0, *(total % 10 for total in accumulate(weights))])
     cuts = [0, *accumulate(lengths)]  # digit index where each group starts (and the run ends)
     offsets = [0, *accumulate(n + 1 for n in lengths)]  # character offset of each group in run
-    groups = len(lengths)
+    count = len(lengths)
     lo = 0
-    for hi in range(1, groups + 1):  # window = groups [lo, hi)
-        if hi == groups and not last_ok:
+    for hi in range(1, count + 1):  # window = groups [lo, hi)
+        if hi == count and not last_ok:
             break
         b = cuts[hi]
         while b - cuts[lo] > 19:
             lo += 1
         prefix = sums[b % 2]
-        target = prefix[b] % 10
+        target = prefix[b]
         for i in range(lo, hi):
             a = cuts[i]
             if b - a < 13:
                 break
             if i == 0 and not first_ok:
                 continue
-            if prefix[a] % 10 == target:
+            if prefix[a] == target:
                 yield start + offsets[i], start + offsets[hi] - 1
                 break
 
@@ -152,18 +186,16 @@ def _iban_spans(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
     i = 0
     while i < len(chunks):
         chunk = chunks[i]
-        if len(chunk) >= 4 and chunk[:2].isalpha() and chunk[2:4].isdigit():
+        length = _IBAN_LENGTHS.get(chunk[:2].lower()) if len(chunk) >= 4 and chunk[2:4].isdigit() else None
+        if length is not None:
             total = 0
-            best = None
             for j in range(i, len(chunks)):
                 total += len(chunks[j])
-                if total > 34:
+                if total >= length:
                     break
-                if total >= 15 and iban_valid("".join(chunks[i : j + 1])):
-                    best = j
-            if best is not None:
-                yield start + offsets[i], start + offsets[best + 1] - 1
-                i = best + 1
+            if total == length and iban_valid("".join(chunks[i : j + 1])):
+                yield start + offsets[i], start + offsets[j + 1] - 1
+                i = j + 1
                 continue
         i += 1
 
@@ -298,12 +330,19 @@ def mask_pii(text: str) -> str:
 
     Values are found on the normalised view the detectors use (so whatever a ``pii_access``
     policy detects is masked, in any dress) and masked in the original text, which is otherwise
-    returned as written. When the view cannot be mapped back character by character (text whose
-    normalisation composed characters), the masked normalised view is returned instead."""
-    view = normalize_text(text)
-    spans = _merged(find_pii(view))
-    if not spans:
-        return text
+    returned as written. When the view cannot be mapped back character by character, the masked
+    normalised view is returned instead. A mask can give a neighbour the word boundary it lacked
+    (``a@b.io10.0.0.1``), so masking repeats until nothing is found."""
+    for _ in range(4):
+        view = normalize_text(text)
+        spans = _merged(find_pii(view))
+        if not spans:
+            return text
+        text = _mask_once(text, view, spans)
+    return mask_normalized(normalize_text(text))
+
+
+def _mask_once(text: str, view: str, spans: list[Span]) -> str:
     aligned, index = _aligned_view(text)
     if aligned != view:
         return mask_normalized(view)
