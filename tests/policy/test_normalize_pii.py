@@ -218,3 +218,20 @@ def test_card_validator_is_linear_on_digit_and_space_runs():
     run = "1 " * 50_000
     assert detect_pii(normalize_text(run)) == []
     assert detect_pii(normalize_text(run + "4111 1111 1111 1111")) == ["credit_card"]
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(st.text("0123456789", min_size=1, max_size=5), min_size=3, max_size=40),
+    st.lists(st.sampled_from(" -"), min_size=40, max_size=40),
+    st.booleans(),
+    st.booleans(),
+)
+def test_whole_buffer_card_precheck_agrees_with_the_exact_walk(groups, seps, first_ok, last_ok):
+    from execlave.policy.pii import _any_card_window, _segment_cards
+
+    run = "".join(g + s for g, s in zip(groups, seps, strict=False))[:-1]
+    digits = run.replace(" ", "").replace("-", "").encode()
+    if len(digits) >= 13:
+        exact = next(_segment_cards(run, 0, first_ok, last_ok), None) is not None
+        assert _any_card_window(run, digits, first_ok, last_ok) == exact

@@ -119,11 +119,14 @@ def _card_spans(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
     13-19 digits passing Luhn. Linear: prefix sums make each window's Luhn test O(1), and a
     window never spans more than 19 digits."""
     run = text[start:end]
-    groups = _SEPARATORS.split(run)
     # A group that touches a word character outside the run cannot start (or end) a card.
     first_ok = start == 0 or not _WORD.match(text[start - 1])
     last_ok = end == len(text) or not _WORD.match(text[end])
+    if b"0" * 20 not in run.encode("ascii").translate(_MARKERS):  # the common case: one segment
+        yield from _segment_cards(run, start, first_ok, last_ok)
+        return
     # A group of more than 19 digits belongs to no card: it splits the run into segments.
+    groups = _SEPARATORS.split(run)
     offset = 0
     segment: list[str] = []
     for index, group in enumerate(groups):
@@ -132,18 +135,73 @@ def _card_spans(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
                 seg_start, seg_first_ok = offset, first_ok or index > 0
             segment.append(group)
         elif segment:
-            yield from _segment_cards(segment, start + seg_start, seg_first_ok, True)
+            yield from _segment_cards(run[seg_start : offset - 1], start + seg_start, seg_first_ok, True)
             segment = []
         offset += len(group) + 1
     if segment:
-        yield from _segment_cards(segment, start + seg_start, seg_first_ok, last_ok)
+        yield from _segment_cards(run[seg_start:], start + seg_start, seg_first_ok, last_ok)
 
 
-def _segment_cards(groups: list[str], start: int, first_ok: bool, last_ok: bool) -> Iterator[tuple[int, int]]:
-    lengths = [len(g) for g in groups]
-    if sum(lengths) < 13:
+_NOT_MULTIPLE_OF_10 = bytes(0 if value % 10 == 0 else 1 for value in range(256))
+_NOT_GROUP_START = bytes.maketrans(b"02", b"\x01\x00")
+_MARKERS = bytes.maketrans(b"0123456789 -", b"000000000011")
+_VECTOR_MIN_GROUPS = 64
+
+
+def _any_card_window(run: str, digits: bytes, first_ok: bool, last_ok: bool) -> bool:
+    """Whether any window of whole groups with 13-19 digits passes Luhn, decided with whole-buffer
+    integer and bytes operations (no per-digit Python step): a pre-check for long runs of short
+    groups, so a run that holds no card costs a few passes over its bytes.
+
+    Each digit's Luhn contribution (doubled or not, per window-end parity) is one byte lane of a
+    big integer; adding the integer shifted by 0..L-1 lanes sums every L-digit window at once
+    (at most 19 x 9 = 171, so lanes never carry). A window counts where its sum is a multiple
+    of 10 and both of its ends fall between groups."""
+    n = len(digits)
+    # Group starts in digit index space: "0" for a digit, "1" for a separator; a separator and
+    # the digit after it become "2" (that digit starts a group).
+    marker = run.encode("ascii").translate(_MARKERS)
+    marker = marker.replace(b"10", b"2")
+    not_cut = bytes([not first_ok]) + marker[1:].translate(_NOT_GROUP_START) + bytes([not last_ok])
+    plain = digits.translate(_DIGIT_VALUE)
+    doubled = digits.translate(_DOUBLED_VALUE)
+    lanes = []
+    for parity in (0, 1):  # doubled at indices of the window end's parity
+        weights = bytearray(plain)
+        weights[parity::2] = doubled[parity::2]
+        lanes.append(int.from_bytes(weights, "little"))
+    sums = list(lanes)
+    for shift in range(1, 19):
+        for parity in (0, 1):
+            sums[parity] += lanes[parity] >> (8 * shift)
+        length = shift + 1
+        if length < 13:
+            continue
+        count = n - length + 1
+        if count <= 0:
+            break
+        flags = [sums[p].to_bytes(n + 1, "little")[:count].translate(_NOT_MULTIPLE_OF_10) for p in (0, 1)]
+        chosen = bytearray(flags[0])
+        odd_start = (1 - length) % 2  # windows starting here end at an odd index
+        chosen[odd_start::2] = flags[1][odd_start::2]
+        combined = (
+            int.from_bytes(chosen, "little")
+            | int.from_bytes(not_cut[:count], "little")
+            | int.from_bytes(not_cut[length : length + count], "little")
+        )
+        if b"\x00" in combined.to_bytes(count, "little"):
+            return True
+    return False
+
+
+def _segment_cards(run: str, start: int, first_ok: bool, last_ok: bool) -> Iterator[tuple[int, int]]:
+    """Cards in ``run`` (digit groups of at most 19 digits, one separator between groups)."""
+    digits = run.replace(" ", "").replace("-", "").encode("ascii")
+    if len(digits) < 13:
         return
-    digits = "".join(groups).encode("ascii")
+    if len(run) - len(digits) >= _VECTOR_MIN_GROUPS and not _any_card_window(run, digits, first_ok, last_ok):
+        return
+    lengths = list(map(len, _SEPARATORS.split(run)))
     # Luhn doubles every second digit counting back from a window's last digit: for a window
     # ending before digit index b, the digits at indices of b's parity are doubled. One prefix
     # sum per parity gives every window's checksum as a difference.
