@@ -47,6 +47,7 @@ HOSTILE = {
     "digits only": "1",
     "separator soup": "1 -1-- 1",
     "iban-like run": "ab12 cd34 ",
+    "iban-like (de)": "de89 3704 ",
     "email-like": "a.b@c",
     "ip-like": "1.2.3.",
     "secret-like": "password=",
