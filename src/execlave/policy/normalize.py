@@ -21,7 +21,6 @@ detectors as plain ones. Every step is a linear pass.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from functools import cache
 
@@ -53,20 +52,6 @@ _CONFUSABLES = {
 }  # fmt: skip
 
 
-def _char_class(chars: list[int]) -> str:
-    """A regex character class for ``chars`` (sorted), as ranges."""
-    parts: list[str] = []
-    i = 0
-    while i < len(chars):
-        j = i
-        while j + 1 < len(chars) and chars[j + 1] == chars[j] + 1:
-            j += 1
-        lo, hi = chr(chars[i]), chr(chars[j])
-        parts.append(re.escape(lo) if i == j else f"{re.escape(lo)}-{re.escape(hi)}")
-        i = j + 1
-    return "[" + "".join(parts) + "]"
-
-
 class _Tables:
     """Built once from the running Python's Unicode database (about 50 ms, on first non-ASCII text)."""
 
@@ -94,11 +79,6 @@ class _Tables:
         folds.update(dict.fromkeys(dashes, "-"))
         folds.update({ord(k): v for k, v in _CONFUSABLES.items()})
         self.folds = folds
-        # Python's re tests a class that reaches past U+FFFF range by range (hundreds per
-        # character); one that stays in the BMP is a constant-time bitmap lookup. So: the BMP
-        # characters to fold, or any astral character (sorted out by the caller).
-        bmp = sorted(code for code in folds if code <= 0xFFFF)
-        self.needs_folding = re.compile(_char_class(bmp) + "|[\U00010000-\U0010ffff]")
 
 
 @cache
@@ -106,31 +86,25 @@ def _tables() -> _Tables:
     return _Tables()
 
 
-_MANY = 32  # above this many distinct characters to fold, one translate pass beats str.replace each
 _ASCII_WHITESPACE_RUNS = ("  ", "\n", "\t", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
 
 
-_CHUNK = 65_536
-_SAMPLE = 1_024
+_MANY = 32  # above this many distinct characters to fold, one translate pass beats str.replace each
+_ASCII_BYTES = bytes(range(0x80))
+
+
+def _non_ascii(text: str) -> set[str]:
+    """The distinct non-ASCII characters of ``text``, with C-speed passes only: encoded, its
+    ASCII bytes deleted, decoded again (a lone surrogate travels as itself)."""
+    raw = text.encode("utf-8", "surrogatepass").translate(None, _ASCII_BYTES)
+    return set(raw.decode("utf-8", "surrogatepass"))
 
 
 def _fold(text: str, tables: _Tables) -> str:
-    """Apply the fold table (removals, digits, dashes, look-alikes) in linear time. Folding is
-    per character, so a long text is folded in chunks, each the cheaper way for its density."""
-    if len(text) <= _CHUNK:
-        return _fold_chunk(text, tables)
-    return "".join(_fold_chunk(text[i : i + _CHUNK], tables) for i in range(0, len(text), _CHUNK))
-
-
-def _fold_chunk(text: str, tables: _Tables) -> str:
+    """Apply the fold table (removals, digits, dashes, look-alikes) in linear time: str.replace
+    per distinct character to fold (a few, in prose), or one translate pass (many)."""
     folds = tables.folds
-    if tables.needs_folding.search(text) is None:
-        return text
-    # Dense (an invisible-character flood, a page of Arabic-Indic digits): one translate pass
-    # (~50 ns a character). Sparse (accents in prose): str.replace per distinct character.
-    if len(tables.needs_folding.findall(text, 0, _SAMPLE)) > _SAMPLE // 8:
-        return text.translate(folds)
-    found = [ch for ch in set(tables.needs_folding.findall(text)) if ord(ch) in folds]
+    found = [ch for ch in _non_ascii(text) if ord(ch) in folds]
     if not found:
         return text
     if len(found) > _MANY:
@@ -146,9 +120,9 @@ def strip_invisible(text: str) -> str:
     and spacing are kept."""
     if text.isascii():
         return text
-    tables = _tables()
+    removals = _tables().removals
     text = unicodedata.normalize("NFKD", text)
-    return text.translate(tables.removals) if tables.needs_folding.search(text) else text
+    return text.translate(removals) if any(ord(ch) in removals for ch in _non_ascii(text)) else text
 
 
 def strip_pattern(pattern: str) -> str:
