@@ -95,6 +95,10 @@ _IBAN_LENGTHS: dict[str, int] = {
     "ru": 33, "sa": 24, "sc": 31, "sd": 18, "se": 24, "si": 19, "sk": 24, "sm": 27, "so": 23, "st": 25,
     "sv": 28, "tl": 23, "tn": 24, "tr": 26, "ua": 29, "va": 22, "vg": 24, "xk": 20, "ye": 30,
 }  # fmt: skip
+_COUNTRY_DIGITS = {
+    code: "".join(str(ord(ch) - 87) for ch in code) for code in _IBAN_LENGTHS
+}  # "de" -> "1314"
+_IBAN_START = re.compile(r"(?:^|(?<= ))(" + "|".join(_IBAN_LENGTHS) + r")\d\d")
 _LETTER_VALUES = str.maketrans({chr(c): str(c - 55) for c in range(65, 91)})  # A=10 ... Z=35
 
 
@@ -237,25 +241,32 @@ def _segment_cards(run: str, start: int, first_ok: bool, last_ok: bool) -> Itera
 
 def _iban_spans(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
     """IBANs in the candidate ``text[start:end]``: every sub-run of its space-delimited chunks
-    that starts like an IBAN and passes mod-97 (a short word after it, or a code-like word
-    before it, does not hide it)."""
-    chunks = text[start:end].split(" ")
-    offsets = [0, *accumulate(len(c) + 1 for c in chunks)]
-    i = 0
-    while i < len(chunks):
-        chunk = chunks[i]
-        length = _IBAN_LENGTHS.get(chunk[:2].lower()) if len(chunk) >= 4 and chunk[2:4].isdigit() else None
-        if length is not None:
-            total = 0
-            for j in range(i, len(chunks)):
-                total += len(chunks[j])
-                if total >= length:
-                    break
-            if total == length and iban_valid("".join(chunks[i : j + 1])):
-                yield start + offsets[i], start + offsets[j + 1] - 1
-                i = j + 1
+    that starts with a registry country code and check digits, has that country's length and
+    passes mod-97 (a short word after it, or a code-like word before it, does not hide it)."""
+    run = text[start:end]
+    floor = 0
+    for match in _IBAN_START.finditer(run):
+        pos = match.start()
+        if pos < floor:
+            continue
+        length = _IBAN_LENGTHS[match.group(1)]
+        window = run[pos : pos + length + length // 4 + 2]  # at most one space per 4 characters
+        compact = window.replace(" ", "")
+        if len(compact) < length:
+            continue
+        bban = compact[4:length]
+        if bban.isdigit():  # most countries: digits only, so one int() and no per-letter work
+            if int(bban + _COUNTRY_DIGITS[match.group(1)] + compact[2:4]) % 97 != 1:
                 continue
-        i += 1
+        elif not iban_valid(compact[:length]):
+            continue
+        k = length  # the window index just after ``length`` non-space characters
+        while window[:k].count(" ") + length != k:
+            k = length + window[:k].count(" ")
+        if pos + k < len(run) and run[pos + k] != " ":
+            continue  # it must end between chunks
+        yield start + pos, start + pos + k
+        floor = pos + k
 
 
 def _options() -> re2.Options:
