@@ -94,6 +94,15 @@ def _shown_name(name: str) -> str:
     return name if masked == name.replace("_", " ") else masked
 
 
+def _with_decoded_escapes(text: str) -> str:
+    """``text``, followed by a copy with its JSON ``\\uXXXX`` escapes decoded when it has any:
+    unparsed JSON (malformed tool arguments, a ``FunctionCall``'s arguments carried as text, a
+    tool's JSON result) reaches a tool or a model that reads ``"\\u0661"`` as the digit."""
+    if "\\u" not in text:
+        return text
+    return text + "\n" + _JSON_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
+
+
 def _argument_text(arguments: Any) -> str:
     """Every string, key and scalar in (possibly deeply nested) arguments, one per line.
     Iterative, so hostile nesting depth cannot overflow the stack; each container is visited
@@ -101,11 +110,7 @@ def _argument_text(arguments: Any) -> str:
     if arguments is None:
         return ""
     if isinstance(arguments, str):
-        # Unparsed (malformed) argument text: also scanned with its JSON escapes decoded, as a
-        # lenient parser would read them (``"\\u0661"`` is a digit to the tool).
-        if "\\u" in arguments:
-            return arguments + "\n" + _JSON_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), arguments)
-        return arguments
+        return _with_decoded_escapes(arguments)
     parts: list[str] = []
     stack: list[Any] = [arguments]
     seen: set[int] = set()
@@ -145,13 +150,18 @@ class _Texts:
     @property
     def input(self) -> str:
         if self._input is None:
-            self._input = normalize_text(self._request.input) if self._request.input else ""
+            raw = self._request.input
+            self._input = normalize_text(_with_decoded_escapes(raw)) if raw else ""
         return self._input
 
     @property
     def outputs(self) -> list[tuple[ToolOutput, str]]:
         if self._outputs is None:
-            self._outputs = [(o, normalize_text(o.content)) for o in self._request.tool_outputs if o.content]
+            self._outputs = [
+                (o, normalize_text(_with_decoded_escapes(o.content)))
+                for o in self._request.tool_outputs
+                if o.content
+            ]
         return self._outputs
 
     @property
