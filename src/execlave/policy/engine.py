@@ -34,7 +34,20 @@ from .types import CheckRequest, Decision, Outcome, ToolCall, ToolOutput, Violat
 __all__ = ["PolicyEngine", "normalize_tool_name"]
 
 _EXCERPT_CHARS = 80
-_JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+# A JSON escape: a surrogate pair, one \uXXXX, or a one-letter escape.
+_JSON_ESCAPE = re.compile(
+    r"\\u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})|\\u([0-9a-fA-F]{4})|\\([\"\\/bfnrt])"
+)
+_SHORT_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\", "/": "/"}
+
+
+def _unescape(match: re.Match[str]) -> str:
+    high, low, single, short = match.groups()
+    if high is not None:
+        return chr(0x10000 + ((int(high, 16) - 0xD800) << 10) + (int(low, 16) - 0xDC00))
+    if single is not None:
+        return chr(int(single, 16))
+    return _SHORT_ESCAPES[short]
 
 
 def normalize_tool_name(name: str) -> str:
@@ -95,12 +108,13 @@ def _shown_name(name: str) -> str:
 
 
 def _with_decoded_escapes(text: str) -> str:
-    """``text``, followed by a copy with its JSON ``\\uXXXX`` escapes decoded when it has any:
+    """``text``, followed by a copy with its JSON escapes (``\\uXXXX``, ``\\t`` ...) decoded when it has any:
     unparsed JSON (malformed tool arguments, a ``FunctionCall``'s arguments carried as text, a
     tool's JSON result) reaches a tool or a model that reads ``"\\u0661"`` as the digit."""
-    if "\\u" not in text:
+    if "\\" not in text:
         return text
-    return text + "\n" + _JSON_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
+    decoded = _JSON_ESCAPE.sub(_unescape, text)
+    return text if decoded == text else text + "\n" + decoded
 
 
 def _argument_text(arguments: Any) -> str:
