@@ -24,16 +24,9 @@ import statistics
 import time
 from pathlib import Path
 
-from execlave.policy import (
-    PII_TYPES,
-    CheckRequest,
-    PolicyEngine,
-    ToolCall,
-    baseline_policies,
-    detect_pii,
-    load_policies,
-    normalize_text,
-)
+from execlave.policy import CheckRequest, PolicyEngine, ToolCall, baseline_policies, load_policies
+from execlave.policy.normalize import normalize_text
+from execlave.policy.pii import PII_TYPES, detect_pii
 
 ROOT = Path(__file__).resolve().parents[1]
 GOALS_US = {("ascii", 2_000): 15.0, ("non-ascii", 2_000): 25.0, ("ascii", 100_000): 1_000.0}

@@ -4,8 +4,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from execlave.policy import CheckRequest, PolicyEngine, detect_pii, load_policies, mask_pii, normalize_text
-from execlave.policy.pii import iban_valid, luhn_valid
+from execlave.policy import CheckRequest, PolicyEngine, load_policies
+from execlave.policy.normalize import normalize_text
+from execlave.policy.pii import detect_pii, iban_valid, luhn_valid, mask_pii
 
 
 @pytest.mark.parametrize(
