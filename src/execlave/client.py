@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
     from .telemetry import GovernedSpan
 
-__all__ = ["Execlave"]
 
 _log = logging.getLogger("execlave")
 _announced = threading.Event()

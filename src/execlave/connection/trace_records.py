@@ -25,8 +25,6 @@ from opentelemetry.trace import StatusCode
 from ..errors import ExeclaveError
 from ..telemetry import names
 
-__all__ = ["MAX_CONTENT_CHARS", "MAX_TEXT_CHARS", "TRACE_STATUSES", "Masker", "span_to_record"]
-
 logger = logging.getLogger("execlave")
 
 MAX_CONTENT_CHARS = 32_768

@@ -46,13 +46,7 @@ if TYPE_CHECKING:
     from ..client import Execlave
     from ..telemetry import GovernedSpan
 
-__all__ = [
-    "ExeclaveMiddleware",
-    "ToolCallBlocked",
-    "instrument_ag2_agent",
-    "is_ag2_agent",
-    "uninstrument_ag2_agent",
-]
+__all__ = ["ExeclaveMiddleware"]
 
 _GOVERNANCE_ERRORS = (EnforcementHaltError,)  # all that stops a round
 _AGENT_KEY = "__ag2_agent__"  # where ag2 puts the running Agent in context.dependencies

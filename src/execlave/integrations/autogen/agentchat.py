@@ -60,13 +60,7 @@ if TYPE_CHECKING:
     from ...client import Execlave
     from ...telemetry import GovernedSpan
 
-__all__ = [
-    "govern_model_client",
-    "instrument_agentchat_agent",
-    "is_agentchat_agent",
-    "raise_policy_blocks",
-    "uninstrument_agentchat_agent",
-]
+__all__ = ["govern_model_client"]
 
 _LAST_BLOCK = "_execlave_last_block"
 # Errors an instrumented agent raised, for raise_policy_blocks(); a list per team run.

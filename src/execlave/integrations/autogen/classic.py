@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from ...client import Execlave
     from ...telemetry import GovernedSpan
 
-__all__ = ["instrument_classic_agent", "is_classic_agent", "uninstrument_classic_agent"]
 
 _PATCHED = (
     "generate_reply",
