@@ -26,6 +26,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from .._version import __version__
+from .trace_records import MAX_CONTENT_CHARS as MAX_CONTENT_CHARS
+from .trace_records import TRACE_STATUSES as TRACE_STATUSES
 from .trace_records import Masker, span_to_record
 
 logger = logging.getLogger("execlave")

@@ -22,8 +22,6 @@ from .config import DEFAULT_SERVICE_NAME, TelemetryConfig, resolve_capture_conte
 from .governed import GovernedSpan
 from .processors import SCOPE_NAME, BoundedBatchSpanProcessor, ConsoleTreeProcessor, is_execlave_span
 
-__all__ = ["Telemetry"]
-
 logger = logging.getLogger("execlave")
 
 _PROTOCOLS = {"http/protobuf", "grpc"}

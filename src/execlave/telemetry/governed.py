@@ -22,20 +22,19 @@ from ..errors import (
     blocked_error,
 )
 from ..policy.types import ALLOW, Decision
-
-__all__ = ["GovernedSpan", "record_decision", "record_events", "violation_attributes"]
+from . import names
 
 logger = logging.getLogger("execlave")
 
 _VIOLATION_KEYS = {
-    "policyId": "execlave.policy.id",
-    "policyName": "execlave.policy.name",
-    "policyType": "execlave.policy.type",
-    "enforcementMode": "execlave.policy.enforcement_mode",
-    "severity": "execlave.violation.severity",
-    "message": "execlave.violation.message",
-    "target": "execlave.violation.target",
-    "toolName": "execlave.violation.tool_name",
+    "policyId": names.POLICY_ID,
+    "policyName": names.POLICY_NAME,
+    "policyType": names.POLICY_TYPE,
+    "enforcementMode": names.POLICY_ENFORCEMENT_MODE,
+    "severity": names.VIOLATION_SEVERITY,
+    "message": names.VIOLATION_MESSAGE,
+    "target": names.VIOLATION_TARGET,
+    "toolName": names.VIOLATION_TOOL_NAME,
 }
 
 
@@ -48,19 +47,19 @@ def violation_attributes(
         if value is not None:
             attrs[name] = value if isinstance(value, (str, bool, int, float)) else str(value)
     if with_excerpt and isinstance(violation.get("excerpt"), str):
-        attrs["execlave.violation.excerpt"] = violation["excerpt"]
+        attrs[names.VIOLATION_EXCERPT] = violation["excerpt"]
     return attrs
 
 
-def record_decision(span: Span, decision: Decision, *, with_excerpt: bool = False) -> None:
+def record_decision(span: Span, decision: Decision) -> None:
     """Decision attributes on the span plus one ``execlave.policy.violation`` event per violation."""
     try:
         span.set_attributes(
             {
-                "execlave.policy.decision": decision.outcome,
-                "execlave.policy.violation_count": len(decision.violations),
-                "execlave.policy.ids": list(decision.violated_policy_ids),
-                "execlave.policy.set_version": decision.policy_set_version,
+                names.POLICY_DECISION: decision.outcome,
+                names.POLICY_VIOLATION_COUNT: len(decision.violations),
+                names.POLICY_IDS: list(decision.violated_policy_ids),
+                names.POLICY_SET_VERSION: decision.policy_set_version,
             }
         )
     except Exception:
@@ -72,15 +71,13 @@ def record_events(span: Span, decision: Decision, *, with_excerpt: bool) -> None
         return
     for reason in decision.bypasses:
         try:
-            span.set_attribute("execlave.enforcement.bypassed", True)
-            span.add_event("execlave.enforcement.bypass", {"execlave.bypass.reason": reason})
+            span.set_attribute(names.ENFORCEMENT_BYPASSED, True)
+            span.add_event(names.EVENT_BYPASS, {names.BYPASS_REASON: reason})
         except Exception:
             logger.debug("execlave: could not record a bypass", exc_info=True)
     for violation in decision.violations:
         try:
-            span.add_event(
-                "execlave.policy.violation", violation_attributes(violation, with_excerpt=with_excerpt)
-            )
+            span.add_event(names.EVENT_VIOLATION, violation_attributes(violation, with_excerpt=with_excerpt))
         except Exception:
             logger.debug("execlave: could not record a violation event", exc_info=True)
 
@@ -162,9 +159,9 @@ class GovernedSpan:
                 self.span.record_exception(exc)
             self.span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:512]))
             if isinstance(exc, AgentPausedError):
-                self.span.set_attribute("execlave.agent.paused", True)
-                self.span.set_attribute("execlave.policy.decision", "block")
+                self.span.set_attribute(names.AGENT_PAUSED, True)
+                self.span.set_attribute(names.POLICY_DECISION, "block")
             elif isinstance(exc, EnforcementUnavailableError):
-                self.span.set_attribute("execlave.enforcement.unavailable", True)
+                self.span.set_attribute(names.ENFORCEMENT_UNAVAILABLE, True)
         except Exception:
             logger.debug("execlave: could not record an error on the span", exc_info=True)

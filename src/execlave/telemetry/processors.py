@@ -19,7 +19,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-__all__ = ["SCOPE_NAME", "BoundedBatchSpanProcessor", "ConsoleTreeProcessor", "is_execlave_span"]
+from . import names
 
 SCOPE_NAME = "execlave"
 logger = logging.getLogger("execlave")
@@ -260,18 +260,18 @@ def render_tree(spans: Sequence[ReadableSpan]) -> str:
             attrs = s.attributes or {}
             ms = ((s.end_time or 0) - (s.start_time or 0)) / 1e6
             line = f"{'  ' * depth}{s.name}  {ms:.1f} ms"
-            decision = attrs.get("execlave.policy.decision")
+            decision = attrs.get(names.POLICY_DECISION)
             if decision is not None:
                 line += f"  decision={decision}"
             if s.status.status_code.name == "ERROR":
                 line += "  [ERROR]"
             lines.append(line)
             for ev in s.events:
-                if ev.name == "execlave.policy.violation":
+                if ev.name == names.EVENT_VIOLATION:
                     a = ev.attributes or {}
-                    mode = a.get("execlave.policy.enforcement_mode")
-                    message = a.get("execlave.violation.message", "")
-                    lines.append(f"{'  ' * (depth + 1)}! {a.get('execlave.policy.id')} ({mode}): {message}")
+                    mode = a.get(names.POLICY_ENFORCEMENT_MODE)
+                    message = a.get(names.VIOLATION_MESSAGE, "")
+                    lines.append(f"{'  ' * (depth + 1)}! {a.get(names.POLICY_ID)} ({mode}): {message}")
             if s.context is not None:
                 walk(s.context.span_id, depth + 1)
 
