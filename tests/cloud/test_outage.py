@@ -8,7 +8,7 @@ from support.otlp import closed_port
 
 from .conftest import KEY
 
-OUTAGES = [500, 502, 503, 429, "malformed", "hang"]
+OUTAGES = [500, 502, 503, 429, "hang"]  # a malformed 200 is no decision: test_hostile_answers.py
 
 
 @pytest.mark.parametrize("fault", OUTAGES)
@@ -97,3 +97,22 @@ def test_enforcement_keeps_working_after_shutdown(api, make_client):
     exe.shutdown(0.5)
     assert exe.enforce_policy("ops-assistant", "hi")["allowed"]
     assert len(api.calls("enforce")) == 1
+
+
+def test_flush_and_shutdown_keep_their_bound_when_reports_and_spans_both_hang(api, make_client):
+    """A bound, not a speed target: reports and spans share the one timeout (not one each)."""
+    import time
+
+    api.fault["enforce"] = 503
+    exe = make_client(api.base_url, request_timeout=5.0)
+    exe.enforce_policy("ops-assistant", "hi")  # a bypass to report, and a span to export
+    api.fault["bypass"] = "hang"
+    api.fault["ingest"] = "hang"
+    started = time.monotonic()
+    assert exe.flush(1.0) is False
+    flushed = time.monotonic() - started
+    started = time.monotonic()
+    assert exe.shutdown(1.0) is False
+    shut = time.monotonic() - started
+    assert flushed < 1.0 + 0.5, flushed
+    assert shut < 1.0 + 0.5, shut
