@@ -262,3 +262,29 @@ def test_plain_http_to_execlaves_host_is_upgraded_and_elsewhere_warned(caplog, p
         assert not [r for r in caplog.records if "unencrypted" in r.getMessage()]
     finally:
         exe.shutdown(0.5)
+
+
+# -- one connection pool per event loop, closed with its loop ------------------------------------
+
+
+def test_a_round_per_asyncio_run_leaks_no_connection_pool(api, make_client):
+    """Sync code that drives a classic agent with ``asyncio.run`` per request: each loop's
+    connection pool is closed when its loop shuts down, not kept (with its sockets) for ever."""
+    import gc
+
+    from support.requires import require
+
+    autogen = require("autogen")
+    from execlave.integrations.autogen import instrument_autogen_agent
+
+    exe = make_client(api.base_url, decision_cache_ttl=0)
+    agent = autogen.ConversableAgent("ops", llm_config=False, human_input_mode="NEVER")
+    agent.register_reply([autogen.Agent, None], lambda *a, **k: (True, "done"), position=0)
+    instrument_autogen_agent(agent, exe, agent_id="ops-assistant")
+    pools = exe._connection.api._async
+    for i in range(20):
+        reply = asyncio.run(agent.a_generate_reply(messages=[{"role": "user", "content": f"job {i}"}]))
+        assert reply == "done"
+    gc.collect()
+    assert len(pools) == 0
+    assert len(api.calls("enforce")) == 20

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -138,9 +138,9 @@ class Api:
         self._key = key
         self._client = httpx.Client(timeout=self._timeout, transport=transport, headers=self._headers())
         self._async_transport = async_transport
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._async: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[httpx.AsyncClient, AsyncGenerator[None, None]]
+        ] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     def _headers(self) -> httpx.Headers:
@@ -162,22 +162,43 @@ class Api:
         return self._client.request(method, self.url(path), **kw)
 
     async def arequest(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        return await self._async_client().request(method, self.url(path), **kw)
+        client = await self._async_client()
+        return await client.request(method, self.url(path), **kw)
 
-    def _async_client(self) -> httpx.AsyncClient:
+    async def _async_client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
         with self._lock:
-            client = self._async.get(loop)
-            if client is None:
-                limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
-                client = httpx.AsyncClient(
-                    timeout=self._timeout,
-                    transport=self._async_transport,
-                    headers=self._headers(),
-                    limits=limits,
-                )
-                self._async[loop] = client
-            return client
+            entry = self._async.get(loop)
+            if entry is not None:
+                return entry[0]
+            for old in [lp for lp in list(self._async) if lp.is_closed()]:
+                del self._async[old]  # a loop closed without shutdown_asyncgens(): let GC reclaim it
+            limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+            client = httpx.AsyncClient(
+                timeout=self._timeout,
+                transport=self._async_transport,
+                headers=self._headers(),
+                limits=limits,
+            )
+            closer = self._close_with(loop, client)
+            self._async[loop] = (client, closer)
+        await closer.__anext__()  # registered with the loop from here on
+        return client
+
+    async def _close_with(
+        self, loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient
+    ) -> AsyncGenerator[None, None]:
+        """Suspended for the loop's life. ``asyncio.run`` (``loop.shutdown_asyncgens()``) closes it
+        while the loop still runs: the pool and its sockets close with their loop. Without it the
+        pool would hold the loop (its sockets reference it) and leak a pool per ``asyncio.run``."""
+        try:
+            yield
+        finally:
+            with self._lock:
+                entry = self._async.get(loop)
+                if entry is not None and entry[0] is client:
+                    del self._async[loop]
+            await client.aclose()
 
     def close(self) -> None:
         self._client.close()
