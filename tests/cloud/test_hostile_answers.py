@@ -288,3 +288,23 @@ def test_a_round_per_asyncio_run_leaks_no_connection_pool(api, make_client):
     gc.collect()
     assert len(pools) == 0
     assert len(api.calls("enforce")) == 20
+
+
+def test_an_agent_id_from_the_registry_cannot_move_the_status_poll_to_another_route(api, make_client):
+    """The UUID in the poll's path comes from a server answer: it is one path segment, always."""
+    from support.waiting import wait_until
+
+    exe = make_client(api.base_url, heartbeat_interval=0.05)
+    hostile = "../../sdk/bypass-windows?x="
+    with api.lock:
+        api.agents[hostile] = {
+            "id": hostile,
+            "agentId": "ops-assistant",
+            "name": "ops",
+            "environment": "production",
+        }
+    exe.register_agent("ops-assistant")  # 409 -> lookup -> the hostile id
+    assert wait_until(lambda: len(api.calls("status-poll")) >= 1 and len(api.calls("heartbeat")) >= 1)
+    assert all(
+        c.path.startswith("/api/v1/agents/") for c in api.calls("status-poll") + api.calls("heartbeat")
+    )

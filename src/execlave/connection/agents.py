@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -29,6 +30,11 @@ _AUTH_HINT = (
     "check EXECLAVE_API_KEY / api_key (create or rotate keys in the Execlave dashboard) and that "
     "base_url points at your Execlave deployment"
 )
+
+
+def _segment(value: str) -> str:
+    """A server-given id as exactly one path segment (``../``, ``?`` or ``/`` cannot move the request)."""
+    return quote(value, safe="")
 
 
 def _match(payload: Any, agent_id: str, environment: str | None) -> dict[str, Any] | None:
@@ -209,7 +215,7 @@ class Agents:
             if self._stop.is_set():
                 return
             try:
-                response = self._api.request("GET", f"{AGENTS_PATH}/{agent_uuid}/status-poll")
+                response = self._api.request("GET", f"{AGENTS_PATH}/{_segment(agent_uuid)}/status-poll")
                 data = unwrap(response.json()) if response.status_code == 200 else None
             except (httpx.HTTPError, ValueError) as exc:
                 self.poll_errors += 1
@@ -232,7 +238,9 @@ class Agents:
             )
             try:
                 self._api.request(
-                    "POST", f"{AGENTS_PATH}/{agent_uuid}/heartbeat", json={"lastPolicyCheckAt": when}
+                    "POST",
+                    f"{AGENTS_PATH}/{_segment(agent_uuid)}/heartbeat",
+                    json={"lastPolicyCheckAt": when},
                 )
             except httpx.HTTPError as exc:
                 _log.debug("execlave: heartbeat for %r failed: %s", agent_id, type(exc).__name__)
