@@ -308,3 +308,35 @@ def test_an_agent_id_from_the_registry_cannot_move_the_status_poll_to_another_ro
     assert all(
         c.path.startswith("/api/v1/agents/") for c in api.calls("status-poll") + api.calls("heartbeat")
     )
+
+
+def test_the_background_lookup_never_adopts_another_environments_agent(api, make_client):
+    """Only this deployment's agent: a same-named agent of another environment must not decide
+    (its policies, its pause) for this one."""
+    staging = api.add_agent("ops-assistant", environment="staging")
+    api.set_status("ops-assistant", "paused")  # the staging agent is paused
+    exe = make_client(api.base_url, status_poll_interval=3600)  # environment "production"; polled by hand
+    exe.enforce_policy("ops-assistant", "hi")
+    exe._connection.agents.poll_once()  # looks "ops-assistant" up
+    exe._connection.agents.poll_once()
+    assert len(api.calls("agents.search")) == 1
+    exe.enforce_policy("ops-assistant", "hello")  # production is not paused
+    assert all(c.body["agentId"] != staging for c in api.calls("enforce"))
+    assert not any(staging in c.path for c in api.calls("status-poll"))
+
+
+def test_the_background_lookup_adopts_this_environments_agent(api, make_client):
+    production = api.add_agent("ops-assistant", environment="production")
+    api.add_agent("ops-assistant", environment="staging")
+    exe = make_client(api.base_url, status_poll_interval=3600)
+    exe.enforce_policy("ops-assistant", "hi")
+    exe._connection.agents.poll_once()
+    exe.enforce_policy("ops-assistant", "hello")
+    assert api.calls("enforce")[-1].body["agentId"] == production
+
+
+def test_registering_an_existing_agent_of_another_environment_finds_that_one(api, make_client):
+    api.add_agent("ops-assistant", environment="production")
+    staging = api.add_agent("ops-assistant", environment="staging")
+    exe = make_client(api.base_url)  # a production client registering its staging agent
+    assert exe.register_agent("ops-assistant", environment="staging")["id"] == staging

@@ -448,17 +448,22 @@ class ExeclaveAPI:
         with self.lock:
             return [r for r in self.requests if r.route == route]
 
-    def _agent(self, ref: str) -> dict[str, Any] | None:
+    def _agent(self, ref: str, environment: str | None = None) -> dict[str, Any] | None:
+        """By UUID, or by agentId (agents are one per agentId and environment, as registration
+        shows: the same agentId registers again in another environment)."""
         with self.lock:
             if ref in self.agents:
                 return self.agents[ref]
-            return next((a for a in self.agents.values() if a["agentId"] == ref), None)
+            named = [a for a in self.agents.values() if a["agentId"] == ref]
+            if environment is not None:
+                named = [a for a in named if a["environment"] == environment]
+            return named[0] if named else None
 
     # -- routes ---------------------------------------------------------------------------------
 
     def _enforce(self, body: Any, params: dict[str, str], record: Recorded) -> tuple[int, Any]:
         validate_enforce(body)
-        agent = self._agent(body["agentId"])
+        agent = self._agent(body["agentId"], body.get("environment", "production"))
         if agent is not None and agent["status"] == "paused":
             return block(kill_switch_violation())
         if self.require_approval(body):
@@ -480,8 +485,8 @@ class ExeclaveAPI:
     def _agents_create(self, body: Any, params: dict[str, str], record: Recorded) -> tuple[int, Any]:
         _check(body, AGENT_FIELDS, ("agentId", "name"), "body")
         env = body.get("environment", "production")
-        existing = self._agent(body["agentId"])
-        if existing is not None and existing["environment"] == env:
+        existing = self._agent(body["agentId"], env)
+        if existing is not None:
             return 409, {"error": {"code": "CONFLICT", "message": "Agent already exists"}}
         agent_uuid = self.add_agent(body["agentId"], env)
         with self.lock:

@@ -37,22 +37,25 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
-def _match(payload: Any, agent_id: str, environment: str | None) -> dict[str, Any] | None:
-    """The agent record for ``agent_id`` in a create or search answer."""
+def _match(
+    payload: Any, agent_id: str, environment: str | None, *, exact: bool = False
+) -> dict[str, Any] | None:
+    """The agent record for ``agent_id`` in a create or search answer. ``exact``: only a record of
+    ``environment`` (a record that names another environment is another deployment's agent)."""
     payload = unwrap(payload)
     if isinstance(payload, Mapping) and isinstance(payload.get("agents"), list):
         payload = payload["agents"]
     if isinstance(payload, Mapping):
-        found = payload.get("agentId")
-        return dict(payload) if found in (None, agent_id) else None
-    if isinstance(payload, list):
-        matches = [dict(a) for a in payload if isinstance(a, Mapping) and a.get("agentId") == agent_id]
-        exact = [a for a in matches if environment and a.get("environment") == environment]
-        if exact:
-            return exact[0]
-        if len(matches) == 1:
-            return matches[0]
-    return None
+        payload = [payload] if payload.get("agentId") in (None, agent_id) else []
+    if not isinstance(payload, list):
+        return None
+    matches = [dict(a) for a in payload if isinstance(a, Mapping) and a.get("agentId") in (None, agent_id)]
+    if exact:
+        matches = [a for a in matches if a.get("environment") in (None, environment)]
+    same = [a for a in matches if environment and a.get("environment") == environment]
+    if same:
+        return same[0]
+    return matches[0] if len(matches) == 1 else None
 
 
 class Agents:
@@ -143,7 +146,7 @@ class Agents:
         except httpx.HTTPError as exc:
             raise ExeclaveError(f"registering agent {agent_id!r} failed: {type(exc).__name__}") from None
         if response.status_code == 409:
-            found = self.lookup(agent_id)
+            found = self.lookup(agent_id, environment=body.get("environment"))
             if found is None:
                 raise ExeclaveError(f"agent {agent_id!r} already exists in Execlave but could not be found")
             return found
@@ -157,8 +160,11 @@ class Agents:
             raise ExeclaveError(f"registering agent {agent_id!r}: Execlave answered an unusable body")
         return self._remember(agent_id, record)
 
-    def lookup(self, agent_id: str) -> dict[str, Any] | None:
-        """``GET /api/v1/agents?search=<agent_id>``: the agent's record, or None if not found."""
+    def lookup(
+        self, agent_id: str, *, exact: bool = False, environment: str | None = None
+    ) -> dict[str, Any] | None:
+        """``GET /api/v1/agents?search=<agent_id>``: the agent's record, or None if not found.
+        ``exact``: only this client's environment (the background lookup, which nobody asked for)."""
         try:
             response = self._api.request("GET", AGENTS_PATH, params={"search": agent_id})
         except httpx.HTTPError as exc:
@@ -166,7 +172,7 @@ class Agents:
         if response.status_code != 200:
             raise self._fail(response.status_code, f"looking up agent {agent_id!r}")
         try:
-            record = _match(response.json(), agent_id, self._environment)
+            record = _match(response.json(), agent_id, environment or self._environment, exact=exact)
         except ValueError:
             return None
         return None if record is None else self._remember(agent_id, record)
@@ -203,7 +209,7 @@ class Agents:
             due = [a for a, when in self._seen.items() if when <= now][:LOOKUPS_PER_ROUND]
         for agent_id in due:
             try:
-                found = self.lookup(agent_id)
+                found = self.lookup(agent_id, exact=True)
             except ExeclaveError:
                 found = None
                 self.poll_errors += 1
