@@ -340,3 +340,23 @@ def test_registering_an_existing_agent_of_another_environment_finds_that_one(api
     staging = api.add_agent("ops-assistant", environment="staging")
     exe = make_client(api.base_url)  # a production client registering its staging agent
     assert exe.register_agent("ops-assistant", environment="staging")["id"] == staging
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"valid": False, "reason": "action_context_mismatch", "data": {"valid": True}},
+        {"data": {"valid": False, "reason": "certificate_expired"}, "valid": True},
+        {"data": {"valid": "true"}},
+    ],
+    ids=["refusal-outside", "refusal-inside", "not-a-boolean"],
+)
+def test_an_approval_is_trusted_only_when_no_layer_of_the_verify_answer_refuses_it(api, make_client, answer):
+    from execlave import ApprovalVerificationError
+
+    api.require_approval = lambda body: True
+    api.approval_outcome = "approved"
+    api._approvals_verify = lambda body, params, record: (200, answer)
+    exe = make_client(api.base_url)
+    with pytest.raises(ApprovalVerificationError):  # CertificateMismatchError is one
+        exe.enforce_policy("pay-agent", "pay invoice 7", tools=["pay_invoice"])
