@@ -168,3 +168,18 @@ def test_window_counters_stay_within_the_platforms_bounds(api, make_client):
     assert exe.flush(2.0)
     (window,) = api.bypass_windows
     assert window["count"] == 1_000_000_000 and window["consecutiveFailures"] == 1_000_000
+
+
+def test_an_outage_pass_is_logged_once_at_warning_with_the_fix(api, make_client, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="execlave")
+    api.fault["enforce"] = 503
+    exe = make_client(api.base_url)
+    for i in range(5):
+        exe.enforce_policy("ops-assistant", f"hi {i}")
+    warnings = [
+        r for r in caplog.records if r.levelno == logging.WARNING and "could not decide" in r.getMessage()
+    ]
+    assert len(warnings) == 1
+    assert api.base_url in warnings[0].getMessage() and "fail_closed" in warnings[0].getMessage()

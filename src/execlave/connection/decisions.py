@@ -369,9 +369,11 @@ class Decider:
         _log.log(
             level,
             "execlave: Execlave could not decide (%s: %s); enforcement_on_outage='fail_open' lets checks "
-            "pass: each pass is counted in stats(), recorded on its span and reported to Execlave",
+            "pass: each pass is counted in stats(), recorded on its span and reported to Execlave. Check "
+            "that %s is reachable from here; enforcement_on_outage='fail_closed' stops rounds instead",
             reason,
             detail,
+            redact_url(self._api.base_url),
         )
         return Decision("allow", bypasses=(f"{reason}: {detail}",))
 
