@@ -360,3 +360,11 @@ def test_an_approval_is_trusted_only_when_no_layer_of_the_verify_answer_refuses_
     exe = make_client(api.base_url)
     with pytest.raises(ApprovalVerificationError):  # CertificateMismatchError is one
         exe.enforce_policy("pay-agent", "pay invoice 7", tools=["pay_invoice"])
+
+
+def test_a_404_for_an_agent_execlave_does_not_know_says_so(api, make_client):
+    api.enforce = lambda body: (404, {"error": {"code": "NOT_FOUND", "message": "Agent not found"}})
+    exe = make_client(api.base_url)
+    with pytest.raises(EnforcementUnavailableError) as info:
+        exe.enforce_policy("ops-assistant", "hi")
+    assert "Agent not found" in str(info.value) and "register_agent" in str(info.value)

@@ -35,6 +35,7 @@ from ..errors import (
     PlanLimitExceededError,
     QuotaExceededError,
 )
+from ..policy import mask_pii
 from ..policy.types import CheckRequest, Decision, Violation
 from ._http import Api, redact_url
 from .agents import Agents
@@ -135,6 +136,21 @@ def _violation(raw: Mapping[str, Any], mode: str) -> Violation:
 
 
 _MALFORMED = object()  # an answer whose body is not JSON
+
+
+def _server_message(body: Any) -> str:
+    """The error message an answer carries (``{"error": {"message"}}``, ``{"error": "..."}`` or
+    ``{"message"}``), printable, bounded and PII-masked (it may echo the request), for the
+    exception; empty if none."""
+    if not isinstance(body, Mapping):
+        return ""
+    error = body.get("error")
+    said = error.get("message") if isinstance(error, Mapping) else error
+    if not isinstance(said, str):
+        said = body.get("message")
+    if not isinstance(said, str):
+        return ""
+    return mask_pii("".join(ch if ch.isprintable() else " " for ch in said)[:200])
 
 
 def _layers(body: Any) -> list[Mapping[str, Any]]:
@@ -427,10 +443,17 @@ class Decider:
         what = f"HTTP {status}" + (" and malformed JSON" if body is _MALFORMED else "")
         if status == 200 and body is not _MALFORMED:
             what += " without a boolean 'allowed'"
+        said = _server_message(body)
+        if said:
+            what += f" ({said!r})"
         fix = (
             f"check that base_url ({redact_url(self._api.base_url)}) is your Execlave deployment's API "
-            "(https, no path; a redirect or a 404 means it is not), and report the request if it persists"
+            "(https, no path; a redirect or a 404 for every agent means it is not)"
         )
+        if status == 404:
+            fix += ", and that Execlave knows this agent (exe.register_agent or the dashboard)"
+        if status in (400, 413, 422):
+            fix = "Execlave refused this request (its content or size); " + fix
         with self._stats_lock:
             first = status not in self._no_decision_logged
             self._no_decision_logged.add(status)
