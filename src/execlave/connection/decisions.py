@@ -35,7 +35,7 @@ from ..errors import (
     PlanLimitExceededError,
     QuotaExceededError,
 )
-from ..policy import mask_pii
+from ..policy.pii import mask_pii
 from ..policy.types import CheckRequest, Decision, Violation
 from ._http import Api, redact_url
 from .agents import Agents
