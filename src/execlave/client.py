@@ -127,6 +127,8 @@ class Execlave:
             timeout, HTTP 429 or 5xx, circuit open). ``"fail_open"`` (default, as the published
             client): the check passes, the pass is recorded on the span and reported to
             Execlave's audit trail; ``"fail_closed"``: the round stops with EnforcementUnavailableError.
+            An answer that is not a decision (a redirect, 400, 404, 413, 422, a 200 without a boolean
+            ``allowed``) is no outage: it stops the round in either mode (a wrong ``base_url``).
             No environment variable: enforcement is set in code.
         plan_limit_behavior: the same choice for HTTP 402 (plan limit reached); default ``"fail_open"``.
         request_timeout: bound, in seconds, on every request to Execlave's API (default 5).
