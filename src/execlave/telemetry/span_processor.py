@@ -54,7 +54,7 @@ class GovernanceSpanProcessor(SpanProcessor):
     """Evaluate tool policies at ``on_start`` of other instrumentations' tool spans.
 
     Args:
-        check: the decision function (``Execlave._check``), called with a ``CheckRequest``
+        check: the decision function (``Execlave.decide``), called with a ``CheckRequest``
             holding the agent and one ``ToolCall``.
         raise_on_block: raise ``PolicyBlockedError`` from ``on_start`` on a block (after ending
             the span with ERROR status). Also raises ``AgentPausedError`` and
