@@ -19,6 +19,7 @@ from .._version import __version__
 from ..errors import PolicyBlockedError
 from ..policy.types import Decision
 from .config import DEFAULT_SERVICE_NAME, TelemetryConfig, resolve_capture_content
+from .conversation import note_error, with_conversation_id
 from .governed import GovernedSpan
 from .processors import SCOPE_NAME, BoundedBatchSpanProcessor, ConsoleTreeProcessor, is_execlave_span
 
@@ -246,7 +247,7 @@ class _GovernedSpanContext:
         name, attributes, check, raise_on_block, kind = self._args
         tel = self._telemetry
         try:
-            span: Span = tel.tracer.start_span(name, kind=kind, attributes=attributes)
+            span: Span = tel.tracer.start_span(name, kind=kind, attributes=with_conversation_id(attributes))
         except Exception:
             # A broken tracer must not switch enforcement off: govern without a span.
             logger.warning("execlave: could not start span %r; enforcing without it", name, exc_info=True)
@@ -275,6 +276,7 @@ class _GovernedSpanContext:
             return
         self._governed = None
         if exc is not None:
+            note_error(exc)  # the conversation's root ends ERROR even if the framework swallows exc
             if isinstance(exc, PolicyBlockedError):
                 governed._on_block_passing(exc)
             governed._fail(exc)

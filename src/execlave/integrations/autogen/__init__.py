@@ -19,11 +19,12 @@ from .agentchat import (
     uninstrument_agentchat_agent,
 )
 from .classic import instrument_classic_agent, is_classic_agent, uninstrument_classic_agent
+from .conversation import conversation, instrument_conversations, uninstrument_conversations
 
 if TYPE_CHECKING:
     from ...client import Execlave
 
-__all__ = ["instrument_autogen_agent", "raise_policy_blocks", "uninstrument_autogen_agent"]
+__all__ = ["conversation", "instrument_autogen_agent", "raise_policy_blocks", "uninstrument_autogen_agent"]
 
 A = TypeVar("A")
 
@@ -40,8 +41,10 @@ def instrument_autogen_agent(
     validate_agent_id(agent_id)
     if is_classic_agent(agent):
         instrument_classic_agent(agent, exe, agent_id=agent_id, session_id=session_id, user_id=user_id)
+        instrument_conversations(agent, exe, agent_id=agent_id, session_id=session_id, agentchat=False)
     elif is_agentchat_agent(agent):
         instrument_agentchat_agent(agent, exe, agent_id=agent_id, session_id=session_id, user_id=user_id)
+        instrument_conversations(agent, exe, agent_id=agent_id, session_id=session_id, agentchat=True)
     else:
         raise TypeError(
             "instrument_autogen_agent expected an AutoGen agent: a classic ConversableAgent (pyautogen "
@@ -54,6 +57,7 @@ def instrument_autogen_agent(
 def uninstrument_autogen_agent(agent: A) -> A:
     """Restore the agent's original methods; a no-op on an agent that is not instrumented."""
     if getattr(agent, MARKER, False):
+        uninstrument_conversations(agent)
         if is_agentchat_agent(agent):
             uninstrument_agentchat_agent(agent)
         else:
