@@ -74,6 +74,9 @@ class Execlave:
         service_name: ``service.name`` when execlave owns the tracer provider (else ``OTEL_SERVICE_NAME``).
         tracer_provider: the provider to create spans with. Defaults to the global one if the
             application set one; otherwise execlave creates its own (without installing it globally).
+        meter_provider: the ``MeterProvider`` for execlave's metrics (decisions, blocked tool calls,
+            round and tool durations, dropped spans, bypasses). Defaults to the global one; without
+            one configured, metrics are no-ops.
         otlp_endpoint: a collector endpoint (e.g. ``http://localhost:4318``); defaults to the
             standard ``OTEL_EXPORTER_OTLP_*`` variables. Used only when execlave owns the provider.
         console: print a readable span tree of each finished trace to stdout.
@@ -101,6 +104,7 @@ class Execlave:
         environment: str | None = None,
         service_name: str | None = None,
         tracer_provider: TracerProvider | None = None,
+        meter_provider: Any = None,
         otlp_endpoint: str | None = None,
         console: bool = False,
         capture_content: bool | None = None,
@@ -144,6 +148,7 @@ class Execlave:
                 console=console,
                 capture_content=capture_content,
                 tracer_provider=tracer_provider,
+                meter_provider=meter_provider,
             ),
             masker=mask_pii,
         )
