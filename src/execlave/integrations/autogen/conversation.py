@@ -184,7 +184,7 @@ def instrument_conversations(
             if callable(original):
                 wrappers[name] = _wrap_stream(opener, f"agent.{name}", original)
         setattr(agent, _CLIENT, exe)  # a team run traces with its instrumented participant's client
-        _patch_team_class()
+        patch_team_class()
     else:
         for name in _CLASSIC:
             original = getattr(agent, name, None)
@@ -214,6 +214,7 @@ def uninstrument_conversations(agent: Any) -> None:
 # -- AgentChat teams -------------------------------------------------------------------------------
 
 _TEAM_PATCH = "_execlave_team_run_stream"
+_PREPARERS: list[Callable[[Any], None]] = []
 
 
 def _instrumented_member(team: Any) -> Any:
@@ -235,16 +236,38 @@ def _team_class() -> Any:
     return BaseGroupChat
 
 
-def _patch_team_class() -> None:
+def add_team_preparer(prepare: Callable[[Any], None]) -> None:
+    """``prepare(agent)`` runs on every participant when a team run starts (the instrumentor uses
+    it to instrument participants before their conversation opens)."""
+    if prepare not in _PREPARERS:
+        _PREPARERS.append(prepare)
+
+
+def remove_team_preparer(prepare: Callable[[Any], None]) -> None:
+    if prepare in _PREPARERS:
+        _PREPARERS.remove(prepare)
+
+
+def _prepare_members(team: Any) -> None:
+    for member in getattr(team, "_participants", None) or ():
+        for prepare in list(_PREPARERS):
+            prepare(member)
+        _prepare_members(member)
+
+
+def patch_team_class() -> bool:
     """Wrap ``BaseGroupChat.run_stream`` once (``run`` goes through it): a run with an instrumented
-    participant is one conversation, traced with that participant's execlave client."""
+    participant is one conversation, traced with that participant's execlave client. True when
+    this call installed the wrapper."""
     cls = _team_class()
     if cls is None or _TEAM_PATCH in cls.__dict__:
-        return
+        return False
     original = cls.run_stream
 
     @functools.wraps(original)
     def run_stream(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if _PREPARERS:
+            _prepare_members(self)
         member = _instrumented_member(self)
         client = getattr(member, _CLIENT, None) if member is not None else None
         if client is None:
@@ -258,6 +281,7 @@ def _patch_team_class() -> None:
 
     setattr(cls, _TEAM_PATCH, original)
     cls.run_stream = run_stream
+    return True
 
 
 def unpatch_team_class() -> None:
