@@ -66,6 +66,7 @@ def test_demo_sends_one_trace_per_conversation() -> None:
     }
     # Blocked chats: the root is ERROR (and exported); the allowed one is not.
     assert sorted(r.status_code for r in roots) == [0, 2, 2]
+    assert sorted(r.attributes.get("execlave.policy.decision", "") for r in roots) == ["", "block", "block"]
     assert {r.attributes["gen_ai.agent.name"] for r in roots} == {"executor"}
 
 

@@ -23,7 +23,7 @@ from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from ..errors import ExeclaveError
+from ..errors import AgentPausedError, ExeclaveError, PolicyBlockedError
 
 __all__ = [
     "CONVERSATION_ID",
@@ -154,8 +154,12 @@ class ConversationScope:
                 if isinstance(error, Exception):
                     span.record_exception(error)
                 span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"[:512]))
-                if isinstance(self.conversation.error, ExeclaveError):
+                halted = self.conversation.error
+                if isinstance(halted, ExeclaveError):
                     span.set_attribute("execlave.conversation.halted", True)
+                if isinstance(halted, (PolicyBlockedError, AgentPausedError)):
+                    # The conversation was stopped by policy (Execlave's trace status policy_blocked).
+                    span.set_attribute("execlave.policy.decision", "block")
             span.end()
         except Exception:
             logger.debug("execlave: could not end the conversation span", exc_info=True)

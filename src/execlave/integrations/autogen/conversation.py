@@ -81,9 +81,13 @@ def _attributes(agent: Any, agent_id: str | None) -> dict[str, AttributeValue]:
 class _Opener:
     """Opens a conversation for one initiating agent."""
 
-    def __init__(self, exe: Execlave, agent: Any, agent_id: str | None, session_id: str | None) -> None:
+    def __init__(
+        self, exe: Execlave, agent: Any, agent_id: str | None, session_id: str | None, user_id: str | None
+    ) -> None:
         self.exe = exe
         self.attributes = _attributes(agent, agent_id)
+        if user_id is not None:
+            self.attributes["user.id"] = str(user_id)
         self.session_id = None if session_id is None else str(session_id)
 
     def scope(self, kind: str, recipient: Any = None) -> ConversationScope:
@@ -167,12 +171,18 @@ def _wrap_stream(opener: _Opener, kind: str, original: Callable[..., Any]) -> Ca
 
 
 def instrument_conversations(
-    agent: Any, exe: Execlave, *, agent_id: str, session_id: str | None, agentchat: bool
+    agent: Any,
+    exe: Execlave,
+    *,
+    agent_id: str,
+    session_id: str | None,
+    agentchat: bool,
+    user_id: str | None = None,
 ) -> None:
     """Wrap the agent's conversation entry points (instance attributes); idempotent."""
     if getattr(agent, _ORIGINALS, None) is not None:
         return
-    opener = _Opener(exe, agent, agent_id, session_id)
+    opener = _Opener(exe, agent, agent_id, session_id, user_id)
     wrappers: dict[str, Any] = {}
     if agentchat:
         for name in _AGENTCHAT_ASYNC:
