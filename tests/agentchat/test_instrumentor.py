@@ -19,7 +19,7 @@ from support.requires import require
 from .conftest import replay_client, require_agentchat, tool_calls
 
 require_agentchat()
-require("opentelemetry.instrumentation")
+require("opentelemetry.instrumentation.instrumentor")  # 0.48b0 needs pkg_resources
 
 from autogen_agentchat.agents import AssistantAgent, BaseChatAgent  # noqa: E402
 from autogen_agentchat.conditions import MaxMessageTermination  # noqa: E402

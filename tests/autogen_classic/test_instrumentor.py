@@ -26,7 +26,7 @@ from .conftest import Script, tool_call
 from .test_classic import Recorder, executor_agent, scripted_agent
 
 autogen = require("autogen")
-require("opentelemetry.instrumentation")
+require("opentelemetry.instrumentation.instrumentor")  # 0.48b0 needs pkg_resources
 from execlave.integrations.autogen.instrumentor import AutoGenInstrumentor, default_agent_id  # noqa: E402
 
 pytestmark = pytest.mark.classic
