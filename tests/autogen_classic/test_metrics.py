@@ -161,9 +161,8 @@ def test_bypasses_are_counted(
 ) -> None:
     exe = Execlave(
         "exk_metrics_test_key",
-        base_url=f"http://127.0.0.1:{closed_port()}",
-        cache_dir=tmp_path,
-        request_timeout=0.2,
+        base_url=f"http://127.0.0.1:{closed_port()}",  # nothing listening: fail_open passes undecided
+        request_timeout=0.3,
         enforcement_on_outage="fail_open",
         tracer_provider=TracerProvider(),
         meter_provider=meter_provider,

@@ -14,7 +14,13 @@ from typing import Any
 from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from ..errors import AgentPausedError, EnforcementUnavailableError, PolicyBlockedError
+from ..errors import (
+    AgentPausedError,
+    EnforcementUnavailableError,
+    ExeclaveError,
+    PolicyBlockedError,
+    blocked_error,
+)
 from ..policy.types import ALLOW, Decision
 
 __all__ = ["GovernedSpan", "record_decision", "record_events", "violation_attributes"]
@@ -106,7 +112,7 @@ class GovernedSpan:
         """
         try:
             decision = fn()
-        except (AgentPausedError, EnforcementUnavailableError, PolicyBlockedError):
+        except ExeclaveError:  # a decision, an outage in fail_closed, a refused key: as raised
             raise
         except Exception as exc:
             raise _unavailable(exc) from exc
@@ -122,7 +128,7 @@ class GovernedSpan:
             self.on_decision(decision)  # metrics; never raises (see telemetry.metrics)
         record_events(self.span, decision, with_excerpt=self._capture)
         if decision.blocked and raise_on_block:
-            error = PolicyBlockedError(decision.blocking_violations)
+            error = blocked_error(decision.blocking_violations)
             self._own_block = error
             raise error
         return decision
