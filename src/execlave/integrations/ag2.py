@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from opentelemetry.util.types import AttributeValue
 
-from ..client import validate_agent_id
+from .._ids import validate_agent_id
 from ..errors import EnforcementHaltError
 from ..policy.types import ToolCall, ToolOutput
 from .autogen._common import MARKER, AgentGovernor, Check, set_error

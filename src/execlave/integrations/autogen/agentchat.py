@@ -47,7 +47,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 
-from ...client import validate_agent_id
+from ..._ids import validate_agent_id
 from ...errors import EnforcementHaltError
 from ...policy.types import ToolCall, ToolOutput
 from ._common import AgentGovernor, Check, already_bound, patch_instance, require_client, restore_instance

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.util.types import AttributeValue
 
-from ...client import validate_agent_id
+from ..._ids import validate_agent_id
 from ...errors import EnforcementHaltError
 from ...policy.types import CheckRequest, ToolCall
 from ._common import (

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
-from ...client import validate_agent_id
+from ..._ids import validate_agent_id
 from ...errors import EnforcementUnavailableError
 from ._common import MARKER
 from .conversation import add_team_preparer, patch_team_class, remove_team_preparer, unpatch_team_class
@@ -40,7 +40,7 @@ from .conversation import add_team_preparer, patch_team_class, remove_team_prepa
 if TYPE_CHECKING:
     from ...client import Execlave
 
-__all__ = ["AutoGenInstrumentor", "default_agent_id"]
+__all__ = ["AutoGenInstrumentor"]
 
 logger = logging.getLogger("execlave")
 
