@@ -38,6 +38,7 @@ from .policy.types import Violation
 from .telemetry import GovernanceSpanProcessor, Telemetry, TelemetryConfig, names, resolve_capture_content
 
 if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import Tracer, TracerProvider
     from opentelemetry.util.types import AttributeValue
 
@@ -125,6 +126,9 @@ class Execlave:
             ``OTEL_SERVICE_NAME``, else ``execlave-app``.
         tracer_provider: the provider to create spans with. Defaults to the global one if the
             application set one; otherwise execlave creates its own (without installing it globally).
+        meter_provider: the ``MeterProvider`` for execlave's metrics (decisions, blocked tool calls,
+            round and tool durations, dropped spans, bypasses). Defaults to the global one; without
+            one configured, metrics are no-ops.
         otlp_endpoint: a collector endpoint (e.g. ``http://localhost:4318``); defaults to
             ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, else ``OTEL_EXPORTER_OTLP_ENDPOINT``. Used only
             when execlave owns the provider.
@@ -159,6 +163,7 @@ class Execlave:
         environment: str | None = None,
         service_name: str | None = None,
         tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
         otlp_endpoint: str | None = None,
         console: bool = False,
         capture_content: bool | None = None,
@@ -229,6 +234,7 @@ class Execlave:
                     console=console,
                     capture_content=capture,
                     tracer_provider=tracer_provider,
+                    meter_provider=meter_provider,
                 ),
                 masker=mask_pii,
             )

@@ -6,6 +6,7 @@ import atexit
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -16,10 +17,12 @@ from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from .._version import __version__
-from ..errors import PolicyBlockedError
+from ..errors import AgentPausedError, EnforcementUnavailableError, PolicyBlockedError
 from ..policy.types import Decision
 from .config import DEFAULT_SERVICE_NAME, TelemetryConfig, resolve_capture_content
+from .conversation import note_error, with_conversation_id
 from .governed import GovernedSpan
+from .metrics import Metrics
 from .processors import SCOPE_NAME, BoundedBatchSpanProcessor, ConsoleTreeProcessor, is_execlave_span
 
 logger = logging.getLogger("execlave")
@@ -47,6 +50,7 @@ class Telemetry:
                 self.owns_provider = True
         self.tracer_provider: Any = provider
         self.tracer: trace.Tracer = provider.get_tracer(SCOPE_NAME, __version__)
+        self.metrics = Metrics(config.meter_provider, self.stats)
 
         can_attach = callable(getattr(provider, "add_span_processor", None))
         if config.execlave_exporter is not None:
@@ -212,7 +216,7 @@ class _GovernedSpanContext:
     """The context manager behind :meth:`Telemetry.governed_span` (a plain class: it runs on
     every round and tool call, so it avoids generator-based context managers)."""
 
-    __slots__ = ("_args", "_governed", "_telemetry", "_token")
+    __slots__ = ("_args", "_governed", "_start", "_telemetry", "_token")
 
     def __init__(
         self,
@@ -227,12 +231,13 @@ class _GovernedSpanContext:
         self._args = (name, attributes, check, raise_on_block, kind)
         self._token: object = None
         self._governed: GovernedSpan | None = None
+        self._start = 0.0
 
     def __enter__(self) -> GovernedSpan:
         name, attributes, check, raise_on_block, kind = self._args
         tel = self._telemetry
         try:
-            span: Span = tel.tracer.start_span(name, kind=kind, attributes=attributes)
+            span: Span = tel.tracer.start_span(name, kind=kind, attributes=with_conversation_id(attributes))
         except Exception:
             # A broken tracer must not switch enforcement off: govern without a span.
             logger.warning("execlave: could not start span %r; enforcing without it", name, exc_info=True)
@@ -244,6 +249,8 @@ class _GovernedSpanContext:
         governed = self._governed = GovernedSpan(
             span, capture_content=tel.capture_content, masker=tel._masker
         )
+        governed.on_decision = lambda decision: tel.metrics.decision(decision, attributes)
+        self._start = time.monotonic()
         if check is not None:
             try:
                 governed.check(check, raise_on_block=raise_on_block)
@@ -260,7 +267,9 @@ class _GovernedSpanContext:
         if governed is None:
             return
         self._governed = None
+        _count(self._telemetry, self._args[1], exc, time.monotonic() - self._start)
         if exc is not None:
+            note_error(exc)  # the conversation's root ends ERROR even if the framework swallows exc
             if isinstance(exc, PolicyBlockedError):
                 governed._on_block_passing(exc)
             governed._fail(exc)
@@ -274,3 +283,22 @@ class _GovernedSpanContext:
             except Exception:
                 logger.debug("execlave: could not detach span context", exc_info=True)
             self._token = None
+
+
+def _count(
+    telemetry: Telemetry,
+    attributes: Mapping[str, AttributeValue] | None,
+    exc: BaseException | None,
+    seconds: float,
+) -> None:
+    """Metrics at span end: the operation's duration, and a check that halted without a decision
+    (counted once, on the span where it was raised)."""
+    telemetry.metrics.operation(seconds, attributes, exc)
+    if isinstance(exc, (AgentPausedError, EnforcementUnavailableError)) and not getattr(
+        exc, "_execlave_counted", False
+    ):
+        try:
+            exc._execlave_counted = True  # type: ignore[union-attr]
+        except Exception:
+            return
+        telemetry.metrics.halted("paused" if isinstance(exc, AgentPausedError) else "error", attributes)

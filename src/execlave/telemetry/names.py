@@ -69,6 +69,12 @@ AGENT_PAUSED: Final = "execlave.agent.paused"
 ENFORCEMENT_BYPASSED: Final = "execlave.enforcement.bypassed"
 ENFORCEMENT_UNAVAILABLE: Final = "execlave.enforcement.unavailable"
 
+# The conversation root span (one trace per chat, team run or ``conversation()`` block).
+CONVERSATION_SPAN: Final = "execlave.conversation"
+CONVERSATION_KIND: Final = "execlave.conversation.kind"
+CONVERSATION_RECIPIENT: Final = "execlave.conversation.recipient"
+CONVERSATION_HALTED: Final = "execlave.conversation.halted"
+
 # Events.
 EVENT_VIOLATION: Final = "execlave.policy.violation"
 EVENT_BYPASS: Final = "execlave.enforcement.bypass"
@@ -84,6 +90,17 @@ VIOLATION_MESSAGE: Final = "execlave.violation.message"
 VIOLATION_TARGET: Final = "execlave.violation.target"
 VIOLATION_TOOL_NAME: Final = "execlave.violation.tool_name"
 VIOLATION_EXCERPT: Final = "execlave.violation.excerpt"
+
+
+# Metric instruments (and their attributes beyond the span keys above).
+METRIC_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"  # GenAI semantic conventions
+METRIC_DECISIONS: Final = "execlave.policy.decisions"
+METRIC_VIOLATIONS: Final = "execlave.policy.violations"
+METRIC_TOOLS_BLOCKED: Final = "execlave.tool.blocked"
+METRIC_BYPASSES: Final = "execlave.enforcement.bypasses"
+METRIC_SPANS_DROPPED: Final = "execlave.spans.dropped"
+METRIC_SPANS_EXPORTED: Final = "execlave.spans.exported"
+DROP_REASON: Final = "execlave.drop.reason"
 
 
 def span_name(operation: str, target: str) -> str:
