@@ -57,6 +57,8 @@ OP_CHECK_TOOL: Final = "check_tool"
 OP_ENFORCE_POLICY: Final = "enforce_policy"
 
 ROUND_KIND: Final = "execlave.round.kind"  # "summary" or "speaker_selection" (classic AutoGen)
+ROUND_TOOL_CALLS: Final = "execlave.round.tool_calls"  # requested calls checked in the round
+ROUND_TOOL_SPANS_OMITTED: Final = "execlave.round.tool_spans_omitted"  # allowed ones past the span budget
 TOOL_PHASE: Final = "execlave.tool.phase"  # "requested" on a check_tool span
 TOOL_HANDOFF: Final = "execlave.tool.handoff"
 STREAM_CLOSED_EARLY: Final = "execlave.stream.closed_early"
