@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import functools
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -247,3 +248,15 @@ def test_decide_answers_without_a_span(exe: Execlave, exporter: InMemorySpanExpo
 def test_an_identity_needs_a_kebab_case_agent_id() -> None:
     with pytest.raises(ValueError, match="kebab-case"):
         AgentIdentity("Ops Bot")
+
+
+def test_execlaves_own_adapters_use_no_private_of_the_client() -> None:
+    integrations = Path(__file__).resolve().parents[2] / "src" / "execlave" / "integrations"
+    private = re.compile(r"\b(?:exe|client)\._[a-z]")
+    found = [
+        f"{path.name}:{number}: {line.strip()}"
+        for path in sorted(integrations.rglob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if private.search(line)
+    ]
+    assert not found, found
