@@ -172,6 +172,20 @@ def floor_async(tracer: trace.Tracer, root: SpanTemplate, inner: Callable[..., A
     return wrapper
 
 
+def floor_agen(tracer: trace.Tracer, root: SpanTemplate, inner: Callable[..., Any]) -> Callable[..., Any]:
+    """:func:`floor_sync` for an async generator (AgentChat's ``on_messages_stream``)."""
+
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with tracer.start_as_current_span(root.name, kind=root.kind, attributes=root.attributes) as span:
+            for name, attrs in root.events:
+                span.add_event(name, attrs)
+            async for item in inner(*args, **kwargs):
+                yield item
+            emit_children(tracer, root.children)
+
+    return wrapper
+
+
 def count_templates(templates: Sequence[SpanTemplate]) -> int:
     return sum(1 + count_templates(t.children) for t in templates)
 
@@ -258,9 +272,7 @@ def median(blocks: list[Block], wall: bool = False) -> float:
 
 def added(results: dict[str, list[Block]], name: str, base: str = "bare", wall: bool = False) -> float:
     pairs = zip(results[name], results[base], strict=True)
-    return statistics.median(
-        (c.wall_us - b.wall_us) if wall else (c.cpu_us - b.cpu_us) for c, b in pairs
-    )
+    return statistics.median((c.wall_us - b.wall_us) if wall else (c.cpu_us - b.cpu_us) for c, b in pairs)
 
 
 def ratio(a: float | None, b: float | None) -> str:

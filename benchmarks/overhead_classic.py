@@ -43,9 +43,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from autogen import Agent, ConversableAgent
-from opentelemetry.trace import NoOpTracerProvider
-
 from _bench import (
     PROCESSORS,
     ROOT,
@@ -63,6 +60,9 @@ from _bench import (
     table,
     verdict,
 )
+from autogen import Agent, ConversableAgent
+from opentelemetry.trace import NoOpTracerProvider
+
 from execlave import Execlave
 from execlave.errors import EnforcementHaltError
 from execlave.integrations.autogen import instrument_autogen_agent
@@ -272,12 +272,16 @@ def main() -> int:
     )
     parser.add_argument("--rounds", type=int, default=300, help="rounds per timed block")
     parser.add_argument("--repeats", type=int, default=8, help="timed blocks per configuration")
-    parser.add_argument("--quick", action="store_true", help="tiny run: checks + 1 short repeat")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: simple processor, history 1, checks + 1 short block"
+    )
     parser.add_argument("--wall", action="store_true", help="report wall time instead of CPU time")
     parser.add_argument("--processor", choices=PROCESSORS, action="append", help="default: both")
     args = parser.parse_args()
+    histories = HISTORIES
     if args.quick:
-        args.rounds, args.repeats = 20, 1
+        args.rounds, args.repeats = 5, 1
+        args.processor, histories = args.processor or ["simple"], (1,)
     logging.getLogger("autogen").setLevel(logging.ERROR)
 
     import autogen
@@ -290,8 +294,11 @@ def main() -> int:
     )
     print(
         "tracing = "
-        + ("instrument_autogen_agent(..., enforce=False)" if ENFORCE_FLAG else "empty policy set "
-           "(this version has no enforce=False)")
+        + (
+            "instrument_autogen_agent(..., enforce=False)"
+            if ENFORCE_FLAG
+            else "empty policy set (this version has no enforce=False)"
+        )
     )
     added_rows: list[list[str]] = []
     ratio_rows: list[list[str]] = []
@@ -300,11 +307,16 @@ def main() -> int:
         for kind in REPLIES:
             setup = Setup(processor, kind)
             setup.check()
-            for n in HISTORIES:
+            for n in histories:
                 fns = setup.round_fns(history(n))
                 names = [c for c in ORDER if c in fns]
-                res = interleave({c: fns[c] for c in names}, args.rounds, args.repeats,
-                                 between=setup.after, before=setup.before)
+                res = interleave(
+                    {c: fns[c] for c in names},
+                    args.rounds,
+                    args.repeats,
+                    between=setup.after,
+                    before=setup.before,
+                )
                 bare = median(res["bare"], args.wall)
                 add = {c: added(res, c, wall=args.wall) for c in names if c not in ("bare", "engine")}
                 engine = median(res["engine"], args.wall)
@@ -320,28 +332,56 @@ def main() -> int:
                 all_met["a"] &= a_ok
                 all_met["b"] &= b_ok
                 all_met["c"] &= c_ok
-                ratio_rows.append([
-                    processor, kind, str(n),
-                    ratio(add["tracing"], add["floor"]) + ("" if a_ok else " !"),
-                    ratio(add["enforce-only"], engine),
-                    f"{add['enforce-only']:.1f}/{budget_b:.1f}" + ("" if b_ok else " !"),
-                    ratio(add["full"], oi) + ("" if c_ok else " !"),
-                    ratio(add["full"], add.get("ag2-builtin")),
-                    ratio(add["full"], add["floor"]),
-                ])
+                ratio_rows.append(
+                    [
+                        processor,
+                        kind,
+                        str(n),
+                        ratio(add["tracing"], add["floor"]) + ("" if a_ok else " !"),
+                        ratio(add["enforce-only"], engine),
+                        f"{add['enforce-only']:.1f}/{budget_b:.1f}" + ("" if b_ok else " !"),
+                        ratio(add["full"], oi) + ("" if c_ok else " !"),
+                        ratio(add["full"], add.get("ag2-builtin")),
+                        ratio(add["full"], add["floor"]),
+                    ]
+                )
             setup.close()
     print("\nµs per round: bare and engine absolute; the rest added over bare")
-    print(table(
-        ["proc", "round", "hist", "bare", "engine", "floor", "tracing", "enf-only", "full",
-         "ag2-builtin", "openinf."],
-        added_rows,
-    ))
+    print(
+        table(
+            [
+                "proc",
+                "round",
+                "hist",
+                "bare",
+                "engine",
+                "floor",
+                "tracing",
+                "enf-only",
+                "full",
+                "ag2-builtin",
+                "openinf.",
+            ],
+            added_rows,
+        )
+    )
     print("\nratios (! = target missed)")
-    print(table(
-        ["proc", "round", "hist", "(a) tracing/floor", "(b) enf/engine", "enf vs 1.2e+3",
-         "(c) full/OI", "full/ag2", "full/floor"],
-        ratio_rows,
-    ))
+    print(
+        table(
+            [
+                "proc",
+                "round",
+                "hist",
+                "(a) tracing/floor",
+                "(b) enf/engine",
+                "enf vs 1.2e+3",
+                "(c) full/OI",
+                "full/ag2",
+                "full/floor",
+            ],
+            ratio_rows,
+        )
+    )
     print(
         f"\ntargets: (a) tracing <= 1.1x floor: {verdict(all_met['a'])}; (b) enforce-only <= 1.2x engine "
         f"+ 3 µs: {verdict(all_met['b'])}; (c) full <= 0.5x OpenInference: {verdict(all_met['c'])}"
