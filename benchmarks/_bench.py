@@ -232,12 +232,21 @@ class Block:
     wall_us: float
 
 
+NO_GC = False
+"""Set by ``--no-gc``: the cyclic GC is off inside timed blocks (isolates GC pressure)."""
+
+
 def time_block(run: Callable[[int], None], rounds: int) -> Block:
     gc.collect()
     gc.freeze()  # objects that exist before the block are never rescanned by it
-    c0, w0 = time.process_time(), time.perf_counter()
-    run(rounds)
-    c1, w1 = time.process_time(), time.perf_counter()
+    if NO_GC:
+        gc.disable()
+    try:
+        c0, w0 = time.process_time(), time.perf_counter()
+        run(rounds)
+        c1, w1 = time.process_time(), time.perf_counter()
+    finally:
+        gc.enable()
     return Block((c1 - c0) / rounds * 1e6, (w1 - w0) / rounds * 1e6)
 
 

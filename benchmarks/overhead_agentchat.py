@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import _bench
 from _bench import (
     PROCESSORS,
     ROOT,
@@ -264,7 +265,11 @@ def main() -> int:
     )
     parser.add_argument("--wall", action="store_true", help="report wall time instead of CPU time")
     parser.add_argument("--processor", choices=PROCESSORS, action="append", help="default: both")
+    parser.add_argument(
+        "--no-gc", action="store_true", help="cyclic GC off inside timed blocks (isolates GC pressure)"
+    )
     args = parser.parse_args()
+    _bench.NO_GC = args.no_gc
     if args.quick:
         args.turns, args.repeats = 3, 1
         args.processor = args.processor or ["simple"]
@@ -278,6 +283,7 @@ def main() -> int:
         f"autogen-agentchat {autogen_agentchat.__version__}, opentelemetry-sdk {otel_version.__version__}, "
         f"python {sys.version.split()[0]}; {args.turns} turns x {args.repeats} interleaved blocks; medians "
         f"of paired differences; {'wall' if args.wall else 'process CPU'} µs per turn"
+        + ("; cyclic GC off in timed blocks" if args.no_gc else "")
     )
     print(
         "tracing = "

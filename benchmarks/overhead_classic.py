@@ -43,6 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import _bench
 from _bench import (
     PROCESSORS,
     ROOT,
@@ -277,7 +278,11 @@ def main() -> int:
     )
     parser.add_argument("--wall", action="store_true", help="report wall time instead of CPU time")
     parser.add_argument("--processor", choices=PROCESSORS, action="append", help="default: both")
+    parser.add_argument(
+        "--no-gc", action="store_true", help="cyclic GC off inside timed blocks (isolates GC pressure)"
+    )
     args = parser.parse_args()
+    _bench.NO_GC = args.no_gc
     histories = HISTORIES
     if args.quick:
         args.rounds, args.repeats = 5, 1
@@ -291,6 +296,7 @@ def main() -> int:
         f"ag2 {autogen.__version__}, opentelemetry-sdk {otel_version.__version__}, python "
         f"{sys.version.split()[0]}; {args.rounds} rounds x {args.repeats} interleaved blocks; "
         f"medians of paired differences; {'wall' if args.wall else 'process CPU'} µs per generate_reply"
+        + ("; cyclic GC off in timed blocks" if args.no_gc else "")
     )
     print(
         "tracing = "
