@@ -404,7 +404,7 @@ def functions(path: Path) -> dict[str, int]:
     if tool is None:
         return {}
     proc = subprocess.run(
-        [tool, "--inclusive=no", "--threshold=100", str(path)], capture_output=True, text=True, check=False
+        [tool, "--inclusive=no", "--auto=no", "--threshold=100", str(path)], capture_output=True, text=True, check=False
     )
     out: dict[str, int] = {}
     for line in proc.stdout.splitlines():
