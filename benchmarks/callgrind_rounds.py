@@ -127,18 +127,19 @@ def classic_components(counter: ExecutionCounter, args: argparse.Namespace) -> N
     pieces: dict[str, Callable[[], Callable[[int], None]]] = {}
 
     def extraction() -> Callable[[int], None]:
-        from execlave.integrations.autogen._messages import (
-            extract_tool_calls,
-            last_user_input,
-            recent_tool_outputs,
-        )
+        from execlave.integrations.autogen import _messages as m
+
+        received = getattr(m, "received", None)  # newer adapters: input and tool results in one walk
 
         def run(n: int) -> None:
             for _ in range(n):
-                last_user_input(msgs)
-                extract_tool_calls(msgs[-1])
-                recent_tool_outputs(msgs)
-                extract_tool_calls(TOOL_REPLY)
+                if received is not None:
+                    received(msgs)
+                else:
+                    m.last_user_input(msgs)  # type: ignore[attr-defined]
+                    m.recent_tool_outputs(msgs)  # type: ignore[attr-defined]
+                m.extract_tool_calls(msgs[-1])
+                m.extract_tool_calls(TOOL_REPLY)
 
         return run
 
@@ -404,7 +405,10 @@ def functions(path: Path) -> dict[str, int]:
     if tool is None:
         return {}
     proc = subprocess.run(
-        [tool, "--inclusive=no", "--auto=no", "--threshold=100", str(path)], capture_output=True, text=True, check=False
+        [tool, "--inclusive=no", "--auto=no", "--threshold=100", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     out: dict[str, int] = {}
     for line in proc.stdout.splitlines():
