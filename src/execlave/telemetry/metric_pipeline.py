@@ -68,6 +68,15 @@ def build_meter_pipeline(
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
+    if not endpoint:  # resolved here, so an empty METRICS variable falls back to the generic one
+        signal = (os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") or "").strip()
+        generic = (os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "").strip()
+        if signal:
+            endpoint, explicit_signal_url = signal, True
+        else:
+            endpoint, explicit_signal_url = generic, False
+    else:
+        explicit_signal_url = False
     header_dict = dict(headers) if headers else None
     exporter: Any
     if protocol == "grpc":
@@ -79,10 +88,10 @@ def build_meter_pipeline(
     else:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
-        url = None
-        if endpoint:
-            base = endpoint.rstrip("/")
-            base = base.removesuffix("/v1/traces")
+        if explicit_signal_url:
+            url = endpoint  # the full URL, as the standard variable says
+        else:
+            base = endpoint.rstrip("/").removesuffix("/v1/traces")
             url = base if base.endswith("/v1/metrics") else f"{base}/v1/metrics"
         exporter = OTLPMetricExporter(endpoint=url, headers=header_dict, timeout=export_timeout)
     reader = PeriodicExportingMetricReader(exporter, export_timeout_millis=export_timeout * 1000)
