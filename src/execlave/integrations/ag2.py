@@ -217,9 +217,17 @@ class _AG2Governor(AgentGovernor):
 
 @functools.lru_cache(maxsize=256)
 def _governor(
-    exe: Execlave, agent_id: str, session_id: str | None, user_id: str | None, agent_name: str
+    exe: Execlave,
+    agent_id: str,
+    session_id: str | None,
+    user_id: str | None,
+    agent_name: str,
+    enforce: bool = True,
 ) -> _AG2Governor:
-    return _AG2Governor(_Named(agent_name), exe, agent_id, session_id, user_id)
+    gov = _AG2Governor(_Named(agent_name), exe, agent_id, session_id, user_id)
+    if not enforce:
+        gov.trace_only()
+    return gov
 
 
 def _describe_client(exe: Any) -> str:
@@ -262,7 +270,8 @@ class ExeclaveMiddleware:
 
     Options: ``exe`` (the :class:`~execlave.Execlave` client), ``agent_id`` (lowercase
     kebab-case), optional ``session_id`` / ``user_id`` (span attributes and request metadata) and
-    ``agent_name`` (span names; default: the agent's ``name``). Register it last (innermost) so
+    ``agent_name`` (span names; default: the agent's ``name``), ``enforce`` (``False``: trace only,
+    nothing is checked). Register it last (innermost) so
     ``on_llm_call`` sees exactly what the model gets: ``instrument_autogen_agent`` appends it.
     """
 
@@ -276,6 +285,7 @@ class ExeclaveMiddleware:
         session_id: str | None = None,
         user_id: str | None = None,
         agent_name: str | None = None,
+        enforce: bool = True,
     ) -> None:
         validate_agent_id(agent_id)
         if not callable(getattr(exe, "_check", None)) or getattr(exe, "_telemetry", None) is None:
@@ -295,6 +305,7 @@ class ExeclaveMiddleware:
             None if session_id is None else str(session_id),
             None if user_id is None else str(user_id),
             agent_name,
+            bool(enforce),
         )
         self._round: GovernedSpan | None = None
         self._inert = False
@@ -468,7 +479,13 @@ def _execlave_factories(agent: Any) -> list[tuple[Any, dict[str, Any]]]:
 
 
 def instrument_ag2_agent(
-    agent: Any, exe: Execlave, *, agent_id: str, session_id: str | None = None, user_id: str | None = None
+    agent: Any,
+    exe: Execlave,
+    *,
+    agent_id: str,
+    enforce: bool = True,
+    session_id: str | None = None,
+    user_id: str | None = None,
 ) -> Any:
     """Append ``Middleware(ExeclaveMiddleware, ...)`` to an ``ag2.Agent``; returns the agent.
 
@@ -482,14 +499,17 @@ def instrument_ag2_agent(
         )
     for _, options in _execlave_factories(agent):
         bound_exe, bound_id = options.get("exe"), options.get("agent_id")
-        if bound_exe is exe and bound_id == agent_id:
+        bound_enforce = options.get("enforce", True)
+        if bound_exe is exe and bound_id == agent_id and bound_enforce == enforce:
             with contextlib.suppress(Exception):
                 setattr(agent, MARKER, True)
             return agent
         raise ValueError(
             f"AG2 agent {getattr(agent, 'name', '?')!r} is already governed by execlave as "
-            f"agent_id={bound_id!r} on {_describe_client(bound_exe)}; it cannot also be instrumented as "
-            f"agent_id={agent_id!r} on {_describe_client(exe)} (uninstrument it first)"
+            f"agent_id={bound_id!r} (enforce={bound_enforce}) on {_describe_client(bound_exe)}; "
+            f"it cannot also be instrumented as agent_id={agent_id!r} (enforce={enforce}) on "
+            f"{_describe_client(exe)} "
+            "(uninstrument it first)"
         )
     from ag2 import Middleware  # an AG2 agent exists, so ag2 imports
 
@@ -498,6 +518,8 @@ def instrument_ag2_agent(
         binding["session_id"] = session_id
     if user_id is not None:
         binding["user_id"] = user_id
+    if not enforce:
+        binding["enforce"] = False
     # ag2 types Middleware's class as its BaseMiddleware; this class has the same hooks, duck-typed.
     agent.add_middleware(cast(Any, Middleware)(ExeclaveMiddleware, **binding))
     setattr(agent, MARKER, True)
