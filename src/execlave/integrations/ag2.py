@@ -13,7 +13,10 @@ or let ``instrument_autogen_agent(agent, exe, agent_id=...)`` append it (same th
 a fresh middleware instance per turn; the hooks do:
 
 * ``on_turn``: one ``invoke_agent {agent}`` span per turn; the kill switch and rate limits are
-  checked (one request per turn) before anything else runs;
+  checked (one request per turn) before anything else runs. A turn continues a conversation that
+  no span can wrap (``reply.ask`` may come at any later time), so every span of the turn carries
+  ``gen_ai.conversation.id`` (the bound ``session_id``, else AG2's stream id) instead of sharing
+  a root span;
 * ``on_llm_call``: every event the model is about to see that was not checked yet in this turn
   (user input, tool results, compaction summaries; the whole history on the turn's first call)
   is checked before the model is called; after the call, every tool call in the response is
@@ -33,11 +36,13 @@ import functools
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+from opentelemetry import context as otel_context
 from opentelemetry.util.types import AttributeValue
 
 from .._ids import validate_agent_id
 from ..errors import EnforcementHaltError
 from ..policy.types import ToolCall, ToolOutput
+from ..telemetry.conversation import conversation_context
 from .autogen._common import MARKER, AgentGovernor, Check, set_error
 from .autogen._messages import parse_arguments
 
@@ -229,6 +234,34 @@ def _describe_client(exe: Any) -> str:
     return f"{type(exe).__name__} at 0x{id(exe):x}"
 
 
+class _Conversation:
+    """Makes the turn's conversation current: AG2 can continue a reply at any later time, so no
+    span wraps a conversation; its turns share ``gen_ai.conversation.id`` instead (the bound
+    ``session_id``, else AG2's stream id). Joins a conversation already current (a sub-agent)."""
+
+    __slots__ = ("_context", "_token")
+
+    def __init__(self, gov: _AG2Governor, context: Any) -> None:
+        bound = gov.base_attributes.get("gen_ai.conversation.id")
+        stream_id = getattr(getattr(context, "stream", None), "id", None)
+        conversation_id = bound if bound is not None else stream_id
+        self._context = None if conversation_id is None else conversation_context(str(conversation_id))
+        self._token: Any = None
+
+    def __enter__(self) -> None:
+        if self._context is not None:
+            try:
+                self._token = otel_context.attach(self._context)
+            except Exception:
+                self._token = None
+
+    def __exit__(self, *exc: object) -> None:
+        token, self._token = self._token, None
+        if token is not None:
+            with contextlib.suppress(Exception):
+                otel_context.detach(token)
+
+
 # -- the middleware ------------------------------------------------------------------------------
 
 
@@ -295,12 +328,16 @@ class ExeclaveMiddleware:
             return await call_next(event, context)
         _ACTIVE[key] = self
         gov = self._gov
+        conversation = _Conversation(gov, context)
         try:
             # Kill switch and rate limit: one request per turn, before anything runs.
             check = await gov.acheck_for(lambda: gov.request(count_request=True))
-            with gov.exe._telemetry.governed_span(
-                gov.span_name, attributes=gov.round_attributes, check=check
-            ) as governed:
+            with (
+                conversation,
+                gov.exe._telemetry.governed_span(
+                    gov.span_name, attributes=gov.round_attributes, check=check
+                ) as governed,
+            ):
                 self._round = governed
                 try:
                     response = await call_next(event, context)
@@ -323,9 +360,12 @@ class ExeclaveMiddleware:
         if self._round is None:  # e.g. under a ConditionalMiddleware that skipped on_turn
             gov = self._gov
             check = await gov.acheck_for(lambda: gov.request(count_request=True))
-            with gov.exe._telemetry.governed_span(
-                gov.span_name, attributes=gov.round_attributes, check=check
-            ) as governed:
+            with (
+                _Conversation(gov, context),
+                gov.exe._telemetry.governed_span(
+                    gov.span_name, attributes=gov.round_attributes, check=check
+                ) as governed,
+            ):
                 return await self._llm_call(governed, call_next, events, context)
         return await self._llm_call(self._round, call_next, events, context)
 
