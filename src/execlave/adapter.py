@@ -29,12 +29,15 @@ class AgentIdentity:
     """One governed agent: its Execlave ``agent_id`` (lowercase kebab-case; checked here), the
     ``name`` its spans show (default: the id), and optionally the conversation and the user it
     serves (recorded as ``gen_ai.conversation.id`` / ``user.id`` and sent with every check as
-    ``session_id`` / ``user_id`` metadata)."""
+    ``session_id`` / ``user_id`` metadata). ``enforced=False`` makes the agent trace only: the
+    client's spans for it run no check (nothing is evaluated or sent to Execlave) and carry
+    ``execlave.enforcement.enabled=false``."""
 
     agent_id: str
     name: str | None = None
     conversation_id: str | None = None
     user_id: str | None = None
+    enforced: bool = True
     attributes: Mapping[str, AttributeValue] = field(init=False, repr=False, compare=False)
     metadata: Mapping[str, str] | None = field(init=False, repr=False, compare=False)
 
@@ -57,6 +60,8 @@ class AgentIdentity:
             object.__setattr__(self, "user_id", str(self.user_id))
             attributes[names.USER_ID] = self.user_id
             metadata["user_id"] = str(self.user_id)
+        if not self.enforced:
+            attributes[names.ENFORCEMENT_ENABLED] = False
         object.__setattr__(self, "attributes", attributes)
         object.__setattr__(self, "metadata", metadata or None)
 

@@ -34,7 +34,7 @@ from .errors import ExeclaveError, PolicyBlockedError
 from .policy import CheckRequest, Decision, PolicyEngine, PolicySource, ToolCall, ToolOutput
 from .policy.loader import resolve_policy_source
 from .policy.pii import mask_pii
-from .policy.types import Violation
+from .policy.types import ALLOW, Violation
 from .telemetry import GovernanceSpanProcessor, Telemetry, TelemetryConfig, names, resolve_capture_content
 
 if TYPE_CHECKING:
@@ -86,6 +86,11 @@ def _tool_outputs(outputs: Sequence[Mapping[str, Any] | ToolOutput] | None) -> t
     return tuple(found)
 
 
+def _not_enforced() -> Decision:
+    """The check of a trace-only agent: nothing is evaluated or sent."""
+    return ALLOW
+
+
 def _spans_destination(tracer_provider: object, otlp_endpoint: str | None, console: bool) -> str:
     if tracer_provider is not None:
         return "the tracer provider passed as tracer_provider="
@@ -127,8 +132,9 @@ class Execlave:
         tracer_provider: the provider to create spans with. Defaults to the global one if the
             application set one; otherwise execlave creates its own (without installing it globally).
         meter_provider: the ``MeterProvider`` for execlave's metrics (decisions, blocked tool calls,
-            round and tool durations, dropped spans, bypasses). Defaults to the global one; without
-            one configured, metrics are no-ops.
+            round and tool durations, dropped spans, bypasses). Defaults to the global one; else,
+            when execlave owns the tracing pipeline and sends to a collector, its own (exported
+            there over OTLP with the traces); else metrics are no-ops.
         otlp_endpoint: a collector endpoint (e.g. ``http://localhost:4318``); defaults to
             ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, else ``OTEL_EXPORTER_OTLP_ENDPOINT``. Used only
             when execlave owns the provider.
@@ -337,6 +343,7 @@ class Execlave:
         capture is on."""
         attributes: dict[str, AttributeValue] = {names.GEN_AI_OPERATION_NAME: names.OP_INVOKE_AGENT}
         attributes.update(agent.attributes)
+        check = check if agent.enforced else None
         if kind is not None:
             attributes[names.ROUND_KIND] = kind
         return self._telemetry.governed_span(
@@ -373,6 +380,8 @@ class Execlave:
         if handoff:
             attributes[names.TOOL_HANDOFF] = True
         operation = names.OP_CHECK_TOOL if requested else names.OP_EXECUTE_TOOL
+        if not agent.enforced:
+            check = _not_enforced
         return self._telemetry.governed_span(
             names.span_name(operation, call.name),
             attributes=attributes,
@@ -398,7 +407,7 @@ class Execlave:
         the conversation over), then one :class:`~execlave.errors.PolicyBlockedError` with every
         blocking violation, if any call was blocked."""
         checks = [(call, self.prepare_check(self._tool_request(agent, call))) for call in calls]
-        self._check_requested(agent, checks, handoff)
+        self._check_requested(agent, checks, handoff)  # a trace-only agent's checks are skipped there
 
     async def acheck_requested(
         self,
@@ -408,6 +417,9 @@ class Execlave:
         handoff: Callable[[ToolCall], bool] | None = None,
     ) -> None:
         """:meth:`check_requested` for async code: Execlave's answers are awaited."""
+        if not agent.enforced:
+            self._check_requested(agent, [(call, _not_enforced) for call in calls], handoff)
+            return
         checks = [(call, await self.aprepare_check(self._tool_request(agent, call))) for call in calls]
         self._check_requested(agent, checks, handoff)
 
@@ -440,7 +452,9 @@ class Execlave:
         attributes: dict[str, AttributeValue] = {names.GEN_AI_OPERATION_NAME: names.OP_CHAT}
         attributes.update(agent.attributes)
         return self._telemetry.governed_span(
-            names.span_name(names.OP_CHAT, agent.display_name), attributes=attributes, check=check
+            names.span_name(names.OP_CHAT, agent.display_name),
+            attributes=attributes,
+            check=check if agent.enforced else None,
         )
 
     def register_agent(

@@ -6,13 +6,14 @@ No framework is named here; ``docs/adapters.md`` is the guide."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from ..adapter import AgentIdentity, Check
 from ..client import Execlave as _Execlave
-from ..policy.types import CheckRequest, ToolCall
+from ..policy.types import ALLOW, CheckRequest, Decision, ToolCall
 
 if TYPE_CHECKING:
     from ..client import Execlave
@@ -22,6 +23,11 @@ MARKER = "_execlave_instrumented"
 _ORIGINALS = "_execlave_originals"
 _BINDING = "_execlave_binding"
 _ABSENT = object()
+
+
+def _not_enforced() -> Decision:
+    """The check of a trace-only agent (``enforce=False``): nothing is evaluated or sent."""
+    return ALLOW
 
 
 def set_error(governed: GovernedSpan, description: str) -> None:
@@ -35,6 +41,11 @@ def set_error(governed: GovernedSpan, description: str) -> None:
 class AgentGovernor:
     """Everything one instrumented agent needs; built once at instrument time."""
 
+    enforce = True
+    """``False`` (``instrument_autogen_agent(..., enforce=False)``): trace only. Every check is an
+    allow without evaluation (no policies, no kill switch, no request to Execlave); spans carry
+    ``execlave.enforcement.enabled=false``."""
+
     def __init__(
         self, agent: Any, exe: Execlave, agent_id: str, session_id: str | None, user_id: str | None
     ) -> None:
@@ -47,15 +58,24 @@ class AgentGovernor:
         self.agent_id = agent_id
         self.agent_name = self.identity.display_name
 
+    def trace_only(self) -> None:
+        """Turn this governor into a trace-only one (see :attr:`enforce`)."""
+        self.enforce = False
+        self.identity = dataclasses.replace(self.identity, enforced=False)
+
     def request(self, **fields: Any) -> CheckRequest:
         return self.exe.check_request(self.identity, **fields)
 
     def check(self, build: Callable[[], CheckRequest]) -> Check:
         """A check of the request ``build`` makes, run inside the span (fails closed there)."""
+        if not self.enforce:
+            return _not_enforced
         return self.exe.prepare_check(build)
 
     async def acheck(self, build: Callable[[], CheckRequest]) -> Check:
         """:meth:`check` for async paths: a decision that may wait on Execlave is awaited now."""
+        if not self.enforce:
+            return _not_enforced
         return await self.exe.aprepare_check(build)
 
     def round_span(
@@ -93,30 +113,33 @@ def require_client(exe: object, caller: str) -> None:
         )
 
 
-def already_bound(agent: Any, exe: object, agent_id: str, undo: str) -> bool:
-    """True when ``agent`` is already instrumented with this client and agent_id (instrumenting
-    again is a no-op); ``ValueError`` naming both bindings (and ``undo``, the function that
-    unbinds) when it is bound differently."""
+def already_bound(agent: Any, exe: object, agent_id: str, enforce: bool, undo: str) -> bool:
+    """True when ``agent`` is already instrumented with this client, agent_id and ``enforce``
+    (instrumenting again is a no-op); ``ValueError`` naming both bindings (and ``undo``, the
+    function that unbinds) when it is bound differently (so ``enforce=True`` after
+    ``enforce=False`` is never silently ignored)."""
     if not getattr(agent, MARKER, False):
         return False
     bound = getattr(agent, _BINDING, None)
-    if not (isinstance(bound, tuple) and len(bound) == 2):
+    if not (isinstance(bound, tuple) and len(bound) == 3):
         return True
-    bound_id, bound_exe = bound
-    if bound_id == agent_id and bound_exe is exe:
+    bound_id, bound_exe, bound_enforce = bound
+    if bound_id == agent_id and bound_exe is exe and bound_enforce == enforce:
         return True
     client = "the same Execlave client" if bound_exe is exe else "another Execlave client"
     name = getattr(agent, "name", type(agent).__name__)
     raise ValueError(
-        f"agent {name!r} is already instrumented as agent_id {bound_id!r} with an Execlave client; "
-        f"it cannot also be instrumented as agent_id {agent_id!r} with {client}. "
-        f"Call {undo}(agent) first to rebind it, or use one binding per agent."
+        f"agent {name!r} is already instrumented as agent_id {bound_id!r} (enforce={bound_enforce}) with an "
+        f"Execlave client; it cannot also be instrumented as agent_id {agent_id!r} (enforce={enforce}) with "
+        f"{client}. Call {undo}(agent) first to rebind it, or use one binding per agent."
     )
 
 
-def patch_instance(agent: Any, wrappers: dict[str, Any], binding: tuple[str, object] | None = None) -> None:
+def patch_instance(
+    agent: Any, wrappers: dict[str, Any], binding: tuple[str, object, bool] | None = None
+) -> None:
     """Set ``wrappers`` as instance attributes, remembering what the instance itself held (and the
-    ``(agent_id, client)`` binding)."""
+    ``(agent_id, client, enforce)`` binding)."""
     instance_dict = getattr(agent, "__dict__", {})
     saved = {name: instance_dict.get(name, _ABSENT) for name in wrappers}
     for name, wrapper in wrappers.items():

@@ -70,6 +70,7 @@ POLICY_SET_VERSION: Final = "execlave.policy.set_version"
 AGENT_PAUSED: Final = "execlave.agent.paused"
 ENFORCEMENT_BYPASSED: Final = "execlave.enforcement.bypassed"
 ENFORCEMENT_UNAVAILABLE: Final = "execlave.enforcement.unavailable"
+ENFORCEMENT_ENABLED: Final = "execlave.enforcement.enabled"  # false on a trace-only agent's spans
 
 # The conversation root span (one trace per chat, team run or ``conversation()`` block).
 CONVERSATION_SPAN: Final = "execlave.conversation"
