@@ -260,3 +260,18 @@ def test_execlaves_own_adapters_use_no_private_of_the_client() -> None:
         if private.search(line)
     ]
     assert not found, found
+
+
+def test_a_trace_only_identity_records_and_checks_nothing(
+    exe: Execlave, exporter: InMemorySpanExporter
+) -> None:
+    agent = AgentIdentity("ops-bot", enforced=False)
+
+    def never() -> Any:
+        raise AssertionError("a trace-only agent runs no check")
+
+    with exe.round_span(agent, check=never):
+        exe.check_requested(agent, [ToolCall("delete_logs", {}, "c1")])
+    spans = exporter.get_finished_spans()
+    assert [s.name for s in spans] == ["check_tool delete_logs", "invoke_agent ops-bot"]
+    assert all((s.attributes or {})["execlave.enforcement.enabled"] is False for s in spans)
