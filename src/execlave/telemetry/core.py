@@ -18,8 +18,9 @@ from opentelemetry.util.types import AttributeValue
 from .._version import __version__
 from ..errors import PolicyBlockedError
 from ..policy.types import Decision
+from .bounds import MAX_MESSAGE_CHARS, bound_name, bound_span_name, bound_text, resolve_attribute_length
 from .config import DEFAULT_SERVICE_NAME, TelemetryConfig, resolve_capture_content
-from .governed import GovernedSpan
+from .governed import GovernedSpan, record_decision, record_events
 from .processors import SCOPE_NAME, BoundedBatchSpanProcessor, ConsoleTreeProcessor, is_execlave_span
 
 __all__ = ["Telemetry"]
@@ -27,6 +28,21 @@ __all__ = ["Telemetry"]
 logger = logging.getLogger("execlave")
 
 _PROTOCOLS = {"http/protobuf", "grpc"}
+# Attributes holding a model- or app-chosen name: exported masked, escaped and bounded.
+_NAME_ATTRIBUTES = frozenset({"gen_ai.tool.name", "gen_ai.agent.name", "execlave.violation.tool_name"})
+_BUDGET_KEY = otel_context.create_key("execlave-round-budget")
+
+
+class _RoundBudget:
+    """Per-call spans opened under one governed span, and the calls summarised instead."""
+
+    __slots__ = ("calls", "omitted", "span", "spans")
+
+    def __init__(self, span: Span) -> None:
+        self.span = span
+        self.calls = 0
+        self.spans = 0
+        self.omitted = 0
 
 
 class Telemetry:
@@ -36,6 +52,10 @@ class Telemetry:
         self._config = config
         self._masker = masker
         self.capture_content: bool = resolve_capture_content(config.capture_content)
+        self.max_attribute_length: int = resolve_attribute_length(config.max_attribute_length)
+        if config.max_tool_spans_per_round < 1:
+            raise ValueError("max_tool_spans_per_round must be >= 1")
+        self.max_tool_spans_per_round: int = config.max_tool_spans_per_round
         self._processors: list[BoundedBatchSpanProcessor] = []
         self._shutdown_done = False
         self._lock = threading.Lock()
@@ -82,14 +102,16 @@ class Telemetry:
 
     def _own_provider(self) -> Any:
         from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 
         service = self._config.service_name or os.environ.get("OTEL_SERVICE_NAME") or DEFAULT_SERVICE_NAME
         resource = Resource.create({"deployment.environment": self._config.environment}).merge(
             Resource({"service.name": service})
         )
         # Never installed globally; our own atexit hook shuts our processors down with a bound.
-        return TracerProvider(resource=resource, shutdown_on_exit=False)
+        # OTel's own span limits cap every attribute value, span and event attributes alike.
+        limits = SpanLimits(max_attribute_length=self.max_attribute_length)
+        return TracerProvider(resource=resource, shutdown_on_exit=False, span_limits=limits)
 
     def _attach(self, provider: Any, name: str, exporter: Any) -> None:
         c = self._config
@@ -98,6 +120,8 @@ class Telemetry:
             name=name,
             max_queue_size=c.max_queue_size,
             max_export_batch_size=c.max_export_batch_size,
+            max_queue_bytes=c.max_queue_bytes,
+            max_export_batch_bytes=c.max_export_batch_bytes,
             schedule_delay=c.schedule_delay,
             default_timeout=c.shutdown_timeout,
             span_filter=is_execlave_span,
@@ -170,10 +194,34 @@ class Telemetry:
         check: Callable[[], Decision] | None = None,
         raise_on_block: bool = True,
         kind: SpanKind = SpanKind.INTERNAL,
+        per_call: bool = False,
     ) -> _GovernedSpanContext:
         """Start ``name`` as the current span, run ``check`` at its start, record the decision,
-        raise :class:`PolicyBlockedError` inside the span on a block. See the module docs."""
-        return _GovernedSpanContext(self, name, attributes, check, raise_on_block, kind)
+        raise :class:`PolicyBlockedError` inside the span on a block. See the module docs.
+
+        The name and the name attributes (``gen_ai.tool.name``, ...) are exported masked, escaped
+        and bounded. ``per_call=True`` marks one span of many under a round: past
+        ``max_tool_spans_per_round`` such spans under the same governed span, an allowed call
+        gets no span of its own and is counted on the round span instead (the check runs all the
+        same; a call that is not allowed keeps its span, up to twice the limit)."""
+        return _GovernedSpanContext(self, name, attributes, check, raise_on_block, kind, per_call)
+
+    def _bounded(
+        self, name: str, attributes: Mapping[str, AttributeValue] | None
+    ) -> tuple[str, dict[str, AttributeValue] | None]:
+        bounded_name = bound_span_name(name, self._masker)
+        if not attributes:
+            return bounded_name, None
+        limit = self.max_attribute_length
+        out: dict[str, AttributeValue] = {}
+        for key, value in attributes.items():
+            if key in _NAME_ATTRIBUTES:
+                out[key] = bound_name(value, self._masker)
+            elif isinstance(value, str) and (len(value) > limit or not value.isprintable()):
+                out[key] = bound_text(value, min(limit, MAX_MESSAGE_CHARS), self._masker)
+            else:
+                out[key] = value
+        return bounded_name, out
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -226,7 +274,7 @@ class _GovernedSpanContext:
     """The context manager behind :meth:`Telemetry.governed_span` (a plain class: it runs on
     every round and tool call, so it avoids generator-based context managers)."""
 
-    __slots__ = ("_args", "_governed", "_telemetry", "_token")
+    __slots__ = ("_args", "_budget", "_governed", "_telemetry", "_token")
 
     def __init__(
         self,
@@ -236,38 +284,97 @@ class _GovernedSpanContext:
         check: Callable[[], Decision] | None,
         raise_on_block: bool,
         kind: SpanKind,
+        per_call: bool = False,
     ) -> None:
         self._telemetry = telemetry
         self._args = (name, attributes, check, raise_on_block, kind)
         self._token: object = None
         self._governed: GovernedSpan | None = None
+        budget = otel_context.get_value(_BUDGET_KEY) if per_call else None
+        self._budget: _RoundBudget | None = budget if isinstance(budget, _RoundBudget) else None
 
-    def __enter__(self) -> GovernedSpan:
-        name, attributes, check, raise_on_block, kind = self._args
+    def _start(self) -> Span:
+        name, attributes, _, _, kind = self._args
         tel = self._telemetry
         try:
-            span: Span = tel.tracer.start_span(name, kind=kind, attributes=attributes)
+            bounded_name, bounded_attributes = tel._bounded(name, attributes)
+            span: Span = tel.tracer.start_span(bounded_name, kind=kind, attributes=bounded_attributes)
         except Exception:
             # A broken tracer must not switch enforcement off: govern without a span.
-            logger.warning("execlave: could not start span %r; enforcing without it", name, exc_info=True)
-            span = INVALID_SPAN
+            logger.warning("execlave: could not start a span; enforcing without it", exc_info=True)
+            return INVALID_SPAN
         try:
-            self._token = otel_context.attach(trace.set_span_in_context(span))
+            ctx = otel_context.set_value(_BUDGET_KEY, _RoundBudget(span), trace.set_span_in_context(span))
+            self._token = otel_context.attach(ctx)
         except Exception:
-            logger.debug("execlave: could not make span %r current", name, exc_info=True)
+            logger.debug("execlave: could not make a span current", exc_info=True)
+        return span
+
+    def __enter__(self) -> GovernedSpan:
+        _, _, check, raise_on_block, _ = self._args
+        tel = self._telemetry
+        budget = self._budget
+        deferred = False
+        if budget is not None:
+            budget.calls += 1
+            deferred = budget.spans >= tel.max_tool_spans_per_round
+            if not deferred:
+                budget.spans += 1
+        span = INVALID_SPAN if deferred else self._start()
         governed = self._governed = GovernedSpan(
-            span, capture_content=tel.capture_content, masker=tel._masker
+            span,
+            capture_content=tel.capture_content,
+            masker=tel._masker,
+            max_attribute_length=tel.max_attribute_length,
         )
         if check is not None:
             try:
                 governed.check(check, raise_on_block=raise_on_block)
             except BaseException as exc:
+                if deferred:
+                    self._settle_deferred(governed, failed=True)
                 self._close(exc)
                 raise
+        if deferred:
+            self._settle_deferred(governed, failed=False)
         return governed
+
+    def _settle_deferred(self, governed: GovernedSpan, *, failed: bool) -> None:
+        """A per-call span past the round's budget: a call that is not allowed gets its span
+        after all (up to twice the budget); otherwise it is summarised on the round span."""
+        budget = self._budget
+        assert budget is not None
+        tel = self._telemetry
+        try:
+            notable = failed or governed.decision.outcome != "allow"
+            if notable and budget.spans < 2 * tel.max_tool_spans_per_round:
+                budget.spans += 1
+                span = self._start()
+                governed.span = span
+                record_decision(span, governed.decision)
+                for decision in governed._decisions:
+                    record_events(span, decision, with_excerpt=tel.capture_content, masker=tel._masker)
+            else:
+                budget.omitted += 1
+                if notable:
+                    record_events(budget.span, governed.decision, with_excerpt=False, masker=tel._masker)
+            budget.span.set_attributes(
+                {
+                    "execlave.round.tool_calls": budget.calls,
+                    "execlave.round.tool_spans_omitted": budget.omitted,
+                }
+            )
+        except Exception:
+            logger.debug("execlave: could not record a summarised call", exc_info=True)
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         self._close(exc)
+        budget = self._budget
+        if budget is not None and budget.omitted == 0:
+            try:
+                budget.span.set_attribute("execlave.round.tool_calls", budget.calls)
+            except Exception:
+                logger.debug("execlave: could not count a call", exc_info=True)
 
     def _close(self, exc: BaseException | None) -> None:
         governed = self._governed
