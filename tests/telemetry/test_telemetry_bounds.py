@@ -174,3 +174,34 @@ def test_a_flood_of_tool_calls_cannot_hide_the_block(harmless):
     finally:
         exe.shutdown(1.0)
         processor.shutdown(1.0)
+
+
+def test_per_call_span_budget_keeps_blocked_calls_then_summarises(memory, make_telemetry):
+    from execlave.policy.types import ALLOW
+
+    from .conftest import block, decision
+
+    provider, exporter = memory
+    tel = make_telemetry(tracer_provider=provider, max_tool_spans_per_round=4)
+    with tel.governed_span("invoke_agent ops", check=lambda: ALLOW):
+        for i in range(6):
+            with tel.governed_span(f"check_tool ok{i}", check=lambda: ALLOW, per_call=True) as g:
+                assert g.decision.outcome == "allow"
+        for i in range(6):
+            blocked = decision("block", block(f"deny-{i}"))
+            with tel.governed_span(
+                f"check_tool bad{i}", check=lambda d=blocked: d, raise_on_block=False, per_call=True
+            ) as g:
+                assert g.decision.blocked  # checked even when it gets no span of its own
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    # 4 allowed calls within the budget, then blocked calls keep spans up to twice the budget
+    assert sorted(n for n in spans if n.startswith("check_tool")) == [
+        "check_tool bad0", "check_tool bad1", "check_tool bad2", "check_tool bad3",
+        "check_tool ok0", "check_tool ok1", "check_tool ok2", "check_tool ok3",
+    ]  # fmt: skip
+    assert spans["check_tool bad0"].attributes["execlave.policy.decision"] == "block"
+    round_span = spans["invoke_agent ops"]
+    assert round_span.attributes["execlave.round.tool_calls"] == 12
+    assert round_span.attributes["execlave.round.tool_spans_omitted"] == 4
+    summarised = [e.attributes["execlave.policy.id"] for e in round_span.events]
+    assert summarised == ["deny-4", "deny-5"]

@@ -30,17 +30,15 @@ logger = logging.getLogger("execlave")
 _PROTOCOLS = {"http/protobuf", "grpc"}
 # Attributes holding a model- or app-chosen name: exported masked, escaped and bounded.
 _NAME_ATTRIBUTES = frozenset({"gen_ai.tool.name", "gen_ai.agent.name", "execlave.violation.tool_name"})
-_BUDGET_KEY = otel_context.create_key("execlave-round-budget")
 _KEY_MASK = "[EXECLAVE_API_KEY]"
 
 
 class _RoundBudget:
     """Per-call spans opened under one governed span, and the calls summarised instead."""
 
-    __slots__ = ("calls", "omitted", "span", "spans")
+    __slots__ = ("calls", "omitted", "spans")
 
-    def __init__(self, span: Span) -> None:
-        self.span = span
+    def __init__(self) -> None:
         self.calls = 0
         self.spans = 0
         self.omitted = 0
@@ -65,6 +63,10 @@ class Telemetry:
             raise ValueError("max_tool_spans_per_round must be >= 1")
         self.max_tool_spans_per_round: int = config.max_tool_spans_per_round
         self._processors: list[BoundedBatchSpanProcessor] = []
+        # Per-call span budgets, by the governed span they are counted under (weak: a span
+        # that is never ended does not leak its budget).
+        self._budgets: weakref.WeakKeyDictionary[Any, _RoundBudget] = weakref.WeakKeyDictionary()
+        self._budget_lock = threading.Lock()
         self._shutdown_done = False
         self._lock = threading.Lock()
 
@@ -285,7 +287,7 @@ class _GovernedSpanContext:
     """The context manager behind :meth:`Telemetry.governed_span` (a plain class: it runs on
     every round and tool call, so it avoids generator-based context managers)."""
 
-    __slots__ = ("_args", "_budget", "_governed", "_telemetry", "_token")
+    __slots__ = ("_args", "_budget", "_governed", "_parent", "_telemetry", "_token")
 
     def __init__(
         self,
@@ -301,8 +303,17 @@ class _GovernedSpanContext:
         self._args = (name, attributes, check, raise_on_block, kind)
         self._token: object = None
         self._governed: GovernedSpan | None = None
-        budget = otel_context.get_value(_BUDGET_KEY) if per_call else None
-        self._budget: _RoundBudget | None = budget if isinstance(budget, _RoundBudget) else None
+        self._parent: Any = None
+        self._budget: _RoundBudget | None = None
+        if per_call:
+            parent = trace.get_current_span()
+            try:
+                with telemetry._budget_lock:
+                    budget = telemetry._budgets.get(parent)
+            except TypeError:  # a span type that cannot be weakly referenced: no budget
+                budget = None
+            if budget is not None:
+                self._parent, self._budget = parent, budget
 
     def _start(self) -> Span:
         name, attributes, _, _, kind = self._args
@@ -314,9 +325,14 @@ class _GovernedSpanContext:
             # A broken tracer must not switch enforcement off: govern without a span.
             logger.warning("execlave: could not start a span; enforcing without it", exc_info=True)
             return INVALID_SPAN
+        if span.is_recording():
+            try:
+                with tel._budget_lock:
+                    tel._budgets[span] = _RoundBudget()
+            except TypeError:
+                pass
         try:
-            ctx = otel_context.set_value(_BUDGET_KEY, _RoundBudget(span), trace.set_span_in_context(span))
-            self._token = otel_context.attach(ctx)
+            self._token = otel_context.attach(trace.set_span_in_context(span))
         except Exception:
             logger.debug("execlave: could not make a span current", exc_info=True)
         return span
@@ -327,10 +343,11 @@ class _GovernedSpanContext:
         budget = self._budget
         deferred = False
         if budget is not None:
-            budget.calls += 1
-            deferred = budget.spans >= tel.max_tool_spans_per_round
-            if not deferred:
-                budget.spans += 1
+            with tel._budget_lock:
+                budget.calls += 1
+                deferred = budget.spans >= tel.max_tool_spans_per_round
+                if not deferred:
+                    budget.spans += 1
         span = INVALID_SPAN if deferred else self._start()
         governed = self._governed = GovernedSpan(
             span,
@@ -358,18 +375,21 @@ class _GovernedSpanContext:
         tel = self._telemetry
         try:
             notable = failed or governed.decision.outcome != "allow"
-            if notable and budget.spans < 2 * tel.max_tool_spans_per_round:
-                budget.spans += 1
+            with tel._budget_lock:
+                promote = notable and budget.spans < 2 * tel.max_tool_spans_per_round
+                if promote:
+                    budget.spans += 1
+                else:
+                    budget.omitted += 1
+            if promote:
                 span = self._start()
                 governed.span = span
                 record_decision(span, governed.decision)
                 for decision in governed._decisions:
                     record_events(span, decision, with_excerpt=tel.capture_content, masker=tel._masker)
-            else:
-                budget.omitted += 1
-                if notable:
-                    record_events(budget.span, governed.decision, with_excerpt=False, masker=tel._masker)
-            budget.span.set_attributes(
+            elif notable:
+                record_events(self._parent, governed.decision, with_excerpt=False, masker=tel._masker)
+            self._parent.set_attributes(
                 {
                     "execlave.round.tool_calls": budget.calls,
                     "execlave.round.tool_spans_omitted": budget.omitted,
@@ -383,7 +403,7 @@ class _GovernedSpanContext:
         budget = self._budget
         if budget is not None and budget.omitted == 0:
             try:
-                budget.span.set_attribute("execlave.round.tool_calls", budget.calls)
+                self._parent.set_attribute("execlave.round.tool_calls", budget.calls)
             except Exception:
                 logger.debug("execlave: could not count a call", exc_info=True)
 
