@@ -51,11 +51,11 @@ def make_exe(provider: TracerProvider) -> Iterator[Callable[..., Execlave]]:
         exe.shutdown(timeout=1.0)
 
 
-def calls(*names: str) -> dict[str, Any]:
+def calls(*names: str, call_id: str = "c") -> dict[str, Any]:
     return {
         "content": None,
         "tool_calls": [
-            {"id": f"c{i}", "type": "function", "function": {"name": n, "arguments": "{}"}}
+            {"id": f"{call_id}{i}", "type": "function", "function": {"name": n, "arguments": "{}"}}
             for i, n in enumerate(names)
         ],
     }
@@ -88,7 +88,7 @@ ASK = [{"role": "user", "content": "tidy up"}]
 
 def test_card_number_in_a_blocked_tool_name_is_exported_nowhere(make_exe, exporter):
     exe = make_exe()
-    agent = assistant(exe, scripted(calls(f"delete_records {CARD}")))
+    agent = assistant(exe, scripted(calls(f"delete_records {CARD}", call_id=f"call {CARD} ")))
     with pytest.raises(PolicyBlockedError):
         agent.generate_reply(messages=ASK)
     spans = exporter.get_finished_spans()

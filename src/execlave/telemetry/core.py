@@ -28,8 +28,10 @@ __all__ = ["Telemetry"]
 logger = logging.getLogger("execlave")
 
 _PROTOCOLS = {"http/protobuf", "grpc"}
-# Attributes holding a model- or app-chosen name: exported masked, escaped and bounded.
-_NAME_ATTRIBUTES = frozenset({"gen_ai.tool.name", "gen_ai.agent.name", "execlave.violation.tool_name"})
+# Attributes holding a model- or app-chosen name or id: exported masked, escaped and bounded.
+_NAME_ATTRIBUTES = frozenset(
+    {"gen_ai.tool.name", "gen_ai.tool.call.id", "gen_ai.agent.name", "execlave.violation.tool_name"}
+)
 _KEY_MASK = "[EXECLAVE_API_KEY]"
 
 
