@@ -8,6 +8,7 @@ recorded. A text too long to mask cheaply is replaced by its length. See ``docs/
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import traceback
 from collections.abc import Callable, Mapping
@@ -85,10 +86,18 @@ def _safe_str(value: object) -> str:
 def bound_text(text: object, limit: int = MAX_MESSAGE_CHARS, masker: Masker | None = None) -> str:
     """Mask the whole text, escape control characters, then cut to ``limit`` characters."""
     raw = _safe_str(text)
+    if len(raw) <= _CACHED_CHARS:
+        # Names repeat on every round: a small cache of short texts (at most
+        # _CACHE_ENTRIES x _CACHED_CHARS characters) keeps masking off the per-round path.
+        return _bound_short(raw, limit, masker or mask_pii)
+    return _bound(raw, limit, masker or mask_pii)
+
+
+def _bound(raw: str, limit: int, masker: Masker) -> str:
     if len(raw) > MAX_SCAN_CHARS:
         return f"[{len(raw)} characters omitted]"
     try:
-        masked = (masker or mask_pii)(raw)
+        masked = masker(raw)
         if masked == strip_invisible(raw):
             # Nothing masked: keep the text as it came (fullwidth, zero-width and bidi characters
             # are evidence; the escaping below makes them visible instead of folding them away).
@@ -98,6 +107,11 @@ def bound_text(text: object, limit: int = MAX_MESSAGE_CHARS, masker: Masker | No
     return _cut(escape_controls(masked), limit)
 
 
+_CACHED_CHARS = 256
+_CACHE_ENTRIES = 2048
+_bound_short = functools.lru_cache(maxsize=_CACHE_ENTRIES)(_bound)
+
+
 def bound_name(name: object, masker: Masker | None = None) -> str:
     """A model-chosen name as exported: masked, escaped, at most :data:`MAX_NAME_CHARS`."""
     return bound_text(name, MAX_NAME_CHARS, masker)
@@ -105,10 +119,19 @@ def bound_name(name: object, masker: Masker | None = None) -> str:
 
 def bound_span_name(name: str, masker: Masker | None = None) -> str:
     """``"{operation} {name}"`` with the operation kept and the name bounded like :func:`bound_name`."""
+    if len(name) <= _CACHED_CHARS:
+        return _span_name_short(name, masker)
+    return _span_name(name, masker)
+
+
+def _span_name(name: str, masker: Masker | None) -> str:
     operation, sep, rest = name.partition(" ")
     if not sep or len(operation) > 64:
         return bound_name(name, masker)
     return f"{escape_controls(operation)} {bound_name(rest, masker)}"
+
+
+_span_name_short = functools.lru_cache(maxsize=_CACHE_ENTRIES)(_span_name)
 
 
 def bound_violation(violation: Mapping[str, Any], masker: Masker | None = None) -> dict[str, Any]:

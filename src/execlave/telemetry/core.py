@@ -309,13 +309,15 @@ class _GovernedSpanContext:
         self._budget: _RoundBudget | None = None
         if per_call:
             parent = trace.get_current_span()
-            try:
-                with telemetry._budget_lock:
-                    budget = telemetry._budgets.get(parent)
-            except TypeError:  # a span type that cannot be weakly referenced: no budget
-                budget = None
-            if budget is not None:
-                self._parent, self._budget = parent, budget
+            if parent.is_recording():
+                try:
+                    with telemetry._budget_lock:
+                        budget = telemetry._budgets.get(parent)
+                        if budget is None:
+                            budget = telemetry._budgets[parent] = _RoundBudget()
+                    self._parent, self._budget = parent, budget
+                except TypeError:  # a span type that cannot be weakly referenced: no budget
+                    pass
 
     def _start(self) -> Span:
         name, attributes, _, _, kind = self._args
@@ -327,12 +329,6 @@ class _GovernedSpanContext:
             # A broken tracer must not switch enforcement off: govern without a span.
             logger.warning("execlave: could not start a span; enforcing without it", exc_info=True)
             return INVALID_SPAN
-        if span.is_recording():
-            try:
-                with tel._budget_lock:
-                    tel._budgets[span] = _RoundBudget()
-            except TypeError:
-                pass
         try:
             self._token = otel_context.attach(trace.set_span_in_context(span))
         except Exception:
