@@ -6,15 +6,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .cloud import CloudConnector, OutageMode
 from .errors import ExeclaveError
-from .policy import CheckRequest, Decision, PolicyEngine, ToolCall, baseline_policies, load_policies, mask_pii
+from .policy import CheckRequest, Decision, PolicyEngine, ToolCall, mask_pii
+from .policy.loader import PolicySource, resolve_policy_source
 from .policy.remote import Secret
-from .policy.schema import Policy
 from .telemetry import GovernanceSpanProcessor, Telemetry, TelemetryConfig
 
 if TYPE_CHECKING:
@@ -23,10 +22,6 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_BASE_URL", "Execlave", "PolicySource", "validate_agent_id"]
 
 DEFAULT_BASE_URL = "https://api.execlave.com"
-
-PolicySource = str | os.PathLike[str] | Sequence[Mapping[str, Any] | Policy]
-"""A policy file (YAML or JSON), or a list of policy dicts or
-:class:`~execlave.policy.schema.Policy` objects."""
 
 _AGENT_ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _AGENT_ID_MAX = 128
@@ -46,21 +41,6 @@ def validate_agent_id(agent_id: object) -> str:
         f"agent_id must be lowercase kebab-case of at most {_AGENT_ID_MAX} characters, "
         f"e.g. 'ops-assistant'; got {agent_id!r}{hint}"
     )
-
-
-def _resolve_policies(policies: PolicySource | None) -> list[Policy]:
-    if policies is None:
-        env_file = os.environ.get("EXECLAVE_POLICY_FILE")
-        if env_file:
-            return load_policies(env_file)
-        return baseline_policies()
-    if isinstance(policies, (str, os.PathLike)):
-        return load_policies(Path(policies))
-    if all(isinstance(p, Policy) for p in policies):
-        return list(policies)  # type: ignore[arg-type]
-    # A mixed list: validate the dicts (with their index in the list), keep Policy objects as they are.
-    dicts = [p if isinstance(p, Mapping) else p.model_dump(by_alias=True) for p in policies]
-    return load_policies(dicts)
 
 
 def _tool_calls(tools: Sequence[str | Mapping[str, Any]] | None) -> tuple[ToolCall, ...]:
@@ -84,8 +64,10 @@ class Execlave:
     Args:
         api_key: Execlave API key; defaults to ``EXECLAVE_API_KEY``. With a key, execlave's spans
             (and only those) are also sent to ``{base_url}/v1/traces``. Never logged or shown.
-        policies: a policy file or a list of policies. Defaults to ``EXECLAVE_POLICY_FILE``, else
-            the bundled baseline (injection patterns and PII in ``monitor`` mode: records, never blocks).
+        policies: a policy file, a list of policies or a ``{"policies": [...]}`` document; an empty
+            set is an error unless meant (``execlave.policy.NO_POLICIES``). Defaults to
+            ``EXECLAVE_POLICY_FILE``, else the bundled baseline (injection patterns and PII in
+            ``monitor`` mode: records, never blocks).
         base_url: Execlave API base URL; defaults to ``EXECLAVE_BASE_URL`` or ``https://api.execlave.com``.
         environment: deployment environment recorded on spans; defaults to ``EXECLAVE_ENVIRONMENT``
             or ``"production"``.
@@ -137,7 +119,7 @@ class Execlave:
             remote_policies = bool(key and policies is None and not os.environ.get("EXECLAVE_POLICY_FILE"))
         if remote_policies and not key:
             raise ValueError("remote_policies=True needs an API key (api_key= or EXECLAVE_API_KEY)")
-        self._engine = PolicyEngine(() if remote_policies else _resolve_policies(policies))
+        self._engine = PolicyEngine(() if remote_policies else resolve_policy_source(policies))
         self._cloud: CloudConnector | None = None
         if key:
             self._cloud = CloudConnector(
@@ -251,7 +233,7 @@ class Execlave:
     def reload_policies(self, policies: PolicySource) -> int:
         """Compile a new policy set and swap it in atomically; returns its version.
         On an invalid set, raises PolicyConfigError and the current set stays in force."""
-        return self._engine.reload(_resolve_policies(policies))
+        return self._engine.reload(resolve_policy_source(policies))
 
     def span_processor(self, *, raise_on_block: bool = False) -> GovernanceSpanProcessor:
         """A SpanProcessor that governs other instrumentations' tool spans (see its docs for limits)."""

@@ -31,12 +31,13 @@ SCRIPT = textwrap.dedent(
     from autogen_agentchat.agents import AssistantAgent
     from execlave import Execlave
     from execlave.integrations.autogen import instrument_autogen_agent
+    from execlave.policy import NO_POLICIES
 
     async def get_status(service: str) -> str:
         "Return a service's status."
         return "ok"
 
-    exe = Execlave(policies=[], tracer_provider=provider)
+    exe = Execlave(policies=NO_POLICIES, tracer_provider=provider)
     client = replay_client([tool_calls(("c1", "get_status", '{{"service": "db"}}')), "fine"])
     agent = AssistantAgent("ops", model_client=client, tools=[get_status], reflect_on_tool_use=True)
     instrument_autogen_agent(agent, exe, agent_id="ops")

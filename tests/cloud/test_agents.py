@@ -4,6 +4,7 @@ import pytest
 
 from execlave import Execlave
 from execlave.errors import AgentPausedError, ExeclaveError
+from execlave.policy import NO_POLICIES
 from support.waiting import wait_until
 
 from .conftest import KEY
@@ -86,7 +87,7 @@ def test_register_agent_errors_are_execlave_errors(api, make_client):
 
 def test_register_agent_needs_a_key(provider, monkeypatch):
     monkeypatch.delenv("EXECLAVE_API_KEY", raising=False)
-    exe = Execlave(policies=[], tracer_provider=provider)
+    exe = Execlave(policies=NO_POLICIES, tracer_provider=provider)
     try:
         with pytest.raises(ExeclaveError, match="API key"):
             exe.register_agent("ops-assistant")

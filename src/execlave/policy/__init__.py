@@ -4,7 +4,7 @@ Pure Python: nothing here imports OpenTelemetry or AutoGen.
 """
 
 from .engine import PolicyEngine, normalize_tool_name
-from .loader import baseline_policies, load_policies
+from .loader import NO_POLICIES, baseline_policies, load_policies, resolve_policy_source
 from .normalize import normalize_text
 from .pii import PII_TYPES, detect_pii, mask_pii
 from .schema import Policy
@@ -12,6 +12,7 @@ from .types import ALLOW, CheckRequest, Decision, ToolCall, ToolOutput, Violatio
 
 __all__ = [
     "ALLOW",
+    "NO_POLICIES",
     "PII_TYPES",
     "CheckRequest",
     "Decision",
@@ -26,4 +27,5 @@ __all__ = [
     "mask_pii",
     "normalize_text",
     "normalize_tool_name",
+    "resolve_policy_source",
 ]

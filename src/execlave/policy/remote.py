@@ -159,7 +159,7 @@ def split_policy_document(document: Any, source: str) -> tuple[list[Policy], lis
                 ids.add(item["id"])
             local.append(item)
     try:
-        policies = parse_policy_document(local, source)
+        policies = parse_policy_document(local, source, allow_empty=True)  # server-only sets are fine
     except PolicyConfigError as exc:
         issues.extend(exc.issues)
         policies = []

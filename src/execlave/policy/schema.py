@@ -7,21 +7,44 @@ unchanged::
      "enforcementMode": "block", "appliesToAgents": [], "isActive": true,
      "ruleDefinition": {"deny": ["delete_*"]}}
 
-Unknown top-level keys (timestamps, owners, ... from the API) are ignored; ``ruleDefinition``
-is strict, so a misspelt rule key is an error rather than a policy that silently does nothing.
+Every key is strict: an unknown or misspelt key (``enforcment_mode``, ``isActiv``, the snake_case
+``policy_type``) is an error rather than a policy that silently does something else. Only the
+metadata keys in :data:`METADATA_KEYS` are accepted and ignored.
+
+Limits (checked before anything is compiled, so a policy cannot make compiling slow or large):
+at most :data:`MAX_PATTERNS` patterns (or globs per list) per policy, :data:`MAX_PATTERN_CHARS`
+characters of them in all, and :data:`MAX_PROGRAM_SIZE` RE2 instructions once compiled.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Annotated, Any, Literal
 
 import re2
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveInt, TypeAdapter, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    TypeAdapter,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 from .pii import PiiType
 
 __all__ = [
+    "MAX_PATTERNS",
+    "MAX_PATTERN_CHARS",
+    "MAX_PROGRAM_SIZE",
+    "METADATA_KEYS",
     "POLICY_ADAPTER",
+    "POLICY_KEYS",
     "POLICY_TYPES",
     "AnyPolicy",
     "EnforcementMode",
@@ -36,32 +59,108 @@ __all__ = [
     "ToolInvocationPolicy",
     "ToolInvocationRule",
     "compile_pattern",
+    "program_budget",
 ]
 
 EnforcementMode = Literal["block", "warn", "monitor"]
 Severity = Literal["low", "medium", "high", "critical"]
 
 
+MAX_PATTERNS = 1_000
+"""Patterns of an ``injection_scan`` policy, and globs in each ``allow`` / ``deny`` list."""
+MAX_PATTERN_CHARS = 32 * 1024
+"""Characters of the patterns of one policy (or of one glob list) together."""
+MAX_PROGRAM_SIZE = 100_000
+"""RE2 instructions the patterns of one policy may compile to, together."""
+MAX_PROGRAM_MEMORY = 8 << 20
+"""RE2's memory budget for compiling one expression (RE2's own default, made explicit)."""
+
+METADATA_KEYS: frozenset[str] = frozenset({"createdAt", "updatedAt"})
+"""Top-level keys Execlave's API adds to a policy; accepted and ignored."""
+
+
+def _describe(pattern: str) -> str:
+    return repr(pattern) if len(pattern) <= 80 else f"{pattern[:60]!r}... ({len(pattern):,} characters)"
+
+
 def compile_pattern(pattern: str) -> re2._Regexp:
     """Compile a policy pattern with RE2, case-insensitively. RE2 has no backreferences or
-    lookaround; such a pattern raises ValueError with RE2's reason."""
+    lookaround; such a pattern, or one too large once compiled, raises ValueError saying why."""
     options = re2.Options()
     options.case_sensitive = False
     options.log_errors = False
+    options.max_mem = MAX_PROGRAM_MEMORY
     try:
         return re2.compile(pattern, options)
     except re2.error as exc:
         reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        if "too large" in reason:
+            raise ValueError(
+                f"{_describe(pattern)} is too large once compiled (over RE2's "
+                f"{MAX_PROGRAM_MEMORY >> 20} MiB program budget); use smaller repetition counts "
+                "or split it"
+            ) from None
         raise ValueError(
-            f"RE2 cannot compile {pattern!r}: {reason} (RE2 has no backreferences or lookaround)"
+            f"RE2 cannot compile {_describe(pattern)}: {reason} (RE2 has no backreferences or lookaround)"
         ) from None
+
+
+class _Budget:
+    """RE2 instructions still available to one policy or one document."""
+
+    __slots__ = ("exceeded", "fix", "limit", "used", "what")
+
+    def __init__(self, limit: int, what: str, fix: str) -> None:
+        self.limit, self.used, self.what, self.fix, self.exceeded = limit, 0, what, fix, False
+
+
+_BUDGETS: ContextVar[tuple[_Budget, ...]] = ContextVar("execlave_program_budgets", default=())
+
+
+@contextmanager
+def program_budget(limit: int, what: str, fix: str) -> Iterator[None]:
+    """While active, every compiled pattern is charged to a budget of ``limit`` RE2 instructions;
+    the pattern that overdraws it is an error naming ``what`` (e.g. "the policies of this file")
+    and saying how to ``fix`` it, and later patterns are not compiled at all."""
+    token = _BUDGETS.set((*_BUDGETS.get(), _Budget(limit, what, fix)))
+    try:
+        yield
+    finally:
+        _BUDGETS.reset(token)
 
 
 def _re2_pattern(value: str) -> str:
     if not value:
         raise ValueError("a pattern must not be empty (it would match everything)")
-    compile_pattern(value)
+    budgets = _BUDGETS.get()
+    if any(b.exceeded for b in budgets):
+        return value  # already reported once; compiling more would only cost time
+    size = compile_pattern(value).programsize
+    for budget in budgets:
+        budget.used += size
+        if budget.used > budget.limit:
+            budget.exceeded = True
+            raise ValueError(
+                f"{budget.what} compile to more than {budget.limit:,} RE2 instructions (at this "
+                f"pattern); {budget.fix}"
+            )
     return value
+
+
+def _bounded(values: Any, what: str) -> Any:
+    """Count and total length of a pattern or glob list, checked before any item is compiled."""
+    if isinstance(values, Sequence) and not isinstance(values, str):
+        if len(values) > MAX_PATTERNS:
+            raise ValueError(
+                f"{len(values):,} {what}; at most {MAX_PATTERNS:,} per policy (split the policy)"
+            )
+        chars = sum(len(v) for v in values if isinstance(v, str))
+        if chars > MAX_PATTERN_CHARS:
+            raise ValueError(
+                f"{chars:,} characters of {what}; at most {MAX_PATTERN_CHARS:,} characters of "
+                f"{what} per list (split the policy)"
+            )
+    return values
 
 
 def _glob(value: str) -> str:
@@ -70,7 +169,20 @@ def _glob(value: str) -> str:
     return value
 
 
+_CONTROL = re2.compile(r"[\x00-\x1f\x7f-\x9f\p{Cf}\x{2028}\x{2029}]")
+
+
+def _no_controls(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError(
+            "contains a control or invisible formatting character (escape sequences, bidi overrides, "
+            "zero-width characters); ids and names are shown in terminals, logs and traces"
+        )
+    return value
+
+
 Re2Pattern = Annotated[str, AfterValidator(_re2_pattern)]
+Label = Annotated[str, AfterValidator(_no_controls)]
 Glob = Annotated[str, AfterValidator(_glob)]
 
 
@@ -84,6 +196,11 @@ class ToolInvocationRule(_Rule):
 
     allow: tuple[Glob, ...] = ()
     deny: tuple[Glob, ...] = ()
+
+    @field_validator("allow", "deny", mode="before")
+    @classmethod
+    def _bounded_globs(cls, value: Any) -> Any:
+        return _bounded(value, "globs")
 
     @model_validator(mode="after")
     def _not_empty(self) -> ToolInvocationRule:
@@ -99,6 +216,18 @@ class InjectionScanRule(_Rule):
     patterns: tuple[Re2Pattern, ...] = Field(min_length=1)
     scan_input: bool = True
     scan_output: bool = False
+
+    @field_validator("patterns", mode="before")
+    @classmethod
+    def _bounded_patterns(cls, value: Any) -> Any:
+        return _bounded(value, "patterns")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _program_budget(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        fix = "simplify the patterns or split them over several policies"
+        with program_budget(MAX_PROGRAM_SIZE, "the patterns of this policy", fix):
+            return handler(data)
 
     @model_validator(mode="after")
     def _scans_something(self) -> InjectionScanRule:
@@ -129,10 +258,10 @@ class RateLimitRule(_Rule):
 class Policy(BaseModel):
     """A validated policy (base of every policy type): the fields all types share."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field(min_length=1)
-    name: str = ""
+    id: Label = Field(min_length=1)
+    name: Label = ""
     enforcement_mode: EnforcementMode = Field(default="block", alias="enforcementMode")
     applies_to_agents: tuple[str, ...] = Field(default=(), alias="appliesToAgents")
     is_active: bool = Field(default=True, alias="isActive")
@@ -140,6 +269,13 @@ class Policy(BaseModel):
     description: str | None = None
     policy_type: str = Field(alias="policyType")
     rule: _Rule = Field(alias="ruleDefinition")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_metadata(cls, data: Any) -> Any:
+        if isinstance(data, dict) and METADATA_KEYS.intersection(data):
+            return {k: v for k, v in data.items() if k not in METADATA_KEYS}
+        return data
 
     @model_validator(mode="after")
     def _default_name(self) -> Policy:
@@ -176,3 +312,5 @@ AnyPolicy = Annotated[
 
 POLICY_ADAPTER: TypeAdapter[AnyPolicy] = TypeAdapter(AnyPolicy)
 POLICY_TYPES: tuple[str, ...] = ("tool_invocation", "injection_scan", "pii_access", "rate_limit")
+POLICY_KEYS: tuple[str, ...] = tuple(f.alias or name for name, f in Policy.model_fields.items())
+"""The top-level keys of a policy, as written in a file (camelCase)."""
