@@ -139,8 +139,8 @@ def test_control_characters_in_tool_names_are_escaped_in_spans(make_exe, exporte
     with pytest.raises(PolicyBlockedError):
         agent.generate_reply(messages=ASK)
     (check,) = [s for s in exporter.get_finished_spans() if s.name.startswith("check_tool")]
-    assert check.name == "check_tool drop_x\\n\\x1b[8m\\u202ehidden"
-    assert check.attributes["gen_ai.tool.name"] == "drop_x\\n\\x1b[8m\\u202ehidden"
+    assert check.name == "check_tool drop_x\\x0a\\x1b[8m\\u202ehidden"
+    assert check.attributes["gen_ai.tool.name"] == "drop_x\\x0a\\x1b[8m\\u202ehidden"
 
 
 def test_block_raised_in_a_governed_span_carries_bounded_masked_names(make_exe, exporter):

@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .._terminal import printable
 from ..policy.normalize import strip_invisible
 from ..policy.pii import mask_pii
 
@@ -61,11 +62,9 @@ def resolve_attribute_length(value: int | None) -> int:
 
 
 def escape_controls(text: str) -> str:
-    """Replace every non-printable character (C0/C1 controls, line and paragraph separators,
-    bidi and zero-width format characters) with its backslash escape, e.g. ``\\x1b``."""
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    """Every non-printable character (C0/C1 controls, line and paragraph separators, bidi,
+    zero-width and other format characters) written as its backslash escape, e.g. ``\\x1b``."""
+    return printable(text)
 
 
 def _cut(text: str, limit: int) -> str:
