@@ -262,3 +262,11 @@ def test_own_provider_caps_every_attribute_with_otel_span_limits(no_global_provi
         assert len(span.events[0].attributes["big"]) == 1000
     finally:
         exe.shutdown(1.0)
+
+
+def test_every_non_printable_character_is_escaped():
+    from execlave.telemetry.bounds import escape_controls
+
+    hidden = "a\u00adb\U000e0041c\u3000d\ufeffe\x9bf\u2028g"  # soft hyphen, tag, wide space, BOM, CSI, LS
+    assert escape_controls(hidden) == "a\\xadb\\U000e0041c\\u3000d\\ufeffe\\x9bf\\u2028g"
+    assert escape_controls("plain name-1.2 ok") == "plain name-1.2 ok"
