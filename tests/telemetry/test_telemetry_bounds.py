@@ -205,3 +205,17 @@ def test_per_call_span_budget_keeps_blocked_calls_then_summarises(memory, make_t
     assert round_span.attributes["execlave.round.tool_spans_omitted"] == 4
     summarised = [e.attributes["execlave.policy.id"] for e in round_span.events]
     assert summarised == ["deny-4", "deny-5"]
+
+
+def test_malformed_limit_variables_never_stop_the_client(no_global_provider, monkeypatch):
+    monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "lots")
+    monkeypatch.setenv("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "-3")
+    exe = Execlave(policies=load_policies([TOOL_DENY]))
+    try:
+        assert exe._telemetry.max_attribute_length == 8192
+        limits = exe._telemetry.tracer_provider._span_limits
+        assert limits.max_attribute_length == 8192 and limits.max_span_attributes == 128
+        with pytest.raises(PolicyBlockedError):
+            exe.enforce_policy("ops", "clean up", tools=["drop_table"])
+    finally:
+        exe.shutdown(1.0)

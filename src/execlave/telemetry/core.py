@@ -122,7 +122,21 @@ class Telemetry:
         )
         # Never installed globally; our own atexit hook shuts our processors down with a bound.
         # OTel's own span limits cap every attribute value, span and event attributes alike.
-        limits = SpanLimits(max_attribute_length=self.max_attribute_length)
+        length = self.max_attribute_length
+        try:
+            limits = SpanLimits(max_attribute_length=length, max_span_attribute_length=length)
+        except ValueError:  # a malformed OTEL_*_LIMIT variable: the SDK's defaults, our length
+            logger.warning("execlave: ignoring malformed OTEL_*_LIMIT variables; using default span limits")
+            counts = dict.fromkeys(
+                ("max_span_attributes", "max_event_attributes", "max_link_attributes", "max_attributes"), 128
+            )
+            limits = SpanLimits(
+                max_events=128,
+                max_links=128,
+                max_attribute_length=length,
+                max_span_attribute_length=length,
+                **counts,
+            )
         return TracerProvider(resource=resource, shutdown_on_exit=False, span_limits=limits)
 
     def _attach(self, provider: Any, name: str, exporter: Any) -> None:
