@@ -28,6 +28,11 @@ AGENTCHAT = {
     # What `pip install pyautogen` gives today: an empty proxy that pulls in autogen-agentchat.
     "pyautogen-0.10": ["pyautogen==0.10.0", "autogen-ext"],
 }
+# AG2 1.x (`import ag2`, ag2.Agent with middleware): the same distribution as the classic ag2 lines.
+AG2 = {
+    "ag2-1.0": ["ag2==1.0.0"],  # the oldest 1.x on PyPI; the lower bound of the `ag2` extra
+    "ag2-1.2": ["ag2==1.2.1"],
+}
 
 
 @nox.session(python=PYTHON)
@@ -57,3 +62,11 @@ def agentchat(session: nox.Session, line: str) -> None:
         "import autogen_agentchat, importlib.metadata as m; print(m.version('autogen-agentchat'))",
     )
     session.run("pytest", *session.posargs, env={"EXECLAVE_REQUIRE": "autogen_agentchat"})
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("line", list(AG2))
+def ag2(session: nox.Session, line: str) -> None:
+    session.install("-e", ".[dev]", *AG2[line])
+    session.run("python", "-c", "import ag2; print('ag2', ag2.__version__)")
+    session.run("pytest", *session.posargs, env={"EXECLAVE_REQUIRE": "ag2"})

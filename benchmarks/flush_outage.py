@@ -95,9 +95,11 @@ EXIT_SCRIPT = textwrap.dedent(
     from execlave.telemetry import Telemetry, TelemetryConfig
     which, endpoint = sys.argv[1], sys.argv[2]
     export_timeout, shutdown_timeout = float(sys.argv[3]), float(sys.argv[4])
-    if which == "execlave":
-        tel = Telemetry(TelemetryConfig(api_key="k", base_url=endpoint, export_timeout=export_timeout,
-                                        shutdown_timeout=shutdown_timeout, schedule_delay=0.01), masker=str)
+    if which == "execlave":  # execlave's pipeline to Execlave's trace-ingest API
+        from execlave.connection.ingest import TraceIngestExporter
+        exporter = TraceIngestExporter(api_key="k", base_url=endpoint, masker=str, timeout=export_timeout)
+        tel = Telemetry(TelemetryConfig(execlave_exporter=exporter, shutdown_timeout=shutdown_timeout,
+                                        schedule_delay=0.01), masker=str)
         tracer = tel.tracer
     else:
         provider = TracerProvider()  # stock: SDK's own atexit shutdown

@@ -10,11 +10,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .cloud import CloudConnector, OutageMode
+from .connection.ingest import execlave_span_exporter
 from .errors import ExeclaveError
 from .policy import CheckRequest, Decision, PolicyEngine, ToolCall, mask_pii
 from .policy.loader import PolicySource, resolve_policy_source
 from .policy.remote import Secret
-from .telemetry import GovernanceSpanProcessor, Telemetry, TelemetryConfig
+from .telemetry import GovernanceSpanProcessor, Telemetry, TelemetryConfig, resolve_capture_content
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
@@ -63,7 +64,8 @@ class Execlave:
 
     Args:
         api_key: Execlave API key; defaults to ``EXECLAVE_API_KEY``. With a key, execlave's spans
-            (and only those) are also sent to ``{base_url}/v1/traces``. Never logged or shown.
+            (and only those) are also sent to Execlave's trace-ingest API
+            (``{base_url}/api/v1/traces/ingest``). Never logged or shown.
         policies: a policy file, a list of policies or a ``{"policies": [...]}`` document; an empty
             set is an error unless meant (``execlave.policy.NO_POLICIES``). Defaults to
             ``EXECLAVE_POLICY_FILE``, else the bundled baseline (injection patterns and PII in
@@ -90,6 +92,8 @@ class Execlave:
             ``$XDG_CACHE_HOME/execlave``, else ``~/.cache/execlave``;
             ``False`` disables it.
         request_timeout: bound, in seconds, on every request to Execlave's API.
+        execlave_otlp_endpoint: send execlave's spans to this Execlave OTLP/HTTP endpoint instead
+            of the trace-ingest API; defaults to ``EXECLAVE_OTLP_ENDPOINT``, else unused.
     """
 
     def __init__(
@@ -109,6 +113,7 @@ class Execlave:
         policy_refresh_interval: float = 30.0,
         cache_dir: str | os.PathLike[str] | bool | None = None,
         request_timeout: float = 5.0,
+        execlave_otlp_endpoint: str | None = None,
     ) -> None:
         key = api_key or os.environ.get("EXECLAVE_API_KEY") or None
         # Held redacted, so vars(client), debuggers and tracebacks with locals never show it.
@@ -134,15 +139,27 @@ class Execlave:
                 request_timeout=request_timeout,
             )
             self._cloud.start()  # raises ApiKeyRejectedError (an ExeclaveError) on HTTP 401/403
+        capture = resolve_capture_content(capture_content)
         self._telemetry = Telemetry(
             TelemetryConfig(
                 service_name=service_name,
                 environment=self.environment,
-                api_key=key,
-                base_url=self.base_url,
+                execlave_exporter=(
+                    execlave_span_exporter(
+                        key,
+                        base_url=self.base_url,
+                        environment=self.environment,
+                        capture_content=capture,
+                        masker=mask_pii,
+                        timeout=request_timeout,
+                        otlp_endpoint=execlave_otlp_endpoint,
+                    )
+                    if key
+                    else None
+                ),
                 otlp_endpoint=otlp_endpoint,
                 console=console,
-                capture_content=capture_content,
+                capture_content=capture,
                 tracer_provider=tracer_provider,
             ),
             masker=mask_pii,

@@ -91,3 +91,28 @@ async def test_agentchat_turn_awaits_the_server_decision(slow_server, make_clien
     assert [v["policyId"] for v in error.violations] == ["needs-approval"]
     assert ran == []
     assert ticks >= 5
+
+
+async def test_ag2_turn_awaits_the_server_decision(slow_server, make_client):
+    require("ag2")
+    from ag2 import Agent, tool
+    from ag2.events import ToolCallEvent
+    from ag2.testing import TestConfig
+
+    ran: list[str] = []
+
+    def pay_invoice(invoice: int) -> str:
+        ran.append("pay_invoice")
+        return "paid"
+
+    exe = make_client(slow_server.base_url)
+    model = TestConfig(ToolCallEvent("pay_invoice", arguments='{"invoice": 7}'), "done")
+    agent = Agent("payer", config=model, tools=[tool(pay_invoice)])
+    instrument_autogen_agent(agent, exe, agent_id="pay-agent")
+
+    ticks, error = await ticks_while(lambda: agent.ask("pay invoice 7"))
+    assert isinstance(error, PolicyBlockedError)
+    assert [v["policyId"] for v in error.violations] == ["needs-approval"]
+    assert ran == []
+    assert slow_server.calls(ENFORCE)
+    assert ticks >= 5

@@ -165,7 +165,7 @@ class Faulty:
         if self.fault == "black_hole":
             assert wait_until(lambda: self.server.accepted >= 1), "the exporter never connected"
         elif self.fault == "http_500":
-            assert self.server.store.wait_for(1, timeout=10.0), "the exporter never sent a request"
+            assert wait_until(lambda: len(self.server.requests) >= 1), "the exporter never sent a request"
         assert self.exe.stats()["spans_exported"] == 0
 
 
@@ -177,6 +177,7 @@ def faulty(
     down, hanging, or answering 500."""
     import contextlib
 
+    from support.ingest_receiver import IngestReceiver
     from support.otlp import BlackHole, HttpReceiver, closed_port
     from support.secrets import HARDENING_KEY
 
@@ -187,6 +188,10 @@ def faulty(
             url = f"http://127.0.0.1:{closed_port()}"
         elif fault == "black_hole":
             server = stack.enter_context(BlackHole())
+            url = server.endpoint
+        elif sink == "execlave":  # Execlave's trace-ingest API answering 500
+            server = stack.enter_context(IngestReceiver(HARDENING_KEY))
+            server.fault = (500, {"error": {"code": "INTERNAL", "message": "down"}}, {})
             url = server.endpoint
         else:
             server = stack.enter_context(HttpReceiver(status=500))

@@ -16,6 +16,7 @@ from execlave import Execlave
 from execlave.errors import EnforcementUnavailableError, PolicyBlockedError
 from execlave.integrations.autogen import instrument_autogen_agent
 from support.adversarial import INPUTS, POLICIES_FILE
+from support.ingest_receiver import IngestReceiver
 from support.otlp import HttpReceiver
 from support.requires import require
 from support.secrets import HARDENING_KEY as KEY
@@ -125,7 +126,7 @@ def test_api_key_only_in_the_execlave_authorization_header(
     framework: str, no_global_provider: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     require("autogen" if framework == "classic" else "autogen_agentchat")
-    with HttpReceiver() as collector, HttpReceiver() as execlave_api:
+    with HttpReceiver() as collector, IngestReceiver(KEY) as execlave_api:
         monkeypatch.setenv("EXECLAVE_API_KEY", KEY)
         monkeypatch.setenv("EXECLAVE_BASE_URL", execlave_api.endpoint)
         exe = Execlave(
@@ -143,25 +144,27 @@ def test_api_key_only_in_the_execlave_authorization_header(
         finally:
             exe.shutdown(2.0)
         collector_spans = collector.spans
-        execlave_spans = execlave_api.spans
+        execlave_records = execlave_api.records
     names = {s.name for s in collector_spans}
-    assert {s.name for s in execlave_spans} == names
+    assert {r["metadata"]["spanName"] for r in execlave_records} == names
+    assert KEY not in json.dumps(execlave_records)
     assert any(n.startswith("check_tool") for n in names) and any(n.startswith("invoke_agent") for n in names)
-    for span in [*collector_spans, *execlave_spans]:
+    for span in collector_spans:
         decoded = repr((span.name, span.attributes, span.resource, span.events))
         assert KEY not in decoded, span.name
     assert any(e[0] == "execlave.policy.violation" for s in collector_spans for e in s.events)
-    for request in [*collector.requests, *execlave_api.requests]:
+    for request in collector.requests:
         assert request["headers"].get("content-encoding", "identity") == "identity"  # raw bytes are plain
     for request in collector.requests:
         assert KEY.encode() not in request["raw"]
         assert all(KEY not in v for v in request["headers"].values())
     assert execlave_api.requests
-    for request in execlave_api.requests:
-        assert KEY.encode() not in request["raw"]
-        carriers = {k for k, v in request["headers"].items() if KEY in v}
+    for sent in execlave_api.requests:
+        assert sent.header("Content-Encoding") is None  # raw bytes are plain
+        assert KEY.encode() not in sent.raw
+        carriers = {k.lower() for k, v in sent.headers.items() if KEY in v}
         assert carriers == {"authorization"}
-        assert request["headers"]["authorization"] == f"Bearer {KEY}"
+        assert sent.header("Authorization") == f"Bearer {KEY}"
     for text in [*texts, *(exception_text(e) for e in errors)]:
         assert KEY not in text
 

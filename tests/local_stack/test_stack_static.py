@@ -102,6 +102,15 @@ def test_images_are_pinned():
     assert COMPOSE["services"]["otel-collector"]["image"].startswith("otel/opentelemetry-collector-contrib:")
 
 
+def test_execlave_otlp_endpoint_has_no_default():
+    """Execlave's API host serves trace ingest, not OTLP: the fan-out needs an endpoint the user names."""
+    passed = OVERRIDE["services"]["otel-collector"]["environment"]["EXECLAVE_OTLP_ENDPOINT"]
+    assert re.fullmatch(r"\$\{EXECLAVE_OTLP_ENDPOINT:\?[^}]+\}", passed), passed
+    assert FANOUT["exporters"]["otlphttp/execlave"]["endpoint"] == "${env:EXECLAVE_OTLP_ENDPOINT}"
+    assert re.search(r"^EXECLAVE_OTLP_ENDPOINT=$", ENV_EXAMPLE, re.M), "documented, unset by default"
+    assert "api.execlave.com" not in (ROOT / "docker-compose.execlave.yml").read_text()
+
+
 def test_every_collector_env_var_is_passed_by_compose_and_documented():
     used = set()
     for path in (ROOT / "collector-config").glob("*.yaml"):

@@ -21,6 +21,8 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from execlave.connection.execlave_otlp import ExeclaveOtlpExporter
+from execlave.connection.ingest import TraceIngestExporter
 from execlave.telemetry import BoundedBatchSpanProcessor
 from support.otlp import BlackHole, HttpReceiver, closed_port
 from support.secrets import FLUSH_KEY
@@ -44,6 +46,11 @@ class GateExporter(SpanExporter):
         self.gate.set()
 
 
+def _to_execlave(base_url: str, timeout: float, key: str = "k") -> TraceIngestExporter:
+    """The exporter the client builds for Execlave's trace-ingest API."""
+    return TraceIngestExporter(api_key=key, base_url=base_url, masker=str, timeout=timeout)
+
+
 def _spans(tel, n: int = 1) -> None:
     for i in range(n):
         with tel.governed_span(f"s{i}"):
@@ -52,7 +59,7 @@ def _spans(tel, n: int = 1) -> None:
 
 def test_flush_and_shutdown_bounded_against_black_hole(make_telemetry, no_global_provider):
     with BlackHole() as hole:
-        tel = make_telemetry(api_key="k", base_url=hole.endpoint, export_timeout=30.0, schedule_delay=0.01)
+        tel = make_telemetry(execlave_exporter=_to_execlave(hole.endpoint, 30.0), schedule_delay=0.01)
         _spans(tel, 3)
         t0 = time.monotonic()
         assert tel.flush(0.5) is False
@@ -70,7 +77,7 @@ def test_failed_export_against_closed_port_is_counted_and_logged_once(
 ):
     caplog.set_level(logging.WARNING, logger="execlave")
     tel = make_telemetry(
-        api_key="k", base_url=f"http://127.0.0.1:{closed_port()}", export_timeout=0.2, schedule_delay=0.01
+        execlave_exporter=_to_execlave(f"http://127.0.0.1:{closed_port()}", 0.2), schedule_delay=0.01
     )
     _spans(tel, 2)
     assert tel.flush(10.0) is False
@@ -85,7 +92,7 @@ def test_failed_export_against_closed_port_is_counted_and_logged_once(
 
 
 def test_flush_bounded_against_closed_port_with_long_export_timeout(make_telemetry, no_global_provider):
-    tel = make_telemetry(api_key="k", base_url=f"http://127.0.0.1:{closed_port()}", export_timeout=30.0)
+    tel = make_telemetry(execlave_exporter=_to_execlave(f"http://127.0.0.1:{closed_port()}", 30.0))
     _spans(tel)
     t0 = time.monotonic()
     # Newer exporters keep retrying for up to 30 s, older ones (1.27) fail at once: either way flush
@@ -143,7 +150,7 @@ def test_only_matching_and_sampled_spans_are_queued():
 
 def test_stats_count_exported(make_telemetry, no_global_provider):
     with HttpReceiver() as rx:
-        tel = make_telemetry(api_key="k", base_url=rx.endpoint)
+        tel = make_telemetry(execlave_exporter=ExeclaveOtlpExporter(endpoint=rx.endpoint, api_key="k"))
         _spans(tel, 5)
         assert tel.flush(5.0)
         assert tel.stats()["spans_exported"] == 5
@@ -154,10 +161,11 @@ def test_stats_count_exported(make_telemetry, no_global_provider):
 EXIT_SCRIPT = textwrap.dedent(
     """
     import sys
+    from execlave.connection.ingest import TraceIngestExporter
     from execlave.telemetry import Telemetry, TelemetryConfig
+    exporter = TraceIngestExporter(api_key="k", base_url=sys.argv[1], masker=str, timeout=60.0)
     tel = Telemetry(
-        TelemetryConfig(api_key="k", base_url=sys.argv[1], export_timeout=60.0, shutdown_timeout=1.0,
-                        schedule_delay=0.01),
+        TelemetryConfig(execlave_exporter=exporter, shutdown_timeout=1.0, schedule_delay=0.01),
         masker=str,
     )
     for i in range(3):
@@ -194,7 +202,7 @@ def test_api_key_absent_from_every_log_line_even_on_failures(make_telemetry, no_
     caplog.set_level(logging.DEBUG)
     with BlackHole() as hole:
         for endpoint in (f"http://127.0.0.1:{closed_port()}", hole.endpoint):
-            tel = make_telemetry(api_key=key, base_url=endpoint, export_timeout=0.3, schedule_delay=0.01)
+            tel = make_telemetry(execlave_exporter=_to_execlave(endpoint, 0.3, key), schedule_delay=0.01)
             _spans(tel, 2)
             tel.flush(5.0)
             tel.shutdown(1.0)

@@ -13,12 +13,17 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import StatusCode
 
 import execlave
+from execlave.connection.ingest import TraceIngestExporter
 from execlave.errors import AgentPausedError, EnforcementUnavailableError, PolicyBlockedError
 from execlave.policy.types import ALLOW, Decision
 from execlave.telemetry import TelemetryConfig
 from support.secrets import REPR_KEY
 
 from .conftest import block, decision
+
+
+def _to_execlave(key: str) -> TraceIngestExporter:
+    return TraceIngestExporter(api_key=key, base_url="http://127.0.0.1:9", masker=str)
 
 
 def test_allow_decision_recorded_with_scope_and_version(memory, make_telemetry):
@@ -189,7 +194,7 @@ def test_block_raises_whatever_the_tracing_setup(setup, make_telemetry, monkeypa
         provider = _BrokenProvider()
     if hasattr(provider, "add_span_processor"):
         provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tel = make_telemetry(tracer_provider=provider, api_key="k-123", base_url="http://127.0.0.1:9")
+    tel = make_telemetry(tracer_provider=provider, execlave_exporter=_to_execlave("k-123"))
     calls = []
 
     def check() -> Decision:
@@ -290,9 +295,9 @@ def test_capture_content_resolution(env, param, expected, memory, make_telemetry
 
 def test_api_key_never_in_repr(make_telemetry, memory):
     provider, _ = memory
-    config = TelemetryConfig(api_key=REPR_KEY, base_url="http://127.0.0.1:9", tracer_provider=provider)
+    config = TelemetryConfig(execlave_exporter=_to_execlave(REPR_KEY), tracer_provider=provider)
     assert "SECRET" not in repr(config)
-    tel = make_telemetry(api_key=REPR_KEY, base_url="http://127.0.0.1:9", tracer_provider=provider)
+    tel = make_telemetry(execlave_exporter=_to_execlave(REPR_KEY), tracer_provider=provider)
     assert "SECRET" not in repr(tel)
     assert "SECRET" not in str(provider.resource.attributes)
 

@@ -6,6 +6,7 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
+from execlave.connection.execlave_otlp import ExeclaveOtlpExporter
 from execlave.errors import PolicyBlockedError
 from execlave.policy.types import ALLOW
 from support.otlp import GrpcReceiver, HttpReceiver
@@ -29,7 +30,8 @@ def test_execlave_endpoint_gets_key_header_and_only_execlave_spans(make_telemetr
     app = TracerProvider()
     set_global(app)
     with HttpReceiver() as execlave_rx:
-        tel = make_telemetry(api_key=KEY, base_url=execlave_rx.endpoint + "/")
+        exporter = ExeclaveOtlpExporter(endpoint=execlave_rx.endpoint + "/", api_key=KEY)
+        tel = make_telemetry(execlave_exporter=exporter)
         assert tel.tracer_provider is app
         with trace.get_tracer("app.web").start_as_current_span("GET /chat") as app_span:
             _round(tel)
@@ -58,8 +60,7 @@ def test_own_provider_collector_http_and_execlave_key_isolation(
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-collector-token=col-abc")
     with HttpReceiver() as collector, HttpReceiver() as execlave_rx:
         tel = make_telemetry(
-            api_key=KEY,
-            base_url=execlave_rx.endpoint,
+            execlave_exporter=ExeclaveOtlpExporter(endpoint=execlave_rx.endpoint, api_key=KEY),
             otlp_endpoint=collector.endpoint,
             environment="staging",
         )

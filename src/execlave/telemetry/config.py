@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 __all__ = ["CAPTURE_CONTENT_ENV", "DEFAULT_SERVICE_NAME", "TelemetryConfig", "resolve_capture_content"]
 
@@ -16,14 +19,15 @@ DEFAULT_SERVICE_NAME = "execlave-app"
 
 @dataclass
 class TelemetryConfig:
-    """How execlave traces. Every field is optional; ``api_key`` never appears in the repr."""
+    """How execlave traces. Every field is optional; the Execlave exporter never appears in the repr."""
 
     service_name: str | None = None
     """``service.name`` when execlave owns the provider; else ``OTEL_SERVICE_NAME``, else ``execlave-app``."""
     environment: str = "production"
-    api_key: str | None = field(default=None, repr=False)
-    """With a key, execlave-scope spans are also exported to ``{base_url}/v1/traces``."""
-    base_url: str = "https://api.execlave.com"
+    execlave_exporter: SpanExporter | None = field(default=None, repr=False)
+    """The exporter to Execlave (built by the client from the connection package: the trace-ingest
+    API, or an Execlave OTLP endpoint the user configured). It gets execlave-scope spans only,
+    behind the bounded batch processor; telemetry itself never holds the API key."""
     otlp_endpoint: str | None = None
     """Collector endpoint (base URL); defaults to the standard ``OTEL_EXPORTER_OTLP_*`` variables.
     Used only when execlave owns the tracer provider."""

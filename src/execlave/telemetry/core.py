@@ -83,15 +83,19 @@ class Telemetry:
         self.tracer: trace.Tracer = provider.get_tracer(SCOPE_NAME, __version__)
 
         can_attach = callable(getattr(provider, "add_span_processor", None))
-        if config.api_key:
+        if config.execlave_exporter is not None:
             if can_attach:
-                self._attach(provider, "execlave", self._execlave_exporter())
+                self._attach(provider, "execlave", config.execlave_exporter)
             else:
                 logger.warning(
                     "execlave: the tracer provider %s is not an SDK provider; spans are not exported to "
                     "Execlave (enforcement is unaffected)",
                     type(provider).__name__,
                 )
+                try:
+                    config.execlave_exporter.shutdown()  # unused: release its connection pool
+                except Exception:
+                    logger.debug("execlave: could not close the unused Execlave exporter", exc_info=True)
         if self.owns_provider:
             collector = self._collector_exporter()
             if collector is not None:
@@ -154,29 +158,6 @@ class Telemetry:
         )
         provider.add_span_processor(processor)
         self._processors.append(processor)
-
-    def _execlave_exporter(self) -> Any:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        from opentelemetry.util.re import parse_env_headers
-
-        c = self._config
-        exporter = OTLPSpanExporter(
-            endpoint=f"{c.base_url.rstrip('/')}/v1/traces",
-            headers={"Authorization": f"Bearer {c.api_key}"},
-            timeout=c.export_timeout,
-        )
-        # The exporter merges OTEL_EXPORTER_OTLP_*HEADERS (meant for the collector) into every request;
-        # those must not go to Execlave.
-        client = getattr(exporter, "_client", None)
-        headers = getattr(client, "_headers", None)
-        if isinstance(headers, dict):
-            env = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS") or os.environ.get(
-                "OTEL_EXPORTER_OTLP_HEADERS", ""
-            )
-            for key in parse_env_headers(env, liberal=True):
-                if key.lower() != "authorization":
-                    headers.pop(key.lower(), None)
-        return exporter
 
     def _collector_exporter(self) -> Any:
         c = self._config
@@ -290,6 +271,13 @@ class Telemetry:
             out["spans_dropped_queue_full"] += p.dropped_queue_full
             out["spans_dropped_export_failed"] += p.dropped_export_failed
             out["spans_dropped_after_shutdown"] += p.dropped_after_shutdown
+        # The Execlave exporter's own counters (records sent / rejected / undelivered).
+        exporter_stats = getattr(self._config.execlave_exporter, "stats", None)
+        if callable(exporter_stats):
+            try:
+                out.update(exporter_stats())
+            except Exception:
+                logger.debug("execlave: exporter stats failed", exc_info=True)
         return out
 
     def __repr__(self) -> str:

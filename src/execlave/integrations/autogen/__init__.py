@@ -2,8 +2,9 @@
 
 One entry point for both AutoGen lines: classic agents (pyautogen 0.2.x, AG2 below 1.0:
 ``ConversableAgent``) go to :mod:`.classic`, AgentChat agents (autogen-agentchat 0.4–0.7, which
-``pip install pyautogen`` 0.10 installs: ``BaseChatAgent``) to :mod:`.agentchat`. Neither AutoGen
-package is imported here: agents are recognised by shape.
+``pip install pyautogen`` 0.10 installs: ``BaseChatAgent``) to :mod:`.agentchat`, AG2 1.x agents
+(``ag2.Agent``) to :mod:`execlave.integrations.ag2` (its middleware). No AutoGen package is
+imported here: agents are recognised by shape.
 """
 
 from __future__ import annotations
@@ -35,25 +36,35 @@ def instrument_autogen_agent(
 
     Idempotent: an ``_execlave_instrumented`` marker is set, and a second call is a no-op.
     Raises ``ValueError`` for an agent_id that is not lowercase kebab-case and ``TypeError`` for
-    an object that is neither a classic AutoGen agent nor an AgentChat agent.
+    an object that is not a classic AutoGen, AgentChat or AG2 1.x agent. AG2 1.x: a second call
+    with another agent_id or client raises ``ValueError`` naming both bindings.
     """
     validate_agent_id(agent_id)
-    if is_classic_agent(agent):
+    from ..ag2 import instrument_ag2_agent, is_ag2_agent  # AG2 1.x (`import ag2`): its middleware API
+
+    if is_ag2_agent(agent):
+        instrument_ag2_agent(agent, exe, agent_id=agent_id, session_id=session_id, user_id=user_id)
+    elif is_classic_agent(agent):
         instrument_classic_agent(agent, exe, agent_id=agent_id, session_id=session_id, user_id=user_id)
     elif is_agentchat_agent(agent):
         instrument_agentchat_agent(agent, exe, agent_id=agent_id, session_id=session_id, user_id=user_id)
     else:
         raise TypeError(
             "instrument_autogen_agent expected an AutoGen agent: a classic ConversableAgent (pyautogen "
-            "0.2.x or ag2 < 1.0, with generate_reply and _oai_messages) or an AgentChat agent "
-            f"(autogen-agentchat BaseChatAgent, with on_messages_stream); got {type(agent).__name__}"
+            "0.2.x or ag2 < 1.0, with generate_reply and _oai_messages), an AgentChat agent "
+            "(autogen-agentchat BaseChatAgent, with on_messages_stream) or an AG2 1.x ag2.Agent; "
+            f"got {type(agent).__name__}"
         )
     return agent
 
 
 def uninstrument_autogen_agent(agent: A) -> A:
     """Restore the agent's original methods; a no-op on an agent that is not instrumented."""
-    if getattr(agent, MARKER, False):
+    from ..ag2 import is_ag2_agent, uninstrument_ag2_agent
+
+    if is_ag2_agent(agent):
+        uninstrument_ag2_agent(agent)
+    elif getattr(agent, MARKER, False):
         if is_agentchat_agent(agent):
             uninstrument_agentchat_agent(agent)
         else:
