@@ -16,6 +16,7 @@ from .policy import CheckRequest, Decision, PolicyEngine, ToolCall, mask_pii
 from .policy.loader import PolicySource, resolve_policy_source
 from .policy.remote import Secret
 from .telemetry import GovernanceSpanProcessor, Telemetry, TelemetryConfig, resolve_capture_content
+from .telemetry.bounds import SecretRedactingMasker
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
@@ -162,7 +163,7 @@ class Execlave:
                 capture_content=capture,
                 tracer_provider=tracer_provider,
             ),
-            masker=mask_pii,
+            masker=SecretRedactingMasker(mask_pii, key) if key else mask_pii,  # key in no recorded text
         )
 
     def __repr__(self) -> str:

@@ -23,6 +23,7 @@ __all__ = [
     "MAX_MESSAGE_CHARS",
     "MAX_NAME_CHARS",
     "MAX_SCAN_CHARS",
+    "SecretRedactingMasker",
     "bound_name",
     "bound_span_name",
     "bound_text",
@@ -46,6 +47,34 @@ DEFAULT_ATTRIBUTE_LENGTH = 8192
 """Default cap on one attribute value (captured content, and every attribute on execlave's own provider)."""
 TRUNCATED = "…[truncated]"
 _LENGTH_ENV = ("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT")
+
+
+class SecretRedactingMasker:
+    """A masker that first replaces one secret (the API key) with ``[EXECLAVE_API_KEY]``, so the
+    secret leaves in no recorded text even when the app or a model puts it there. Its repr never
+    shows the secret."""
+
+    __slots__ = ("_masker", "_secret")
+    MASK = "[EXECLAVE_API_KEY]"
+
+    def __init__(self, masker: Masker, secret: str) -> None:
+        secret = secret.strip()
+        if not secret:
+            raise ValueError("SecretRedactingMasker needs a non-empty secret")
+        self._masker = masker
+        self._secret = secret
+
+    def __call__(self, text: str) -> str:
+        if self._secret in text:
+            text = text.replace(self._secret, self.MASK)
+        return self._masker(text)
+
+    def reveals(self, text: str) -> bool:
+        """Whether ``text`` holds the secret."""
+        return self._secret in text
+
+    def __repr__(self) -> str:
+        return f"SecretRedactingMasker({self._masker!r})"
 
 
 def resolve_attribute_length(value: int | None) -> int:

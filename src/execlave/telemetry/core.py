@@ -32,7 +32,6 @@ _PROTOCOLS = {"http/protobuf", "grpc"}
 _NAME_ATTRIBUTES = frozenset(
     {"gen_ai.tool.name", "gen_ai.tool.call.id", "gen_ai.agent.name", "execlave.violation.tool_name"}
 )
-_KEY_MASK = "[EXECLAVE_API_KEY]"
 
 
 class _RoundBudget:
@@ -52,13 +51,9 @@ class Telemetry:
     def __init__(self, config: TelemetryConfig, *, masker: Callable[[str], str]) -> None:
         self._config = config
         self._masker = masker
-        secret = str(config.api_key).strip() if config.api_key else ""
-        if secret:
-            # The key never leaves in a recorded text, even when the app or a model puts it there.
-            def masker_without_key(text: str) -> str:
-                return masker(text.replace(secret, _KEY_MASK) if secret in text else text)
-
-            self._masker = masker_without_key
+        # A SecretRedactingMasker (the client passes one when it has a key) also says whether a
+        # text holds the secret, for attribute values that are not otherwise masked.
+        self._reveals: Callable[[str], bool] | None = getattr(masker, "reveals", None)
         self.capture_content: bool = resolve_capture_content(config.capture_content)
         self.max_attribute_length: int = resolve_attribute_length(config.max_attribute_length)
         if config.max_tool_spans_per_round < 1:
@@ -220,13 +215,13 @@ class Telemetry:
         if not attributes:
             return bounded_name, None
         limit = self.max_attribute_length
-        secret = str(self._config.api_key).strip() if self._config.api_key else ""
+        reveals = self._reveals
         out: dict[str, AttributeValue] = {}
         for key, value in attributes.items():
             if key in _NAME_ATTRIBUTES:
                 out[key] = bound_name(value, self._masker)
             elif isinstance(value, str) and (
-                len(value) > limit or not value.isprintable() or (secret and secret in value)
+                len(value) > limit or not value.isprintable() or (reveals is not None and reveals(value))
             ):
                 out[key] = bound_text(value, min(limit, MAX_MESSAGE_CHARS), self._masker)
             else:
