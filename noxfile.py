@@ -70,3 +70,19 @@ def ag2(session: nox.Session, line: str) -> None:
     session.install("-e", ".[dev]", *AG2[line])
     session.run("python", "-c", "import ag2; print('ag2', ag2.__version__)")
     session.run("pytest", *session.posargs, env={"EXECLAVE_REQUIRE": "ag2"})
+
+
+@nox.session(python=PYTHON)
+def vendor(session: nox.Session) -> None:
+    """The published execlave-sdk 1.9.1 client against our loopback fake of Execlave's API: proves
+    the fake faithful. Its own environment and no `-e .` (both packages import as `execlave`)."""
+    session.install("execlave-sdk==1.9.1", "pytest>=8")
+    session.run(
+        "pytest",
+        "--noconftest",
+        "-p",
+        "no:cacheprovider",
+        "tests/vendor",
+        *session.posargs,
+        env={"EXECLAVE_VENDOR": "1"},
+    )

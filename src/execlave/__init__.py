@@ -1,7 +1,6 @@
 """execlave: OpenTelemetry-native governance for AutoGen agents.
 
-from execlave import Execlave
-from execlave.errors import PolicyBlockedError
+from execlave import Execlave, EnforcementHaltError, PolicyBlockedError
 from execlave.integrations.autogen import instrument_autogen_agent
 """
 
@@ -10,11 +9,44 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
+from .errors import (
+    AgentPausedError,
+    ApprovalTimeoutError,
+    ApprovalVerificationError,
+    CertificateMismatchError,
+    EnforcementHaltError,
+    EnforcementUnavailableError,
+    ExeclaveAuthError,
+    ExeclaveError,
+    PlanLimitExceededError,
+    PolicyBlockedError,
+    PolicyConfigError,
+    PolicyDeniedError,
+    QuotaExceededError,
+    ValidatorDeniedError,
+)
 
 if TYPE_CHECKING:
     from .client import Execlave
 
-__all__ = ["Execlave", "__version__"]
+__all__ = [
+    "AgentPausedError",
+    "ApprovalTimeoutError",
+    "ApprovalVerificationError",
+    "CertificateMismatchError",
+    "EnforcementHaltError",
+    "EnforcementUnavailableError",
+    "Execlave",
+    "ExeclaveAuthError",
+    "ExeclaveError",
+    "PlanLimitExceededError",
+    "PolicyBlockedError",
+    "PolicyConfigError",
+    "PolicyDeniedError",
+    "QuotaExceededError",
+    "ValidatorDeniedError",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:

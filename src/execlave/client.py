@@ -3,18 +3,35 @@ pipeline; framework adapters (``execlave.integrations``) are thin layers over it
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from .cloud import CloudConnector, OutageMode
+from .connection import (
+    OUTAGE_MODES,
+    Connection,
+    OutageMode,
+    Secret,
+    normalise_base_url,
+    parse_api_key,
+    redact_url,
+    validate_timings,
+)
 from .connection.ingest import execlave_span_exporter
 from .errors import ExeclaveError
-from .policy import CheckRequest, Decision, PolicyEngine, ToolCall, mask_pii
+from .policy import (
+    CheckRequest,
+    Decision,
+    PolicyEngine,
+    ToolCall,
+    ToolOutput,
+    mask_pii,
+)
 from .policy.loader import PolicySource, resolve_policy_source
-from .policy.remote import Secret
 from .telemetry import GovernanceSpanProcessor, Telemetry, TelemetryConfig, resolve_capture_content
 from .telemetry.bounds import SecretRedactingMasker
 
@@ -24,6 +41,9 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_BASE_URL", "Execlave", "PolicySource", "validate_agent_id"]
 
 DEFAULT_BASE_URL = "https://api.execlave.com"
+
+_log = logging.getLogger("execlave")
+_announced = threading.Event()
 
 _AGENT_ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _AGENT_ID_MAX = 128
@@ -60,20 +80,63 @@ def _tool_calls(tools: Sequence[str | Mapping[str, Any]] | None) -> tuple[ToolCa
     return tuple(calls)
 
 
+def _tool_outputs(outputs: Sequence[Mapping[str, Any] | ToolOutput] | None) -> tuple[ToolOutput, ...]:
+    found: list[ToolOutput] = []
+    for i, item in enumerate(outputs or ()):
+        if isinstance(item, ToolOutput):
+            found.append(item)
+        elif isinstance(item, Mapping) and "output" in item:
+            name = item.get("name")
+            output = item["output"]
+            found.append(
+                ToolOutput(
+                    output if isinstance(output, str) else str(output),
+                    name if isinstance(name, str) else None,
+                )
+            )
+        else:
+            raise TypeError(
+                f"tool_outputs[{i}] must be a mapping with an 'output' key, "
+                f"e.g. {{'name': 'search_docs', 'output': '...'}}; got {type(item).__name__}"
+            )
+    return tuple(found)
+
+
+def _spans_destination(tracer_provider: object, otlp_endpoint: str | None, console: bool) -> str:
+    if tracer_provider is not None:
+        return "the tracer provider passed as tracer_provider="
+    places = []
+    endpoint = (
+        otlp_endpoint
+        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
+    if endpoint:
+        places.append(f"OTLP at {redact_url(endpoint)}")
+    if console:
+        places.append("the console")
+    if not places:
+        return "the application's global tracer provider if it set one, else nowhere"
+    return " and ".join(places)
+
+
 class Execlave:
-    """One per process: holds the compiled policies and the telemetry pipeline.
+    """One per process: the local policy layer, the connection to Execlave and the telemetry pipeline.
 
     Args:
-        api_key: Execlave API key; defaults to ``EXECLAVE_API_KEY``. With a key, execlave's spans
-            (and only those) are also sent to Execlave's trace-ingest API
-            (``{base_url}/api/v1/traces/ingest``). Never logged or shown.
-        policies: a policy file, a list of policies or a ``{"policies": [...]}`` document; an empty
-            set is an error unless meant (``execlave.policy.NO_POLICIES``). Defaults to
+        api_key: Execlave API key; defaults to ``EXECLAVE_API_KEY``. Surrounding whitespace is
+            stripped. With a key, every check that local policies allow is also decided by
+            Execlave (``POST /api/v1/policies/enforce``). Sent only as ``Authorization: Bearer``
+            to ``base_url``; never logged or shown. With a key, execlave's spans (and only those) are
+            also sent to Execlave's trace-ingest API (``{base_url}/api/v1/traces/ingest``).
+        policies: a local policy file, a list of policies or a ``{"policies": [...]}`` document,
+            run in-process before Execlave is asked (a local block never reaches the server); an
+            empty set is an error unless meant (``execlave.policy.NO_POLICIES``). Defaults to
             ``EXECLAVE_POLICY_FILE``, else the bundled baseline (injection patterns and PII in
             ``monitor`` mode: records, never blocks).
         base_url: Execlave API base URL; defaults to ``EXECLAVE_BASE_URL`` or ``https://api.execlave.com``.
-        environment: deployment environment recorded on spans; defaults to ``EXECLAVE_ENVIRONMENT``
-            or ``"production"``.
+        environment: deployment environment sent with checks and recorded on spans; defaults to
+            ``EXECLAVE_ENVIRONMENT`` or ``"production"``.
         service_name: ``service.name`` when execlave owns the tracer provider (else ``OTEL_SERVICE_NAME``).
         tracer_provider: the provider to create spans with. Defaults to the global one if the
             application set one; otherwise execlave creates its own (without installing it globally).
@@ -82,17 +145,18 @@ class Execlave:
         console: print a readable span tree of each finished trace to stdout.
         capture_content: record (PII-masked) message content on spans. Defaults to
             ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, else off.
-        remote_policies: enforce the policies managed in Execlave (fetched from the server,
-            refreshed in the background, with the per-agent kill switch). Default ``None`` = on
-            when an API key is set and neither ``policies=`` nor ``EXECLAVE_POLICY_FILE`` is given.
-        enforcement_on_outage: ``"fail_closed"`` (default): checks raise EnforcementUnavailableError
-            while no policy set was ever loaded (no server, no disk cache); ``"fail_open"``: they
-            pass, and every pass is counted as a bypass in :meth:`stats`.
-        policy_refresh_interval: seconds between background refreshes of policies and agent status.
-        cache_dir: where the last-known-good policy set is kept (mode 0600, policies only); default
-            ``$XDG_CACHE_HOME/execlave``, else ``~/.cache/execlave``;
-            ``False`` disables it.
+        enforcement_on_outage: what a check does when Execlave cannot decide (network error,
+            timeout, HTTP 429 or 5xx, circuit open). ``"fail_open"`` (default, as the published
+            client): the check passes, the pass is recorded on the span and reported to
+            Execlave's audit trail; ``"fail_closed"``: the round stops with EnforcementUnavailableError.
+        plan_limit_behavior: the same choice for HTTP 402 (plan limit reached); default ``"fail_open"``.
         request_timeout: bound, in seconds, on every request to Execlave's API.
+        decision_cache_ttl: seconds an allow answer is reused for an identical request
+            (default 60, as the published client); ``0`` disables the cache.
+        approval_timeout: seconds a round waits for a human approval (default 300).
+        approval_poll_interval: seconds between approval polls (default 5).
+        status_poll_interval: seconds between kill-switch status polls of known agents (default 15).
+        heartbeat_interval: seconds between agent heartbeats (default 600).
         execlave_otlp_endpoint: send execlave's spans to this Execlave OTLP/HTTP endpoint instead
             of the trace-ingest API; defaults to ``EXECLAVE_OTLP_ENDPOINT``, else unused.
     """
@@ -109,107 +173,183 @@ class Execlave:
         otlp_endpoint: str | None = None,
         console: bool = False,
         capture_content: bool | None = None,
-        remote_policies: bool | None = None,
-        enforcement_on_outage: OutageMode = "fail_closed",
-        policy_refresh_interval: float = 30.0,
-        cache_dir: str | os.PathLike[str] | bool | None = None,
+        enforcement_on_outage: OutageMode = "fail_open",
+        plan_limit_behavior: OutageMode = "fail_open",
         request_timeout: float = 5.0,
+        decision_cache_ttl: float = 60.0,
+        approval_timeout: float = 300.0,
+        approval_poll_interval: float = 5.0,
+        status_poll_interval: float = 15.0,
+        heartbeat_interval: float = 600.0,
         execlave_otlp_endpoint: str | None = None,
     ) -> None:
-        key = api_key or os.environ.get("EXECLAVE_API_KEY") or None
-        # Held redacted, so vars(client), debuggers and tracebacks with locals never show it.
-        self._api_key = Secret(key) if key else None
-        self.base_url = (base_url or os.environ.get("EXECLAVE_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-        self.environment = environment or os.environ.get("EXECLAVE_ENVIRONMENT") or "production"
-        if remote_policies is None:  # auto: the dashboard's policies when a key is set and none are given
-            remote_policies = bool(key and policies is None and not os.environ.get("EXECLAVE_POLICY_FILE"))
-        if remote_policies and not key:
-            raise ValueError("remote_policies=True needs an API key (api_key= or EXECLAVE_API_KEY)")
-        self._engine = PolicyEngine(() if remote_policies else resolve_policy_source(policies))
-        self._cloud: CloudConnector | None = None
-        if key:
-            self._cloud = CloudConnector(
-                self._engine,
-                api_key=key,
-                base_url=self.base_url,
-                environment=self.environment,
-                manage_policies=remote_policies,
-                enforcement_on_outage=enforcement_on_outage,
-                policy_refresh_interval=policy_refresh_interval,
-                cache_dir=cache_dir,
-                request_timeout=request_timeout,
-            )
-            self._cloud.start()  # raises ApiKeyRejectedError (an ExeclaveError) on HTTP 401/403
-        capture = resolve_capture_content(capture_content)
-        self._telemetry = Telemetry(
-            TelemetryConfig(
-                service_name=service_name,
-                environment=self.environment,
-                execlave_exporter=(
-                    execlave_span_exporter(
-                        key,
-                        base_url=self.base_url,
-                        environment=self.environment,
-                        capture_content=capture,
-                        masker=mask_pii,
-                        timeout=request_timeout,
-                        otlp_endpoint=execlave_otlp_endpoint,
-                    )
-                    if key
-                    else None
-                ),
-                otlp_endpoint=otlp_endpoint,
-                console=console,
-                capture_content=capture,
-                tracer_provider=tracer_provider,
-            ),
-            masker=SecretRedactingMasker(mask_pii, key) if key else mask_pii,  # key in no recorded text
+        # Set first, so repr() works on a half-built client; the key is held redacted from here on.
+        self._api_key: Secret | None = None
+        self._connection: Connection | None = None
+        self.base_url = DEFAULT_BASE_URL
+        self.environment = "production"
+        self._api_key, problem = parse_api_key(
+            api_key if api_key is not None else os.environ.get("EXECLAVE_API_KEY")
         )
+        del api_key  # from here on the key exists only redacted (tracebacks with locals show frames)
+        if problem is not None:
+            raise ValueError(problem)
+        for name, mode in (
+            ("enforcement_on_outage", enforcement_on_outage),
+            ("plan_limit_behavior", plan_limit_behavior),
+        ):
+            if mode not in OUTAGE_MODES:
+                raise ValueError(f"{name} must be 'fail_open' or 'fail_closed'; got {mode!r}")
+        validate_timings(
+            request_timeout=request_timeout,
+            decision_cache_ttl=decision_cache_ttl,
+            approval_timeout=approval_timeout,
+            approval_poll_interval=approval_poll_interval,
+            status_poll_interval=status_poll_interval,
+            heartbeat_interval=heartbeat_interval,
+        )
+        self.base_url = normalise_base_url(
+            base_url or os.environ.get("EXECLAVE_BASE_URL") or DEFAULT_BASE_URL
+        )
+        self.environment = environment or os.environ.get("EXECLAVE_ENVIRONMENT") or "production"
+        self.enforcement_on_outage: OutageMode = enforcement_on_outage
+        self._engine = PolicyEngine(resolve_policy_source(policies))
+        # Everything that can fail is built before any thread starts; a failure cleans up.
+        try:
+            if self._api_key is not None:
+                self._connection = Connection(
+                    key=self._api_key,
+                    base_url=self.base_url,
+                    environment=self.environment,
+                    enforcement_on_outage=enforcement_on_outage,
+                    plan_limit_behavior=plan_limit_behavior,
+                    request_timeout=request_timeout,
+                    decision_cache_ttl=decision_cache_ttl,
+                    approval_timeout=approval_timeout,
+                    approval_poll_interval=approval_poll_interval,
+                    status_poll_interval=status_poll_interval,
+                    heartbeat_interval=heartbeat_interval,
+                )
+            capture = resolve_capture_content(capture_content)
+            execlave_exporter = None
+            if self._api_key is not None:
+                execlave_exporter = execlave_span_exporter(
+                    self._api_key.reveal(),
+                    base_url=self.base_url,
+                    environment=self.environment,
+                    capture_content=capture,
+                    masker=mask_pii,
+                    timeout=request_timeout,
+                    otlp_endpoint=execlave_otlp_endpoint,
+                )
+            self._telemetry = Telemetry(
+                TelemetryConfig(
+                    service_name=service_name,
+                    environment=self.environment,
+                    execlave_exporter=execlave_exporter,
+                    otlp_endpoint=otlp_endpoint,
+                    console=console,
+                    capture_content=capture,
+                    tracer_provider=tracer_provider,
+                ),
+                # The key is replaced in every text telemetry records (exceptions, names, content).
+                masker=(
+                    SecretRedactingMasker(mask_pii, self._api_key.reveal())
+                    if self._api_key is not None
+                    else mask_pii
+                ),
+            )
+        except BaseException:
+            if self._connection is not None:
+                self._connection.api.close()
+            raise
+        if self._connection is not None:
+            self._connection.start()
+        elif policies is None and not os.environ.get("EXECLAVE_POLICY_FILE") and not _announced.is_set():
+            _announced.set()
+            _log.info(
+                "execlave: no API key and no policy file: the bundled baseline is in force in monitor mode "
+                "(violations are recorded, nothing is blocked); spans go to %s",
+                _spans_destination(tracer_provider, otlp_endpoint, console),
+            )
 
     def __repr__(self) -> str:
-        key = "set" if self._api_key else "unset"
-        return (
-            f"Execlave(base_url={self.base_url!r}, environment={self.environment!r}, api_key={key}, "
-            f"policies={len(self._engine.policies)}, policy_set_version={self._engine.version})"
-        )
+        try:
+            key = "set" if getattr(self, "_api_key", None) else "unset"
+            engine = getattr(self, "_engine", None)
+            policies = len(engine.policies) if engine is not None else 0
+            version = engine.version if engine is not None else 0
+            return (
+                f"Execlave(base_url={redact_url(str(getattr(self, 'base_url', '?')))!r}, "
+                f"environment={getattr(self, 'environment', '?')!r}, api_key={key}, "
+                f"policies={policies}, policy_set_version={version})"
+            )
+        except Exception:
+            return "Execlave(<unavailable>)"
 
     # -- enforcement -------------------------------------------------------------------------
 
-    def _check(self, request: CheckRequest) -> Decision:
-        """The single decision point every adapter and :meth:`enforce_policy` go through."""
-        if self._cloud is not None and self._cloud.manages_policies:
-            return self._cloud.check(request)
-        return self._engine.evaluate(request)
+    def _check(self, request: CheckRequest, history: Sequence[Mapping[str, Any]] | None = None) -> Decision:
+        """The single decision point every adapter and :meth:`enforce_policy` go through: local
+        policies first (a local block never reaches the server), then Execlave when a key is set."""
+        local = self._engine.evaluate(request)
+        if local.blocked or self._connection is None:
+            return local
+        return Decision.merge([local, self._connection.check(request, history)])
 
     @property
     def _decides_remotely(self) -> bool:
-        """Whether a check may wait on Execlave's API (server-evaluated policies); async adapters
-        then await :meth:`_acheck` instead of calling :meth:`_check`."""
-        return self._cloud is not None and self._cloud.manages_policies
+        """Whether a check may wait on Execlave's API; async adapters then await :meth:`_acheck`."""
+        return self._connection is not None
 
-    async def _acheck(self, request: CheckRequest) -> Decision:
-        """:meth:`_check` for async adapters: server-side decisions use httpx.AsyncClient."""
-        if self._cloud is not None and self._cloud.manages_policies:
-            return await self._cloud.acheck(request)
-        return self._engine.evaluate(request)
+    async def _acheck(
+        self, request: CheckRequest, history: Sequence[Mapping[str, Any]] | None = None
+    ) -> Decision:
+        """:meth:`_check` for async adapters: the server's decision is awaited (httpx.AsyncClient)."""
+        local = self._engine.evaluate(request)
+        if local.blocked or self._connection is None:
+            return local
+        return Decision.merge([local, await self._connection.acheck(request, history)])
 
     def register_agent(
-        self, agent_id: str, name: str | None = None, description: str | None = None, **extra: Any
+        self,
+        agent_id: str,
+        name: str | None = None,
+        type: str = "chatbot",
+        platform: str = "custom",
+        environment: str | None = None,
+        description: str | None = None,
+        *,
+        owner_email: str | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **extra: Any,
     ) -> dict[str, Any]:
-        """Register the agent with Execlave (``POST /api/v1/agents``); needs an API key."""
-        return self._require_cloud().register_agent(validate_agent_id(agent_id), name, description, **extra)
+        """Register the agent with Execlave (``POST /api/v1/agents``; if it already exists, it is
+        looked up). Returns the agent's record, with its Execlave UUID as ``"id"``; from then on its
+        kill switch is polled. Needs an API key. Raises ExeclaveAuthError / ExeclaveError."""
+        body: dict[str, Any] = {
+            "agentId": validate_agent_id(agent_id),
+            "name": name or agent_id,
+            "type": type,
+            "platform": platform,
+            "environment": environment or self.environment,
+        }
+        if description:
+            body["description"] = description
+        if owner_email:
+            body["ownerEmail"] = owner_email
+        if tags is not None:
+            body["tags"] = list(tags)
+        if metadata is not None:
+            body["metadata"] = dict(metadata)
+        body.update(extra)
+        return self._require_connection().agents.register(body)
 
-    async def aregister_agent(
-        self, agent_id: str, name: str | None = None, description: str | None = None, **extra: Any
-    ) -> dict[str, Any]:
-        return await self._require_cloud().aregister_agent(
-            validate_agent_id(agent_id), name, description, **extra
-        )
-
-    def _require_cloud(self) -> CloudConnector:
-        if self._cloud is None:
+    def _require_connection(self) -> Connection:
+        if self._connection is None:
             raise ExeclaveError("register_agent needs an Execlave API key (api_key= or EXECLAVE_API_KEY)")
-        return self._cloud
+        return self._connection
 
     def enforce_policy(
         self,
@@ -217,39 +357,47 @@ class Execlave:
         input: str | None,
         *,
         tools: Sequence[str | Mapping[str, Any]] | None = None,
-        metadata: Mapping[str, Any] | None = None,
         environment: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        conversation_history: Sequence[Mapping[str, Any]] | None = None,
+        tool_outputs: Sequence[Mapping[str, Any] | ToolOutput] | None = None,
     ) -> dict[str, Any]:
-        """Check an input (and optionally the tools about to be called) against the policies.
+        """Check an input (and optionally the tools about to be called, or tool outputs about to
+        reach the model): local policies, then Execlave when a key is set.
 
-        Returns ``{"allowed": True, "warnings": [...]}`` (warn-mode violations) or raises
-        :class:`~execlave.errors.PolicyBlockedError` / :class:`~execlave.errors.AgentPausedError`.
-        Don't call this next to an instrumented agent: the wrapper already runs the same checks.
+        Returns ``{"allowed": True, "warnings": [...]}`` or raises an
+        :class:`~execlave.errors.EnforcementHaltError` (PolicyBlockedError with the violations,
+        AgentPausedError, PolicyDeniedError, ApprovalTimeoutError, ...). Don't call this next to
+        an instrumented agent: the wrapper already runs the same checks.
         """
         validate_agent_id(agent_id)
         request = CheckRequest(
             agent_id=agent_id,
             input=input,
             tool_calls=_tool_calls(tools),
+            tool_outputs=_tool_outputs(tool_outputs),
             environment=environment or self.environment,
             metadata=metadata,
             count_request=True,
         )
+        history = list(conversation_history) if conversation_history else None
         attributes = {"gen_ai.agent.id": agent_id, "execlave.operation": "enforce_policy"}
         with self._telemetry.governed_span(
-            f"enforce_policy {agent_id}", attributes=attributes, check=lambda: self._check(request)
+            f"enforce_policy {agent_id}", attributes=attributes, check=lambda: self._check(request, history)
         ) as governed:
             return {"allowed": True, "warnings": governed.decision.warnings}
 
     def pause_agent(self, agent_id: str, reason: str | None = None) -> None:
-        """Kill switch: every later check for this agent (and only this one) raises AgentPausedError."""
+        """Local kill switch: every later check for this agent (and only this one) raises
+        AgentPausedError until :meth:`resume_agent`; a pause or resume in Execlave never lifts it."""
         self._engine.pause(validate_agent_id(agent_id), reason)
 
     def resume_agent(self, agent_id: str) -> None:
+        """Lift a local :meth:`pause_agent` (a pause set in Execlave stays until lifted there)."""
         self._engine.resume(validate_agent_id(agent_id))
 
     def reload_policies(self, policies: PolicySource) -> int:
-        """Compile a new policy set and swap it in atomically; returns its version.
+        """Compile a new local policy set and swap it in atomically; returns its version.
         On an invalid set, raises PolicyConfigError and the current set stays in force."""
         return self._engine.reload(resolve_policy_source(policies))
 
@@ -259,21 +407,36 @@ class Execlave:
 
     # -- telemetry lifecycle -----------------------------------------------------------------
 
+    def _flush_reports(self, timeout: float) -> bool:
+        """Deliver pending fail-open reports, waiting at most ``timeout``."""
+        connection = self._connection
+        if connection is None:
+            return True
+        done: list[bool] = []
+        worker = threading.Thread(
+            target=lambda: done.append(connection.flush()), name="execlave-report-flush", daemon=True
+        )
+        worker.start()
+        worker.join(timeout)
+        return bool(done and done[0])
+
     def flush(self, timeout: float = 5.0) -> bool:
-        """Export pending spans. Returns within ``timeout`` (+ a small margin) even if the
-        endpoint is down; ``False`` if not everything was exported in time."""
-        return self._telemetry.flush(timeout)
+        """Export pending spans and deliver pending fail-open reports. Returns within ``timeout``
+        (+ a small margin) even if an endpoint is down; ``False`` if not everything went out."""
+        reports = self._flush_reports(timeout)
+        return self._telemetry.flush(timeout) and reports
 
     def shutdown(self, timeout: float = 5.0) -> bool:
-        """Flush and stop exporting; bounded like :meth:`flush`. Enforcement keeps working."""
-        if self._cloud is not None:
-            self._cloud.close(timeout=min(timeout, 2.0))
-        return self._telemetry.shutdown(timeout)
+        """Flush and stop exporting and polling; bounded like :meth:`flush`. Enforcement keeps working."""
+        reports = self._flush_reports(timeout)
+        if self._connection is not None:
+            self._connection.close(timeout=min(timeout, 2.0))
+        return self._telemetry.shutdown(timeout) and reports
 
     def stats(self) -> dict[str, int]:
-        """Counters: spans exported and dropped (queue full, failed export), policy set version."""
-        cloud = self._cloud.stats() if self._cloud is not None else {}
-        return {**self._telemetry.stats(), **cloud, "policy_set_version": self._engine.version}
+        """Counters: spans exported and dropped, server decisions, bypasses, policy set version."""
+        connection = self._connection.stats() if self._connection is not None else {}
+        return {**self._telemetry.stats(), **connection, "policy_set_version": self._engine.version}
 
     def __enter__(self) -> Execlave:
         return self

@@ -213,3 +213,122 @@ def test_key_absent_from_logs(monkeypatch, caplog, spans):
     client.shutdown(timeout=0.5)
     assert SECRET not in caplog.text
     assert SECRET not in str(info.value)
+
+
+# -- the key, the base URL and construction (confidentiality and never blocking the app) -------
+
+
+def test_key_with_surrounding_whitespace_is_stripped_before_use(spans):
+    from support.execlave_api import ExeclaveAPI
+
+    with ExeclaveAPI(api_key=SECRET) as api:
+        client = Execlave(f"  {SECRET}\n", base_url=api.base_url, tracer_provider=spans[0])
+        try:
+            client.enforce_policy("ops-assistant", "hello")
+        finally:
+            client.shutdown(timeout=0.5)
+        (call,) = api.calls("enforce")
+        assert call.headers["Authorization"] == f"Bearer {SECRET}"
+
+
+@pytest.mark.parametrize(
+    "bad", [f"{SECRET[:6]} {SECRET[6:]}", f"{SECRET}\x00x", f"{SECRET[:5]}\n{SECRET[5:]}"]
+)
+def test_key_with_inner_whitespace_or_controls_is_refused_without_echoing_it(bad, spans):
+    with pytest.raises(ValueError, match="whitespace or control characters") as info:
+        Execlave(bad, tracer_provider=spans[0])
+    assert SECRET[:6] not in str(info.value) and SECRET[6:] not in str(info.value)
+
+
+def test_credentials_in_base_url_are_refused_and_never_shown(spans):
+    with pytest.raises(ValueError, match="must not carry credentials") as info:
+        Execlave(SECRET, base_url="https://user:hunter2@execlave.example", tracer_provider=spans[0])
+    assert "hunter2" not in str(info.value) and "user:" not in str(info.value)
+
+
+def test_key_not_in_a_traceback_with_locals_when_the_constructor_fails(tmp_path, spans):
+    import traceback
+
+    with pytest.raises(PolicyConfigError) as info:
+        Execlave(SECRET, policies=tmp_path / "missing.yaml", tracer_provider=spans[0])
+    text = "".join(traceback.TracebackException.from_exception(info.value, capture_locals=True).format())
+    assert "self = Execlave(" in text  # repr of the half-built client works...
+    assert SECRET not in text  # ...and no frame holds the raw key
+
+
+def test_repr_of_a_half_built_client_never_raises():
+    bare = Execlave.__new__(Execlave)
+    assert repr(bare).startswith("Execlave(")
+
+
+def test_constructor_makes_no_request(spans):
+    from support.execlave_api import ExeclaveAPI
+
+    with ExeclaveAPI(api_key=SECRET) as api:
+        api.fault["enforce"] = "hang"
+        client = Execlave(SECRET, base_url=api.base_url, tracer_provider=spans[0])
+        try:
+            assert api.requests == []
+        finally:
+            client.shutdown(timeout=0.5)
+
+
+def test_a_failing_constructor_leaves_no_thread_running(monkeypatch, spans):
+    import execlave.client as client_module
+
+    before = set(threading.enumerate())
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("telemetry could not start")
+
+    monkeypatch.setattr(client_module, "Telemetry", broken)
+    with pytest.raises(RuntimeError):
+        Execlave(SECRET, base_url="http://127.0.0.1:9", tracer_provider=spans[0])
+    assert [t.name for t in set(threading.enumerate()) - before] == []
+
+
+def test_no_key_and_no_policies_says_once_what_is_in_force(monkeypatch, caplog, spans):
+    import execlave.client as client_module
+
+    monkeypatch.delenv("EXECLAVE_API_KEY", raising=False)
+    monkeypatch.delenv("EXECLAVE_POLICY_FILE", raising=False)
+    monkeypatch.setattr(client_module, "_announced", threading.Event())
+    caplog.set_level(logging.INFO, logger="execlave")
+    for _ in range(2):
+        Execlave(tracer_provider=spans[0]).shutdown(timeout=0.5)
+    lines = [r.getMessage() for r in caplog.records if "no API key and no policy file" in r.getMessage()]
+    assert len(lines) == 1
+    assert "monitor mode" in lines[0] and "tracer provider passed" in lines[0]
+
+
+def test_errors_importable_from_the_package():
+    import execlave
+    import execlave.errors
+
+    for name in (
+        "ExeclaveError",
+        "ExeclaveAuthError",
+        "EnforcementHaltError",
+        "PolicyBlockedError",
+        "ValidatorDeniedError",
+        "AgentPausedError",
+        "PolicyDeniedError",
+        "ApprovalTimeoutError",
+        "ApprovalVerificationError",
+        "EnforcementUnavailableError",
+        "QuotaExceededError",
+        "PlanLimitExceededError",
+        "PolicyConfigError",
+    ):
+        assert getattr(execlave, name) is getattr(execlave.errors, name)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("request_timeout", 0), ("request_timeout", "5"), ("approval_timeout", -1), ("decision_cache_ttl", -1)],
+)
+def test_bad_timing_options_are_clear_errors_with_or_without_a_key(option, value, spans):
+    with pytest.raises(ValueError, match=option):
+        Execlave(tracer_provider=spans[0], **{option: value})
+    with pytest.raises(ValueError, match=option):
+        Execlave(SECRET, tracer_provider=spans[0], **{option: value})

@@ -73,3 +73,65 @@ def test_config_error_lists_every_issue_with_file_policy_and_field():
 def test_enforcement_unavailable_is_an_execlave_error():
     with pytest.raises(ExeclaveError):
         raise EnforcementUnavailableError("no policy set loaded")
+
+
+def test_the_published_error_tree():
+    from execlave.errors import (
+        ApprovalTimeoutError,
+        ApprovalVerificationError,
+        CertificateMismatchError,
+        EnforcementHaltError,
+        ExeclaveAuthError,
+        PlanLimitExceededError,
+        PolicyDeniedError,
+        QuotaExceededError,
+        ValidatorDeniedError,
+    )
+
+    halts = [
+        PolicyBlockedError,
+        ValidatorDeniedError,
+        AgentPausedError,
+        PolicyDeniedError,
+        ApprovalTimeoutError,
+        ApprovalVerificationError,
+        CertificateMismatchError,
+        EnforcementUnavailableError,
+    ]
+    for cls in halts:
+        assert issubclass(cls, EnforcementHaltError) and issubclass(cls, ExeclaveError)
+    assert issubclass(ValidatorDeniedError, PolicyBlockedError)
+    assert issubclass(PlanLimitExceededError, QuotaExceededError)
+    for cls in (ExeclaveAuthError, QuotaExceededError, PolicyConfigError):
+        assert issubclass(cls, ExeclaveError) and not issubclass(cls, EnforcementHaltError)
+
+
+def test_new_errors_survive_pickling_and_say_what_happened():
+    from execlave.errors import (
+        ApprovalTimeoutError,
+        ApprovalVerificationError,
+        ExeclaveAuthError,
+        PlanLimitExceededError,
+        PolicyDeniedError,
+        ValidatorDeniedError,
+    )
+
+    cases = [
+        PolicyDeniedError("apr_1", "not this month"),
+        ApprovalTimeoutError("apr_2"),
+        ApprovalVerificationError("apr_3", "HTTP 500"),
+        ExeclaveAuthError("refused", 401),
+        PlanLimitExceededError("maxTracesPerMonth", 10, 10),
+        ValidatorDeniedError([{**VIOLATION, "policyType": "custom_validator"}]),
+    ]
+    for exc in cases:
+        copy = pickle.loads(pickle.dumps(exc))
+        assert type(copy) is type(exc) and str(copy) == str(exc)
+    assert "not this month" in str(cases[0])
+    assert cases[-1].validator_violations[0]["policyType"] == "custom_validator"
+
+
+def test_outage_error_accepts_the_published_arguments():
+    exc = EnforcementUnavailableError(3, "HTTP 503")
+    assert exc.consecutive_failures == 3 and exc.last_error == "HTTP 503"
+    assert "3 consecutive" in str(exc) and "HTTP 503" in str(exc)

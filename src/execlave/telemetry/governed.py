@@ -14,7 +14,13 @@ from typing import Any
 from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from ..errors import AgentPausedError, EnforcementUnavailableError, PolicyBlockedError
+from ..errors import (
+    AgentPausedError,
+    EnforcementUnavailableError,
+    ExeclaveError,
+    PolicyBlockedError,
+    blocked_error,
+)
 from ..policy.types import ALLOW, Decision
 from .bounds import (
     MAX_MESSAGE_CHARS,
@@ -132,7 +138,7 @@ class GovernedSpan:
         """
         try:
             decision = fn()
-        except (AgentPausedError, EnforcementUnavailableError, PolicyBlockedError):
+        except ExeclaveError:  # a decision, an outage in fail_closed, a refused key: as raised
             raise
         except Exception as exc:
             raise _unavailable(exc) from exc
@@ -148,9 +154,7 @@ class GovernedSpan:
         if decision.blocked and raise_on_block:
             # Names and messages in the error are bounded like on the span: apps log it and
             # hand it to their clients.
-            error = PolicyBlockedError(
-                [bound_violation(v, self._masker) for v in decision.blocking_violations]
-            )
+            error = blocked_error([bound_violation(v, self._masker) for v in decision.blocking_violations])
             self._own_block = error
             raise error
         return decision

@@ -1,0 +1,106 @@
+"""A 202 from the enforce endpoint: the approval is polled, then verified for this exact action;
+never cached. Sync blocks only the calling thread; async awaits."""
+
+import threading
+
+import pytest
+
+from execlave import (
+    ApprovalTimeoutError,
+    ApprovalVerificationError,
+    CertificateMismatchError,
+    EnforcementHaltError,
+    PolicyDeniedError,
+)
+from execlave.policy import CheckRequest, ToolCall
+from support.waiting import wait_until
+
+
+@pytest.fixture
+def approving(api):
+    api.require_approval = lambda body: "pay" in body["input"]
+    return api
+
+
+def decide_when_polled(api, status, reason=None):
+    def run():
+        assert wait_until(lambda: bool(api.calls("approvals.get")))
+        approval_id = next(iter(api.approvals))
+        api.decide_approval(approval_id, status, reason)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_approved_and_verified_is_allowed(approving, make_client):
+    exe = make_client(approving.base_url)
+    decide_when_polled(approving, "approved")
+    result = exe.enforce_policy("pay-agent", "pay invoice 7", tools=["pay_invoice"], metadata={"n": 7})
+    assert result["allowed"] is True
+    (verify,) = approving.calls("approvals.verify")
+    # The action context is exactly what the enforce call sent (what the approver approved).
+    assert verify.body == {
+        "actionContext": {
+            "input": "pay invoice 7",
+            "environment": "production",
+            "metadata": {"n": 7},
+            "tools": ["pay_invoice"],
+        }
+    }
+
+
+def test_approvals_are_never_cached(approving, make_client):
+    approving.approval_outcome = "approved"
+    exe = make_client(approving.base_url)
+    exe.enforce_policy("pay-agent", "pay invoice 7")
+    exe.enforce_policy("pay-agent", "pay invoice 7")
+    assert len(approving.calls("enforce")) == 2
+    assert len(approving.calls("approvals.verify")) == 2
+
+
+def test_denied_raises_policy_denied(approving, make_client):
+    exe = make_client(approving.base_url)
+    decide_when_polled(approving, "denied", "not this month")
+    with pytest.raises(PolicyDeniedError, match="not this month") as info:
+        exe.enforce_policy("pay-agent", "pay invoice 7")
+    assert isinstance(info.value, EnforcementHaltError)
+
+
+@pytest.mark.parametrize("outcome", ["expired", "pending"])
+def test_expired_or_no_decision_in_time_times_out(approving, make_client, outcome):
+    approving.approval_outcome = outcome
+    exe = make_client(approving.base_url, approval_timeout=0.2)
+    with pytest.raises(ApprovalTimeoutError):
+        exe.enforce_policy("pay-agent", "pay invoice 7")
+
+
+def test_verify_answering_invalid_is_a_mismatch(approving, make_client):
+    approving.approval_outcome = "approved"
+    original = approving._approvals_verify
+
+    def invalid(body, params, record):
+        approving.approvals[params["id"]].verify_valid = False
+        return original(body, params, record)
+
+    approving._approvals_verify = invalid
+    exe = make_client(approving.base_url)
+    with pytest.raises(CertificateMismatchError):
+        exe.enforce_policy("pay-agent", "pay invoice 7")
+
+
+@pytest.mark.parametrize("fault", [500, "malformed", "hang"])
+def test_failed_verify_is_a_verification_error(approving, make_client, fault):
+    approving.approval_outcome = "approved"
+    approving.fault["approvals.verify"] = fault
+    exe = make_client(approving.base_url, request_timeout=0.2)
+    with pytest.raises(ApprovalVerificationError):
+        exe.enforce_policy("pay-agent", "pay invoice 7")
+
+
+async def test_async_approval_awaits(approving, make_client):
+    exe = make_client(approving.base_url)
+    decide_when_polled(approving, "approved")
+    request = CheckRequest(agent_id="pay-agent", input="pay invoice 7", tool_calls=(ToolCall("pay_invoice"),))
+    assert (await exe._acheck(request)).allowed
+    assert len(approving.calls("approvals.verify")) == 1
