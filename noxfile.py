@@ -7,6 +7,10 @@ tests collected) fails a session, as any non-zero exit does in nox.
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -42,6 +46,8 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", *paths)
     session.run("ruff", "format", "--check", *paths)
     session.run("mypy", "src")
+    # The layer rules ([tool.importlinter] in pyproject.toml): a wrong-way import fails here.
+    session.run("lint-imports", "--no-cache")
 
 
 @nox.session(python=PYTHON)
@@ -86,3 +92,23 @@ def vendor(session: nox.Session) -> None:
         *session.posargs,
         env={"EXECLAVE_VENDOR": "1"},
     )
+
+
+@nox.session(python=PYTHON)
+def local_stack(session: nox.Session) -> None:
+    """The local stack for real: an OpenTelemetry Collector and Jaeger v2, built with Go from the Go
+    module proxy (cached per version under the user cache dir), run on loopback with collector-config/;
+    tests/local_stack checks what Jaeger and a stand-in for Execlave receive, and screenshots the traces
+    with headless Chromium (installed here with apt-get when missing and possible; else only that step
+    skips)."""
+    session.install("-e", ".[dev]", *CLASSIC["ag2-0.14"])
+    if not shutil.which("chromium") and shutil.which("apt-get") and os.geteuid() == 0:
+        apt = {"DEBIAN_FRONTEND": "noninteractive"}
+        for step in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"]):
+            if subprocess.run(step, env={**os.environ, **apt}, check=False).returncode != 0:
+                session.warn(f"`{' '.join(step)}` failed: the screenshot test will skip")
+                break
+    session.run("python", "tests/local_stack/infra/binaries.py")  # cold: builds; warm: finds both cached
+    artifacts = os.path.join(session.create_tmp(), "artifacts")
+    env = {"EXECLAVE_REQUIRE": "autogen", "EXECLAVE_LOCAL_STACK": "1", "EXECLAVE_STACK_ARTIFACTS": artifacts}
+    session.run("pytest", "tests/local_stack", "-rs", *session.posargs, env=env)

@@ -10,9 +10,7 @@ from typing import Any
 
 from autogen import Agent, ConversableAgent
 
-from execlave import Execlave
-from execlave.errors import PolicyBlockedError
-from execlave.integrations.autogen import instrument_autogen_agent
+from execlave import Execlave, PolicyBlockedError, instrument_autogen_agent
 
 POLICIES = [
     {

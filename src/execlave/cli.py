@@ -18,18 +18,12 @@ from collections.abc import Sequence
 from typing import Any, NoReturn, TextIO
 
 from . import __version__
+from ._ids import validate_agent_id
 from ._terminal import printable
-from .client import validate_agent_id
 from .errors import ConfigIssue, PolicyConfigError
-from .policy import (
-    CheckRequest,
-    PolicyEngine,
-    ToolCall,
-    baseline_policies,
-    load_policies,
-    normalize_text,
-    normalize_tool_name,
-)
+from .policy import CheckRequest, PolicyEngine, ToolCall, baseline_policies, load_policies
+from .policy.engine import normalize_tool_name
+from .policy.normalize import normalize_text
 from .policy.schema import InjectionScanPolicy, PiiAccessPolicy, Policy, ToolInvocationPolicy, compile_pattern
 
 EXIT_OK, EXIT_INVALID, EXIT_BLOCKED = 0, 1, 3

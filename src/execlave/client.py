@@ -1,16 +1,18 @@
-"""`Execlave`: the one client a process creates. It wires the policy engine to the telemetry
-pipeline; framework adapters (``execlave.integrations``) are thin layers over it."""
+"""`Execlave`: the one client a process creates. It wires the local policy engine, the connection to
+Execlave (with an API key) and the telemetry pipeline; its options are the table in ``_config.py``.
+Framework adapters (``execlave.integrations``) are thin layers over it."""
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from ._config import BY_NAME, DEFAULT_BASE_URL, DEFAULT_ENVIRONMENT, ConnectionOptions, resolve
+from ._ids import validate_agent_id
 from .connection import (
     OUTAGE_MODES,
     Connection,
@@ -23,46 +25,19 @@ from .connection import (
 )
 from .connection.ingest import execlave_span_exporter
 from .errors import ExeclaveError
-from .policy import (
-    CheckRequest,
-    Decision,
-    PolicyEngine,
-    ToolCall,
-    ToolOutput,
-    mask_pii,
-)
-from .policy.loader import PolicySource, resolve_policy_source
+from .policy import CheckRequest, Decision, PolicyEngine, PolicySource, ToolCall, ToolOutput
+from .policy.loader import resolve_policy_source
+from .policy.pii import mask_pii
 from .telemetry import GovernanceSpanProcessor, Telemetry, TelemetryConfig, resolve_capture_content
 from .telemetry.bounds import SecretRedactingMasker
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
 
-__all__ = ["DEFAULT_BASE_URL", "Execlave", "PolicySource", "validate_agent_id"]
-
-DEFAULT_BASE_URL = "https://api.execlave.com"
+__all__ = ["Execlave"]
 
 _log = logging.getLogger("execlave")
 _announced = threading.Event()
-
-_AGENT_ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-_AGENT_ID_MAX = 128
-
-
-def validate_agent_id(agent_id: object) -> str:
-    """Return ``agent_id`` if it is lowercase kebab-case (``ops-assistant``), else raise ValueError."""
-    if isinstance(agent_id, str) and len(agent_id) <= _AGENT_ID_MAX and _AGENT_ID.fullmatch(agent_id):
-        return agent_id
-    hint = ""
-    if isinstance(agent_id, str):
-        words = re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", agent_id)
-        suggestion = "-".join(w.lower() for w in words)[:_AGENT_ID_MAX].strip("-")
-        if suggestion and _AGENT_ID.fullmatch(suggestion):
-            hint = f" (did you mean {suggestion!r}?)"
-    raise ValueError(
-        f"agent_id must be lowercase kebab-case of at most {_AGENT_ID_MAX} characters, "
-        f"e.g. 'ops-assistant'; got {agent_id!r}{hint}"
-    )
 
 
 def _tool_calls(tools: Sequence[str | Mapping[str, Any]] | None) -> tuple[ToolCall, ...]:
@@ -106,11 +81,8 @@ def _spans_destination(tracer_provider: object, otlp_endpoint: str | None, conso
     if tracer_provider is not None:
         return "the tracer provider passed as tracer_provider="
     places = []
-    endpoint = (
-        otlp_endpoint
-        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    )
+    variables = BY_NAME["otlp_endpoint"].env
+    endpoint = otlp_endpoint or next((os.environ[v] for v in variables if os.environ.get(v)), None)
     if endpoint:
         places.append(f"OTLP at {redact_url(endpoint)}")
     if console:
@@ -122,6 +94,10 @@ def _spans_destination(tracer_provider: object, otlp_endpoint: str | None, conso
 
 class Execlave:
     """One per process: the local policy layer, the connection to Execlave and the telemetry pipeline.
+
+    Every option is a row of the table in ``execlave/_config.py`` (argument, environment variable,
+    default, type), resolved in one order: the argument, else the variable, else the default.
+    ``tests/core/test_config.py`` checks this signature and these entries against it.
 
     Args:
         api_key: Execlave API key; defaults to ``EXECLAVE_API_KEY``. Surrounding whitespace is
@@ -137,20 +113,23 @@ class Execlave:
         base_url: Execlave API base URL; defaults to ``EXECLAVE_BASE_URL`` or ``https://api.execlave.com``.
         environment: deployment environment sent with checks and recorded on spans; defaults to
             ``EXECLAVE_ENVIRONMENT`` or ``"production"``.
-        service_name: ``service.name`` when execlave owns the tracer provider (else ``OTEL_SERVICE_NAME``).
+        service_name: ``service.name`` when execlave owns the tracer provider; defaults to
+            ``OTEL_SERVICE_NAME``, else ``execlave-app``.
         tracer_provider: the provider to create spans with. Defaults to the global one if the
             application set one; otherwise execlave creates its own (without installing it globally).
-        otlp_endpoint: a collector endpoint (e.g. ``http://localhost:4318``); defaults to the
-            standard ``OTEL_EXPORTER_OTLP_*`` variables. Used only when execlave owns the provider.
-        console: print a readable span tree of each finished trace to stdout.
+        otlp_endpoint: a collector endpoint (e.g. ``http://localhost:4318``); defaults to
+            ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, else ``OTEL_EXPORTER_OTLP_ENDPOINT``. Used only
+            when execlave owns the provider.
+        console: print a readable span tree of each finished trace to stdout; default off.
         capture_content: record (PII-masked) message content on spans. Defaults to
             ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, else off.
         enforcement_on_outage: what a check does when Execlave cannot decide (network error,
             timeout, HTTP 429 or 5xx, circuit open). ``"fail_open"`` (default, as the published
             client): the check passes, the pass is recorded on the span and reported to
             Execlave's audit trail; ``"fail_closed"``: the round stops with EnforcementUnavailableError.
+            No environment variable: enforcement is set in code.
         plan_limit_behavior: the same choice for HTTP 402 (plan limit reached); default ``"fail_open"``.
-        request_timeout: bound, in seconds, on every request to Execlave's API.
+        request_timeout: bound, in seconds, on every request to Execlave's API (default 5).
         decision_cache_ttl: seconds an allow answer is reused for an identical request
             (default 60, as the published client); ``0`` disables the cache.
         approval_timeout: seconds a round waits for a human approval (default 300).
@@ -187,10 +166,8 @@ class Execlave:
         self._api_key: Secret | None = None
         self._connection: Connection | None = None
         self.base_url = DEFAULT_BASE_URL
-        self.environment = "production"
-        self._api_key, problem = parse_api_key(
-            api_key if api_key is not None else os.environ.get("EXECLAVE_API_KEY")
-        )
+        self.environment = DEFAULT_ENVIRONMENT
+        self._api_key, problem = parse_api_key(resolve("api_key", api_key))
         del api_key  # from here on the key exists only redacted (tracebacks with locals show frames)
         if problem is not None:
             raise ValueError(problem)
@@ -200,7 +177,11 @@ class Execlave:
         ):
             if mode not in OUTAGE_MODES:
                 raise ValueError(f"{name} must be 'fail_open' or 'fail_closed'; got {mode!r}")
-        validate_timings(
+        options = ConnectionOptions(
+            base_url=normalise_base_url(str(resolve("base_url", base_url))),
+            environment=str(resolve("environment", environment)),
+            enforcement_on_outage=enforcement_on_outage,
+            plan_limit_behavior=plan_limit_behavior,
             request_timeout=request_timeout,
             decision_cache_ttl=decision_cache_ttl,
             approval_timeout=approval_timeout,
@@ -208,30 +189,17 @@ class Execlave:
             status_poll_interval=status_poll_interval,
             heartbeat_interval=heartbeat_interval,
         )
-        self.base_url = normalise_base_url(
-            base_url or os.environ.get("EXECLAVE_BASE_URL") or DEFAULT_BASE_URL
-        )
-        self.environment = environment or os.environ.get("EXECLAVE_ENVIRONMENT") or "production"
+        validate_timings(**options.timings())
+        self.base_url = options.base_url
+        self.environment = options.environment
         self.enforcement_on_outage: OutageMode = enforcement_on_outage
         self._engine = PolicyEngine(resolve_policy_source(policies))
-        # Everything that can fail is built before any thread starts; a failure cleans up.
+        # Everything that can fail is built before any thread starts; a failure closes what was built.
+        execlave_exporter = None
         try:
             if self._api_key is not None:
-                self._connection = Connection(
-                    key=self._api_key,
-                    base_url=self.base_url,
-                    environment=self.environment,
-                    enforcement_on_outage=enforcement_on_outage,
-                    plan_limit_behavior=plan_limit_behavior,
-                    request_timeout=request_timeout,
-                    decision_cache_ttl=decision_cache_ttl,
-                    approval_timeout=approval_timeout,
-                    approval_poll_interval=approval_poll_interval,
-                    status_poll_interval=status_poll_interval,
-                    heartbeat_interval=heartbeat_interval,
-                )
+                self._connection = Connection(key=self._api_key, **vars(options))
             capture = resolve_capture_content(capture_content)
-            execlave_exporter = None
             if self._api_key is not None:
                 execlave_exporter = execlave_span_exporter(
                     self._api_key.reveal(),
@@ -262,6 +230,8 @@ class Execlave:
         except BaseException:
             if self._connection is not None:
                 self._connection.api.close()
+            if execlave_exporter is not None:
+                execlave_exporter.shutdown()
             raise
         if self._connection is not None:
             self._connection.start()

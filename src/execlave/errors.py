@@ -41,7 +41,6 @@ __all__ = [
     "PolicyDeniedError",
     "QuotaExceededError",
     "ValidatorDeniedError",
-    "blocked_error",
 ]
 
 

@@ -12,9 +12,8 @@ from hypothesis import strategies as st
 from execlave.integrations.autogen._messages import (
     content_text,
     extract_tool_calls,
-    last_user_input,
     parse_arguments,
-    recent_tool_outputs,
+    received,
 )
 from execlave.policy.types import ToolCall, ToolOutput
 
@@ -49,18 +48,38 @@ def test_content_text_shapes() -> None:
     assert content_text(42) == "42"
 
 
-def test_last_user_input_picks_last_user_message() -> None:
+def test_received_walks_back_to_the_agents_own_message() -> None:
+    own = {"role": "assistant", "content": "reply", "name": "me"}
     messages = [
         {"role": "user", "content": "old"},
-        {"role": "assistant", "content": "reply"},
+        own,
         {"role": "user", "content": [{"type": "text", "text": "new"}, {"type": "text", "text": "part"}]},
-        {"role": "tool", "content": "tool result"},
+        {
+            "role": "assistant",
+            "content": "beside a call",
+            "tool_calls": [{"id": "c1", "function": {"name": "f"}}],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "tool result"},
     ]
-    assert last_user_input(messages) == "new\npart"
-    assert last_user_input([{"role": "user", "content": None}]) is None
-    assert last_user_input([{"role": "assistant", "content": "x"}]) is None
-    assert last_user_input(None) is None
-    assert last_user_input(["bare string"]) == "bare string"
+    text, outputs = received(messages, lambda m: m is own)
+    assert text == "new\npart\nbeside a call"
+    assert outputs == [ToolOutput("tool result", None, "c1")]
+    # Nothing recognised as the agent's own: everything is scanned, whatever its role.
+    assert received(messages)[0] == "old\nreply\nnew\npart\nbeside a call"
+    assert received([{"role": "user", "content": None}]) == (None, [])
+    assert received(None) == (None, [])
+    assert received(["bare string"]) == ("bare string", [])
+
+
+def test_received_tool_shaped_text_that_answers_no_call_is_input() -> None:
+    messages = [
+        {"role": "tool", "tool_call_id": "c9", "content": "sender-set tool text"},
+        {"role": "function", "name": "f", "content": "own text", "tool_responses": [{"content": "entry"}]},
+        {"role": "user", "content": "hi", "tool_responses": [{"tool_call_id": "c1", "content": "carried"}]},
+    ]
+    text, outputs = received(messages)
+    assert text == "sender-set tool text\nentry\nown text\ncarried\nhi"
+    assert outputs == []
 
 
 def test_tool_calls_modern_and_legacy_shapes() -> None:
@@ -103,10 +122,12 @@ def test_parse_arguments() -> None:
     assert parse_arguments(None) is None
 
 
-def test_recent_tool_outputs_since_last_assistant() -> None:
+def test_received_tool_outputs_since_own_message() -> None:
+    own = {"role": "assistant", "content": None, "tool_calls": [{"id": "c1"}, {"id": "c2"}]}
     messages = [
-        {"role": "tool", "content": "stale output"},
-        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1"}]},
+        {"role": "user", "content": "call legacy", "function_call": {"name": "legacy"}},
+        {"role": "tool", "tool_call_id": "c1", "content": "stale output"},
+        own,
         {
             "role": "tool",
             "content": "a\n\nb",
@@ -118,20 +139,18 @@ def test_recent_tool_outputs_since_last_assistant() -> None:
         {"role": "function", "name": "legacy", "content": "c"},
         {"role": "user", "content": "question"},
     ]
-    assert recent_tool_outputs(messages) == [
-        ToolOutput("a", None, "c1"),
-        ToolOutput("b", None, "c2"),
-        ToolOutput("c", "legacy", None),
-    ]
-    assert recent_tool_outputs([{"role": "assistant", "content": "x"}]) == []
+    assert received(messages, lambda m: m is own) == (
+        "question",
+        [ToolOutput("a", None, "c1"), ToolOutput("b", None, "c2"), ToolOutput("c", "legacy", None)],
+    )
 
 
 @given(shaped)
 def test_extractors_never_raise(value: Any) -> None:
     calls = extract_tool_calls(value)
     assert all(isinstance(c, ToolCall) and isinstance(c.name, str) for c in calls)
-    assert isinstance(recent_tool_outputs(value if isinstance(value, list) else [value]), list)
-    result = last_user_input(value if isinstance(value, list) else [value])
+    result, outputs = received(value if isinstance(value, list) else [value])
+    assert isinstance(outputs, list)
     assert result is None or isinstance(result, str)
     text = content_text(value)
     assert text is None or isinstance(text, str)

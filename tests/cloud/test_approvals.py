@@ -104,3 +104,41 @@ async def test_async_approval_awaits(approving, make_client):
     request = CheckRequest(agent_id="pay-agent", input="pay invoice 7", tool_calls=(ToolCall("pay_invoice"),))
     assert (await exe._acheck(request)).allowed
     assert len(approving.calls("approvals.verify")) == 1
+
+
+async def test_ag2_denied_approval_at_tool_execution_ends_the_turn(api, make_client):
+    """AG2 1.x turns an exception from tool execution into a tool error the model reads; a denied
+    approval there (not only a policy block) must end the turn with PolicyDeniedError."""
+    from support.requires import require
+
+    require("ag2")
+    from ag2 import Agent, tool
+    from ag2.events import ToolCallEvent
+    from ag2.testing import TestConfig
+
+    tool_checks = []
+
+    def second_tool_check_needs_approval(body):
+        if "pay_invoice" in body.get("tools", []):
+            tool_checks.append(body)
+            return len(tool_checks) == 2  # the check right before execution
+        return False
+
+    api.require_approval = second_tool_check_needs_approval
+    api.approval_outcome = "denied"
+    ran = []
+
+    def pay_invoice(n: int) -> str:
+        ran.append(n)
+        return "paid"
+
+    from execlave.integrations.autogen import instrument_autogen_agent
+
+    exe = make_client(api.base_url, decision_cache_ttl=0)  # else the execution check reuses the first allow
+    model = TestConfig(ToolCallEvent("pay_invoice", arguments='{"n": 7}'), "the model read the tool error")
+    agent = Agent("payer", config=model, tools=[tool(pay_invoice)])
+    instrument_autogen_agent(agent, exe, agent_id="pay-agent")
+    with pytest.raises(PolicyDeniedError):
+        await agent.ask("settle the open invoice")
+    assert ran == []
+    assert len(tool_checks) == 2

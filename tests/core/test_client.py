@@ -7,7 +7,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from execlave import Execlave
-from execlave.client import validate_agent_id
+from execlave._ids import validate_agent_id
 from execlave.errors import AgentPausedError, PolicyBlockedError, PolicyConfigError
 from support.secrets import CLIENT_KEY
 
@@ -332,3 +332,25 @@ def test_bad_timing_options_are_clear_errors_with_or_without_a_key(option, value
         Execlave(tracer_provider=spans[0], **{option: value})
     with pytest.raises(ValueError, match=option):
         Execlave(SECRET, tracer_provider=spans[0], **{option: value})
+
+
+def test_a_failing_constructor_closes_the_exporter_it_built(monkeypatch, spans):
+    import execlave.client as client_module
+
+    built = []
+    real = client_module.execlave_span_exporter
+
+    def recording(*args, **kwargs):
+        exporter = real(*args, **kwargs)
+        built.append(exporter)
+        return exporter
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("telemetry could not start")
+
+    monkeypatch.setattr(client_module, "execlave_span_exporter", recording)
+    monkeypatch.setattr(client_module, "Telemetry", broken)
+    with pytest.raises(RuntimeError):
+        Execlave(SECRET, base_url="http://127.0.0.1:9", tracer_provider=spans[0])
+    (exporter,) = built
+    assert exporter._http.is_closed

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
@@ -14,7 +15,7 @@ from agentchat.conftest import _quiet_replay_warnings, replay_client, require_ag
 from execlave import Execlave
 from execlave.errors import PolicyBlockedError
 from execlave.integrations.autogen import instrument_autogen_agent
-from support.adversarial import INPUTS, TOOL_CASES, TRANSFORMS, expected_policy_type, input_cases
+from support.adversarial import DATA, INPUTS, TOOL_CASES, TRANSFORMS, expected_policy_type, input_cases
 from support.spans import spans_named
 
 from .conftest import ARGUMENT_ENCODINGS
@@ -152,3 +153,102 @@ async def test_tool_call_case_is_blocked_before_any_tool_runs(
         (handoff_span,) = spans_named(exporter, f"check_tool {HANDOFF_PREFIX}{name}")
         assert handoff_span.attributes["execlave.tool.handoff"] is True
         assert handoff_span.status.status_code == StatusCode.ERROR
+
+
+# -- message shapes (data/message_shapes.yaml) -----------------------------------------------
+
+SHAPES = [
+    shape["id"]
+    for shape in yaml.safe_load((DATA / "message_shapes.yaml").read_text(encoding="utf-8"))["agentchat"]
+]
+SHAPE_PARAMS = [
+    pytest.param(kind, text, shape, id=f"{kind}{i}-{shape}")
+    for kind, i, text, _ in input_cases(["plain"])
+    for shape in SHAPES
+]
+
+
+def _handoff(payload: str, shape: str) -> Any:
+    import json
+
+    from autogen_agentchat.messages import HandoffMessage
+    from autogen_core import FunctionCall
+    from autogen_core.models import (
+        AssistantMessage,
+        FunctionExecutionResult,
+        FunctionExecutionResultMessage,
+        UserMessage,
+    )
+
+    if "context" not in HandoffMessage.model_fields:
+        pytest.skip("this autogen-agentchat's HandoffMessage carries no context")
+    if shape == "handoff-context-user-message":
+        context: list[Any] = [UserMessage(content=payload, source="user")]
+    else:
+        if shape == "handoff-context-thought":
+            if "thought" not in AssistantMessage.model_fields:
+                pytest.skip("this autogen-core's AssistantMessage has no thought")
+            call = AssistantMessage(
+                content=[FunctionCall(id="1", name="note", arguments="{}")], thought=payload, source="p"
+            )
+        else:
+            arguments = json.dumps({"text": payload})
+            call = AssistantMessage(
+                content=[FunctionCall(id="1", name="note", arguments=arguments)], source="p"
+            )
+        result = FunctionExecutionResult(content="noted", call_id="1", name="note", is_error=False)
+        context = [call, FunctionExecutionResultMessage(content=[result])]
+    return HandoffMessage(content="over to you", target="ops", source="planner", context=context)
+
+
+async def _custom_agent_run(corpus_exe: Execlave, payload: str) -> list[str]:
+    from autogen_agentchat.agents import BaseChatAgent
+    from autogen_agentchat.base import Response
+
+    seen: list[str] = []
+
+    class Custom(BaseChatAgent):
+        @property
+        def produced_message_types(self) -> Any:
+            return (TextMessage,)
+
+        async def on_messages(self, messages: Any, cancellation_token: Any) -> Any:
+            seen.extend(str(m.content) for m in messages)
+            return Response(chat_message=TextMessage(content="done", source=self.name))
+
+        async def on_reset(self, cancellation_token: Any) -> None:
+            pass
+
+    agent = Custom("custom", "logic in on_messages")
+    instrument_autogen_agent(agent, corpus_exe, agent_id="custom")
+    with pytest.raises(PolicyBlockedError):
+        await agent.run(task=payload)
+    return seen
+
+
+@pytest.mark.parametrize(("kind", "text", "shape"), SHAPE_PARAMS)
+async def test_corpus_input_in_every_message_shape_is_blocked_before_the_model(
+    corpus_exe: Execlave, kind: str, text: str, shape: str
+) -> None:
+    if shape == "custom-on-messages-agent":
+        assert await _custom_agent_run(corpus_exe, text) == []
+        return
+    memory: list[Any] = []
+    task: Any = "go on"
+    if shape == "memory":
+        try:
+            from autogen_core.memory import ListMemory, MemoryContent, MemoryMimeType
+        except ImportError:
+            pytest.skip("this autogen-core has no memory")
+        store = ListMemory()
+        await store.add(MemoryContent(content=text, mime_type=MemoryMimeType.TEXT))
+        memory = [store]
+    else:
+        task = [_handoff(text, shape)]
+    client = replay_client(["must never be produced"])
+    kwargs: dict[str, Any] = {"memory": memory} if memory else {}
+    agent = AssistantAgent("ops", model_client=client, **kwargs)
+    instrument_autogen_agent(agent, corpus_exe, agent_id="ops")
+    with pytest.raises(PolicyBlockedError):
+        await agent.run(task=task)
+    assert model_calls(client) == 0

@@ -11,13 +11,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import yaml
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
 from execlave import Execlave
 from execlave.errors import PolicyBlockedError
 from execlave.integrations.autogen import instrument_autogen_agent
-from support.adversarial import INPUTS, TOOL_CASES, TRANSFORMS, expected_policy_type, input_cases
+from support.adversarial import DATA, INPUTS, TOOL_CASES, TRANSFORMS, expected_policy_type, input_cases
 from support.requires import require
 from support.spans import spans_named
 
@@ -238,3 +239,36 @@ def test_tool_call_case_is_blocked_before_any_tool_runs(
         if s.status.status_code is StatusCode.ERROR
     ]
     assert round_span.attributes["execlave.policy.decision"] == "block"
+
+
+# -- message shapes (data/message_shapes.yaml) -----------------------------------------------
+
+SHAPES = yaml.safe_load((DATA / "message_shapes.yaml").read_text(encoding="utf-8"))["classic"]
+SHAPE_PARAMS = [
+    pytest.param(kind, text, shape, id=f"{kind}{i}-{shape['id']}")
+    for kind, i, text, _ in input_cases(["plain"])
+    for shape in SHAPES
+]
+
+
+def with_payload(value: Any, payload: str) -> Any:
+    if isinstance(value, str):
+        return value.replace("{payload}", payload)
+    if isinstance(value, list):
+        return [with_payload(v, payload) for v in value]
+    if isinstance(value, dict):
+        return {k: with_payload(v, payload) for k, v in value.items()}
+    return value
+
+
+@pytest.mark.parametrize(("kind", "text", "shape"), SHAPE_PARAMS)
+def test_corpus_input_in_every_message_shape_is_blocked_before_the_model(
+    corpus_exe: Execlave, kind: str, text: str, shape: dict[str, Any]
+) -> None:
+    script = Script("must never be produced")
+    agent = scripted_agent("assistant", script)
+    instrument_autogen_agent(agent, corpus_exe, agent_id="assistant")
+    sender = scripted_agent("sender", Script())
+    with pytest.raises(PolicyBlockedError):
+        sender.initiate_chat(agent, message=with_payload(shape["message"], text), max_turns=1, silent=True)
+    assert script.calls == 0

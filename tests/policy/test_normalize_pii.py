@@ -2,8 +2,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from execlave.policy import detect_pii, mask_pii, normalize_text
-from execlave.policy.pii import iban_valid, luhn_valid
+from execlave.policy.normalize import normalize_text
+from execlave.policy.pii import detect_pii, iban_valid, luhn_valid, mask_pii
 
 
 @pytest.mark.parametrize(

@@ -73,6 +73,16 @@ def _executor(autogen: Any, ran: _Ran) -> Any:
     )
 
 
+class _Message(dict):  # type: ignore[type-arg]
+    """A model message readable both as attributes (ag2) and as a dict (pyautogen 0.2 sends it)."""
+
+    def __getattr__(self, key: str) -> Any:
+        return self.get(key)
+
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:  # pyautogen 0.2 dumps a non-str reply
+        return dict(self)
+
+
 class _FakeModelClient:
     """A minimal ag2 ``ModelClient``: records the messages the model is sent, answers "ok"."""
 
@@ -83,7 +93,7 @@ class _FakeModelClient:
 
     def create(self, params: dict[str, Any]) -> Any:
         type(self).seen.append([dict(m) for m in params["messages"]])
-        message = SimpleNamespace(content="ok", tool_calls=None, function_call=None, role="assistant")
+        message = _Message(content="ok", tool_calls=None, function_call=None, role="assistant")
         choice = SimpleNamespace(message=message, finish_reason="stop")
         return SimpleNamespace(choices=[choice], model="fake", cost=0, usage=None)
 

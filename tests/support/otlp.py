@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import gzip
 import socket
 import threading
 import time
@@ -121,6 +122,8 @@ class HttpReceiver(_Receiver):
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if self.headers.get("Content-Encoding") == "gzip":  # the collector's exporters gzip
+                    body = gzip.decompress(body)
                 if self.path != "/v1/traces":
                     self.send_response(404)
                     self.end_headers()

@@ -16,7 +16,8 @@ from execlave import Execlave
 from execlave.connection.ingest import TraceIngestExporter
 from execlave.errors import PolicyBlockedError
 from execlave.integrations.autogen import instrument_autogen_agent
-from execlave.policy import load_policies, mask_pii
+from execlave.policy import load_policies
+from execlave.policy.pii import mask_pii
 from execlave.telemetry import BoundedBatchSpanProcessor
 from execlave.telemetry.processors import is_execlave_span
 from support.ingest_receiver import IngestReceiver

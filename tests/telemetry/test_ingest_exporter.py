@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from execlave.connection.ingest import MAX_CONTENT_CHARS, TraceIngestExporter
 from execlave.errors import AgentPausedError, EnforcementUnavailableError, PolicyBlockedError
-from execlave.policy import mask_pii
+from execlave.policy.pii import mask_pii
 from execlave.policy.types import ALLOW
 from execlave.telemetry import Telemetry
 from support.ingest_receiver import INGEST, IngestReceiver

@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from opentelemetry.util.types import AttributeValue
 
-from ..client import validate_agent_id
-from ..errors import AgentPausedError, EnforcementUnavailableError, PolicyBlockedError
+from .._ids import validate_agent_id
+from ..errors import EnforcementHaltError
 from ..policy.types import ToolCall, ToolOutput
 from .autogen._common import MARKER, AgentGovernor, Check, set_error
 from .autogen._messages import parse_arguments
@@ -53,7 +53,7 @@ __all__ = [
     "uninstrument_ag2_agent",
 ]
 
-_GOVERNANCE_ERRORS = (PolicyBlockedError, AgentPausedError, EnforcementUnavailableError)
+_GOVERNANCE_ERRORS = (EnforcementHaltError,)  # all that stops a round
 _AGENT_KEY = "__ag2_agent__"  # where ag2 puts the running Agent in context.dependencies
 # The execlave middleware that governs each running turn, by id(context): a second one bound to
 # the same client and agent id in the same turn (agent-level and per-call) stays inert, so

@@ -35,27 +35,12 @@ from .schema import (
     POLICY_ADAPTER,
     POLICY_KEYS,
     POLICY_TYPES,
-    InjectionScanRule,
-    PiiAccessRule,
+    RULE_MODELS,
     Policy,
-    RateLimitRule,
-    ToolInvocationRule,
     program_budget,
 )
 
-__all__ = [
-    "MAX_DEPTH",
-    "MAX_DOCUMENT_PROGRAM_SIZE",
-    "MAX_FILE_BYTES",
-    "MAX_NODES",
-    "MAX_TEXT_CHARS",
-    "NO_POLICIES",
-    "PolicySource",
-    "baseline_policies",
-    "load_policies",
-    "parse_policy_document",
-    "resolve_policy_source",
-]
+__all__ = ["NO_POLICIES", "PolicySource", "baseline_policies", "load_policies"]
 
 MAX_FILE_BYTES = 1 << 20
 """Largest policy file read (1 MiB)."""
@@ -84,12 +69,7 @@ _EMPTY = (
 )
 _RULE_KEYS: dict[str, tuple[str, ...]] = {
     policy_type: tuple(f.alias or name for name, f in rule.model_fields.items())
-    for policy_type, rule in (
-        ("tool_invocation", ToolInvocationRule),
-        ("injection_scan", InjectionScanRule),
-        ("pii_access", PiiAccessRule),
-        ("rate_limit", RateLimitRule),
-    )
+    for policy_type, rule in RULE_MODELS.items()
 }
 
 
@@ -233,11 +213,6 @@ def _document_items(document: Any, source: str) -> tuple[Sequence[Any], bool]:
             f"expected a list of policies or a mapping with a 'policies' list; got {type(document).__name__}",
         )
     return document, allow_empty is True
-
-
-def policy_items(document: Any, source: str) -> Sequence[Any]:
-    """The list of policies in a parsed document (see :func:`parse_policy_document`)."""
-    return _document_items(document, source)[0]
 
 
 def _policy_label(item: Any, index: int) -> str:

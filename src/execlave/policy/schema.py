@@ -38,29 +38,7 @@ from pydantic import (
 
 from .pii import PiiType
 
-__all__ = [
-    "MAX_PATTERNS",
-    "MAX_PATTERN_CHARS",
-    "MAX_PROGRAM_SIZE",
-    "METADATA_KEYS",
-    "POLICY_ADAPTER",
-    "POLICY_KEYS",
-    "POLICY_TYPES",
-    "AnyPolicy",
-    "EnforcementMode",
-    "InjectionScanPolicy",
-    "InjectionScanRule",
-    "PiiAccessPolicy",
-    "PiiAccessRule",
-    "Policy",
-    "RateLimitPolicy",
-    "RateLimitRule",
-    "Severity",
-    "ToolInvocationPolicy",
-    "ToolInvocationRule",
-    "compile_pattern",
-    "program_budget",
-]
+__all__ = ["Policy"]
 
 EnforcementMode = Literal["block", "warn", "monitor"]
 Severity = Literal["low", "medium", "high", "critical"]
@@ -311,6 +289,15 @@ AnyPolicy = Annotated[
 """Any supported policy; ``policyType`` picks the shape of ``ruleDefinition``."""
 
 POLICY_ADAPTER: TypeAdapter[AnyPolicy] = TypeAdapter(AnyPolicy)
-POLICY_TYPES: tuple[str, ...] = ("tool_invocation", "injection_scan", "pii_access", "rate_limit")
+RULE_MODELS: dict[str, type[_Rule]] = {
+    "tool_invocation": ToolInvocationRule,
+    "injection_scan": InjectionScanRule,
+    "pii_access": PiiAccessRule,
+    "rate_limit": RateLimitRule,
+}
+"""The supported policy types and the model of each one's ``ruleDefinition``: the one list (the
+loader's messages, its key suggestions and the documentation derive from it; ``AnyPolicy`` above and
+the engine's compilers are checked against it by ``tests/policy/test_policy_types.py``)."""
+POLICY_TYPES: tuple[str, ...] = tuple(RULE_MODELS)
 POLICY_KEYS: tuple[str, ...] = tuple(f.alias or name for name, f in Policy.model_fields.items())
 """The top-level keys of a policy, as written in a file (camelCase)."""

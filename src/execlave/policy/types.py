@@ -11,10 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["CheckRequest", "Decision", "Outcome", "Target", "ToolCall", "ToolOutput", "Violation"]
+__all__ = ["CheckRequest", "Decision", "ToolCall", "ToolOutput"]
 
 Outcome = Literal["allow", "warn", "block"]
-Target = Literal["input", "tool_call", "tool_output"]
 Violation = dict[str, Any]
 """``policyId, policyName, policyType, enforcementMode, severity, message, target`` (+ ``toolName``)."""
 

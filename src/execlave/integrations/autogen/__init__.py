@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypeVar
 
-from ...client import validate_agent_id
-from ._common import MARKER
+from ..._ids import validate_agent_id
+from ._common import MARKER, require_client
 from .agentchat import (
     instrument_agentchat_agent,
     is_agentchat_agent,
@@ -34,12 +34,15 @@ def instrument_autogen_agent(
 ) -> A:
     """Govern and trace ``agent``; returns it. Call once per agent, before its first reply.
 
-    Idempotent: an ``_execlave_instrumented`` marker is set, and a second call is a no-op.
-    Raises ``ValueError`` for an agent_id that is not lowercase kebab-case and ``TypeError`` for
-    an object that is not a classic AutoGen, AgentChat or AG2 1.x agent. AG2 1.x: a second call
-    with another agent_id or client raises ``ValueError`` naming both bindings.
+    Idempotent: an ``_execlave_instrumented`` marker is set, and a second call with the same
+    client and agent_id is a no-op; a second call with another agent_id or client raises
+    ``ValueError`` naming both bindings (``uninstrument_autogen_agent`` first to rebind).
+    Raises ``ValueError`` for an agent_id that is not lowercase kebab-case, ``TypeError`` when
+    ``exe`` is not an ``Execlave`` client, and ``TypeError`` for an object that is not a
+    classic AutoGen, AgentChat or AG2 1.x agent.
     """
     validate_agent_id(agent_id)
+    require_client(exe, "instrument_autogen_agent")
     from ..ag2 import instrument_ag2_agent, is_ag2_agent  # AG2 1.x (`import ag2`): its middleware API
 
     if is_ag2_agent(agent):

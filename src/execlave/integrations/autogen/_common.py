@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.util.types import AttributeValue
 
+from ...client import Execlave as _Execlave
 from ...errors import PolicyBlockedError
 from ...policy.types import CheckRequest, Decision, ToolCall, Violation
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 MARKER = "_execlave_instrumented"
 _ORIGINALS = "_execlave_originals"
+_BINDING = "_execlave_binding"
 _ABSENT = object()
 
 Check = Callable[[], Decision]
@@ -134,13 +136,46 @@ class AgentGovernor:
         return [(call, await self.tool_acheck(call)) for call in calls]
 
 
-def patch_instance(agent: Any, wrappers: dict[str, Any]) -> None:
-    """Set ``wrappers`` as instance attributes, remembering what the instance itself held."""
+def require_client(exe: object, caller: str) -> None:
+    """A clear TypeError when the second argument is not the Execlave client."""
+    if not isinstance(exe, _Execlave):
+        raise TypeError(
+            f"{caller}(agent, exe, agent_id=...) needs the Execlave client as its second argument: "
+            f"exe = Execlave(...) (with api_key=... and/or policies=...), created once per process; "
+            f"got {type(exe).__name__}"
+        )
+
+
+def already_bound(agent: Any, exe: object, agent_id: str) -> bool:
+    """True when ``agent`` is already instrumented with this client and agent_id (instrumenting
+    again is a no-op); ``ValueError`` naming both bindings when it is bound differently."""
+    if not getattr(agent, MARKER, False):
+        return False
+    bound = getattr(agent, _BINDING, None)
+    if not (isinstance(bound, tuple) and len(bound) == 2):
+        return True
+    bound_id, bound_exe = bound
+    if bound_id == agent_id and bound_exe is exe:
+        return True
+    client = "the same Execlave client" if bound_exe is exe else "another Execlave client"
+    name = getattr(agent, "name", type(agent).__name__)
+    raise ValueError(
+        f"agent {name!r} is already instrumented as agent_id {bound_id!r} with an Execlave client; "
+        f"it cannot also be instrumented as agent_id {agent_id!r} with {client}. "
+        "Call uninstrument_autogen_agent(agent) first to rebind it, or use one binding per agent."
+    )
+
+
+def patch_instance(agent: Any, wrappers: dict[str, Any], binding: tuple[str, object] | None = None) -> None:
+    """Set ``wrappers`` as instance attributes, remembering what the instance itself held (and the
+    ``(agent_id, client)`` binding)."""
     instance_dict = getattr(agent, "__dict__", {})
     saved = {name: instance_dict.get(name, _ABSENT) for name in wrappers}
     for name, wrapper in wrappers.items():
         setattr(agent, name, wrapper)
     setattr(agent, _ORIGINALS, saved)
+    if binding is not None:
+        setattr(agent, _BINDING, binding)
     setattr(agent, MARKER, True)
 
 
@@ -154,6 +189,6 @@ def restore_instance(agent: Any, *extra: str) -> Any:
             agent.__dict__.pop(name, None)
         else:
             setattr(agent, name, previous)
-    for attr in (_ORIGINALS, MARKER, *extra):
+    for attr in (_ORIGINALS, MARKER, _BINDING, *extra):
         agent.__dict__.pop(attr, None)
     return agent

@@ -9,7 +9,7 @@ malformed JSON keeps its name (arguments stay the raw string).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ...policy.types import ToolCall, ToolOutput
@@ -17,9 +17,8 @@ from ...policy.types import ToolCall, ToolOutput
 __all__ = [
     "content_text",
     "extract_tool_calls",
-    "last_user_input",
     "parse_arguments",
-    "recent_tool_outputs",
+    "received",
     "tool_name",
 ]
 
@@ -82,29 +81,6 @@ def _context_text(message: Any) -> str | None:
         return None
     texts = [_as_str(v) for v in context.values() if v is not None]
     return "\n".join(texts) if texts else None
-
-
-def last_user_input(messages: Any) -> str | None:
-    """The text about to reach the model as input: every message received since the agent's
-    last ``assistant`` message, whatever its role (``user``, an ``override_role`` such as
-    ``system``, none; several speakers in a group chat), except tool results, which
-    :func:`recent_tool_outputs` covers. A bare str counts as a message. None if there is none."""
-    if not isinstance(messages, Sequence) or isinstance(messages, (str, bytes)):
-        return None
-    texts: list[str] = []
-    for message in reversed(messages):
-        if isinstance(message, str):
-            texts.append(message)
-            continue
-        role = _role(message)
-        if role == "assistant":
-            break
-        if role in ("tool", "function"):
-            continue
-        for text in (content_text(_get(message, "content")), _context_text(message)):
-            if text:
-                texts.append(text)
-    return "\n".join(reversed(texts)) if texts else None
 
 
 def parse_arguments(arguments: Any) -> Any:
@@ -210,31 +186,84 @@ def _tool_output(source: Any, text: str) -> ToolOutput:
     )
 
 
-def recent_tool_outputs(messages: Any) -> list[ToolOutput]:
-    """Tool results (role ``tool`` / ``function``, including each entry of ``tool_responses``)
-    received since the last ``assistant`` message: what is about to go back into the model."""
-    if not isinstance(messages, Sequence) or isinstance(messages, (str, bytes)):
-        return []
-    batches: list[list[ToolOutput]] = []
-    for message in reversed(messages):
-        outputs: list[ToolOutput] = []
-        batches.append(outputs)
-        role = _role(message)
-        if role == "assistant":
-            break
-        if role not in ("tool", "function"):
+def _requested(messages: Sequence[Any]) -> tuple[set[str], set[str]]:
+    """Call ids and names of every tool call requested in the conversation."""
+    ids: set[str] = set()
+    names: set[str] = set()
+    for message in messages:
+        if _get(message, "tool_calls") is None and _get(message, "function_call") is None:
             continue
+        for call in extract_tool_calls(message):
+            names.add(call.name)
+            if call.call_id is not None:
+                ids.add(call.call_id)
+    return ids, names
+
+
+def _answers(result: Any, role: str | None, ids: set[str], names: set[str]) -> bool:
+    """Whether a tool result answers a call requested in the conversation: by ``tool_call_id``,
+    or for a legacy ``function`` result without one, by name."""
+    call_id = _get(result, "tool_call_id")
+    if call_id is not None:
+        return _as_str(call_id) in ids
+    name = _get(result, "name")
+    return role == "function" and name is not None and _as_str(name) in names
+
+
+def _never_own(message: Any) -> bool:
+    return False
+
+
+def received(
+    messages: Any, is_own: Callable[[Any], bool] = _never_own, start: int = 0
+) -> tuple[str | None, list[ToolOutput]]:
+    """What is about to reach the model since the agent's own last message, split in two: the
+    input text and the tool results.
+
+    The walk back stops at the first message ``is_own`` recognises as the agent's own (sent by
+    it); role says nothing about that (AutoGen stores any received tool-call message, or one
+    with ``override_role``, as "assistant"). A tool result (role ``tool`` / ``function``, or a
+    ``tool_responses`` entry) is a tool output only when it answers a call requested in the
+    conversation; any other text, including tool-shaped text a sender wrote (a ``function``
+    message's own content beside its ``tool_responses``, results carried by a ``user`` message,
+    a ``tool`` message answering nothing), is input and gets every input check. A role ``tool``
+    message's own content is skipped when it carries ``tool_responses`` (AutoGen sends only the
+    entries to the model). A bare str counts as input. Messages before index ``start`` (already
+    checked) are not walked, but their tool calls still make later results genuine."""
+    if not isinstance(messages, Sequence) or isinstance(messages, (str, bytes)):
+        return None, []
+    ids, names = _requested(messages)
+    batches: list[tuple[list[str], list[ToolOutput]]] = []
+    for message in reversed(messages[start:] if start > 0 else messages):
+        if isinstance(message, str):
+            batches.append(([message], []))
+            continue
+        if is_own(message):
+            break
+        texts: list[str] = []
+        outputs: list[ToolOutput] = []
+        batches.append((texts, outputs))
+        role = _role(message)
         responses = _get(message, "tool_responses")
-        found = False
-        if isinstance(responses, (list, tuple)):
-            for response in responses:
-                text = content_text(_get(response, "content"))
-                if text is None:
-                    continue
-                found = True
+        carried = responses if isinstance(responses, (list, tuple)) and responses else ()
+        for response in carried:
+            text = content_text(_get(response, "content"))
+            if text is None:
+                continue
+            if _answers(response, "tool", ids, names):
                 outputs.append(_tool_output(response, text))
-        if not found:
-            text = content_text(_get(message, "content"))
+            else:
+                texts.append(text)
+        if role == "tool" and carried:
+            continue
+        text = content_text(_get(message, "content"))
+        if role in ("tool", "function") and _answers(message, role, ids, names):
             if text is not None:
                 outputs.append(_tool_output(message, text))
-    return [output for batch in reversed(batches) for output in batch]
+            continue
+        for part in (text, _context_text(message)):
+            if part:
+                texts.append(part)
+    texts_in_order = [text for texts, _ in reversed(batches) for text in texts]
+    outputs_in_order = [output for _, outputs in reversed(batches) for output in outputs]
+    return ("\n".join(texts_in_order) if texts_in_order else None), outputs_in_order

@@ -1,9 +1,13 @@
 """AgentChat adapter: autogen-agentchat 0.4–0.7 (``AssistantAgent`` and other ``BaseChatAgent``s),
 which is also what ``pip install pyautogen`` (0.10.0) installs today.
 
-AgentChat is async only, and every entry point (``run``, ``run_stream``, ``on_messages``, a
-team's agent container) goes through the instance's ``on_messages_stream``. That one method is
-patched on the instance:
+AgentChat is async only. ``run_stream`` and a team's agent container call the instance's
+``on_messages_stream``; ``run`` calls ``on_messages``, which many agents (custom agents as the
+AgentChat tutorial writes them, ``MessageFilterAgent``, ``FileSurfer``) implement themselves.
+Both are patched on the instance, whatever the class overrides: a governed ``on_messages``
+runs the turn through the governed ``on_messages_stream`` (which, in ``BaseChatAgent``, calls
+the agent's own ``on_messages`` back: that nested call runs the agent's logic unchanged). In
+``on_messages_stream``:
 
 * the incoming messages are checked (input policies) before the inner call, so a blocked
   message never reaches the agent's model context or its model;
@@ -11,12 +15,17 @@ patched on the instance:
   while the inner generator is suspended, i.e. before ANY of the calls runs; on a block the
   inner generator is closed, the model context is repaired, and ``PolicyBlockedError`` raised;
 * each ``ToolCallExecutionEvent`` (tool results) is scanned by ``scan_output`` policies before
-  the generator is resumed, i.e. before the reflection model call sees the results.
+  the generator is resumed, i.e. before the reflection model call sees the results;
+* each ``MemoryQueryEvent`` (what ``memory=[...]`` adds to the model context) gets the input
+  checks before the generator is resumed, i.e. before the model call.
 
 Handoffs (``transfer_to_*``) are tool calls for AgentChat and get the same check. Default: a
 ``tool_invocation`` policy with an ``allow`` list blocks handoffs it does not match, so list
 ``transfer_to_*`` (or the specific targets) in it to permit them; a ``deny`` list can block one
 handoff target. With no ``tool_invocation`` policy, handoffs are allowed.
+
+A team's own model calls (``SelectorGroupChat``'s selector model) are made by no agent: pass the
+team a client wrapped by :func:`govern_model_client` to check what that model reads.
 
 AgentChat teams turn an agent's exception into a ``RuntimeError`` string; wrap a team run in
 :func:`raise_policy_blocks` to get the original ``PolicyBlockedError`` (with violations) back.
@@ -38,10 +47,10 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 
-from ...client import validate_agent_id
-from ...errors import AgentPausedError, EnforcementUnavailableError, PolicyBlockedError
+from ..._ids import validate_agent_id
+from ...errors import EnforcementHaltError
 from ...policy.types import ToolCall, ToolOutput
-from ._common import MARKER, AgentGovernor, Check, patch_instance, restore_instance
+from ._common import AgentGovernor, Check, already_bound, patch_instance, require_client, restore_instance
 from ._messages import parse_arguments
 
 if TYPE_CHECKING:
@@ -49,6 +58,7 @@ if TYPE_CHECKING:
     from ...telemetry import GovernedSpan
 
 __all__ = [
+    "govern_model_client",
     "instrument_agentchat_agent",
     "is_agentchat_agent",
     "raise_policy_blocks",
@@ -61,7 +71,9 @@ _BLOCK_SINK: ContextVar[list[tuple[int, BaseException]] | None] = ContextVar(
     "execlave_block_sink", default=None
 )
 _SEQ = itertools.count(1)
-_GOVERNANCE_ERRORS = (PolicyBlockedError, AgentPausedError, EnforcementUnavailableError)
+# The governors whose turn is running in this context: a nested on_messages call is the agent's own.
+_IN_TURN: ContextVar[frozenset[int]] = ContextVar("execlave_in_turn", default=frozenset())
+_GOVERNANCE_ERRORS = (EnforcementHaltError,)  # all that stops a round
 
 
 def is_agentchat_agent(obj: object) -> bool:
@@ -97,6 +109,28 @@ def _is_result_message(message: Any) -> bool:
     return type(message).__name__ == "FunctionExecutionResultMessage"
 
 
+def _carried_texts(message: Any) -> list[str]:
+    """What an LLM message carried in a handoff puts in front of the model: its text content, an
+    ``AssistantMessage.thought``, and the name and arguments of each ``FunctionCall`` it holds."""
+    texts: list[str] = []
+    content = getattr(message, "content", None)
+    text = _text(content)
+    if text:
+        texts.append(text)
+    thought = getattr(message, "thought", None)
+    if isinstance(thought, str) and thought:
+        texts.append(thought)
+    if isinstance(content, (list, tuple)):
+        for part in content:
+            if isinstance(part, str) or getattr(part, "text", None) is not None:
+                continue
+            for field in ("name", "arguments"):
+                value = getattr(part, field, None)
+                if isinstance(value, str) and value:
+                    texts.append(value)
+    return texts
+
+
 def input_text(messages: Any) -> str | None:
     """All text of the incoming chat messages (str, multimodal or structured content), joined,
     including the LLM messages a ``HandoffMessage`` carries in ``context`` (AssistantAgent adds
@@ -108,9 +142,20 @@ def input_text(messages: Any) -> str | None:
             texts.append(text)
         for carried in getattr(message, "context", None) or ():
             if not _is_result_message(carried):
-                text = _text(getattr(carried, "content", None))
-                if text:
-                    texts.append(text)
+                texts.extend(_carried_texts(carried))
+    return "\n".join(texts) if texts else None
+
+
+def memory_text(event: Any) -> str | None:
+    """The text of a ``MemoryQueryEvent``: every ``MemoryContent`` it adds to the model context."""
+    texts: list[str] = []
+    for item in getattr(event, "content", None) or ():
+        content = getattr(item, "content", item)
+        text = content if isinstance(content, str) else _text(content)
+        if text is None and content is not None:
+            text = str(content)
+        if text:
+            texts.append(text)
     return "\n".join(texts) if texts else None
 
 
@@ -155,12 +200,17 @@ def execution_outputs(event: Any) -> list[ToolOutput]:
     return outputs
 
 
-_KINDS = {"ToolCallRequestEvent": "request", "ToolCallExecutionEvent": "execution", "Response": "response"}
+_KINDS = {
+    "ToolCallRequestEvent": "request",
+    "ToolCallExecutionEvent": "execution",
+    "MemoryQueryEvent": "memory",
+    "Response": "response",
+}
 _KIND_CACHE: dict[type, str | None] = {}
 
 
 def _kind(event: Any) -> str | None:
-    """``request`` / ``execution`` / ``response`` for the AgentChat events we act on (by class
+    """``request`` / ``execution`` / ``memory`` / ``response`` for the AgentChat events we act on (by class
     name, subclasses included), else None. Cached per class."""
     cls = type(event)
     try:
@@ -172,9 +222,10 @@ def _kind(event: Any) -> str | None:
 
 
 def _dangling(message: Any) -> bool:
-    """A message a blocked turn leaves behind: the assistant's tool-call message or the results."""
+    """A message a blocked turn leaves behind: the assistant's tool-call message, the results, or
+    the system message memory added."""
     kind = type(message).__name__
-    if kind == "FunctionExecutionResultMessage":
+    if kind in ("FunctionExecutionResultMessage", "SystemMessage"):
         return True
     return kind == "AssistantMessage" and isinstance(getattr(message, "content", None), list)
 
@@ -201,6 +252,9 @@ class _AgentChatGovernor(AgentGovernor):
                 count_request=True,
             )
         )
+
+    async def memory_check(self, event: Any) -> Check:
+        return await self.acheck_for(lambda: self.request(input=memory_text(event)))
 
     async def output_check(self, event: Any) -> Check:
         return await self.acheck_for(lambda: self.request(tool_outputs=tuple(execution_outputs(event))))
@@ -292,10 +346,13 @@ def _make_stream(gov: _AgentChatGovernor, original: Callable[..., AsyncGenerator
         try:
             while True:
                 with turn:
+                    active = _IN_TURN.set(_IN_TURN.get() | {id(gov)})
                     try:
                         event = await inner.__anext__()
                     except StopAsyncIteration:
                         break
+                    finally:
+                        _IN_TURN.reset(active)
                     # The inner generator is suspended here: no tool has run for a request
                     # event, and the reflection call has not been made for an execution event.
                     kind = _kind(event)
@@ -303,6 +360,8 @@ def _make_stream(gov: _AgentChatGovernor, original: Callable[..., AsyncGenerator
                         gov.check_requested(await gov.async_checks(request_calls(event)))
                     elif kind == "execution":
                         turn.governed.check(await gov.output_check(event))
+                    elif kind == "memory":
+                        turn.governed.check(await gov.memory_check(event))
                 if kind == "response":
                     # on_messages() stops consuming at the Response and never closes the
                     # stream: the turn ends here, not when the generator is collected.
@@ -334,26 +393,133 @@ def _make_stream(gov: _AgentChatGovernor, original: Callable[..., AsyncGenerator
     return on_messages_stream
 
 
+def _make_on_messages(
+    gov: _AgentChatGovernor, original: Callable[..., Any], stream: Callable[..., Any]
+) -> Any:
+    """``on_messages`` governed whatever the class does in it: called from outside a turn, it runs
+    the turn through the governed ``stream``; called back from inside one (``BaseChatAgent``'s
+    ``on_messages_stream`` calls ``on_messages``), it is the agent's own logic, run unchanged."""
+
+    @functools.wraps(original)
+    async def on_messages(messages: Any, cancellation_token: Any, *args: Any, **kwargs: Any) -> Any:
+        if id(gov) in _IN_TURN.get():
+            return await original(messages, cancellation_token, *args, **kwargs)
+        events = stream(messages, cancellation_token, *args, **kwargs)
+        try:
+            async for event in events:
+                if _kind(event) == "response":
+                    return event
+        finally:
+            await events.aclose()
+        raise RuntimeError(f"agent {gov.agent_name!r}: on_messages_stream ended without a Response")
+
+    return on_messages
+
+
 def instrument_agentchat_agent(
     agent: Any, exe: Execlave, *, agent_id: str, session_id: str | None = None, user_id: str | None = None
 ) -> Any:
-    """Govern and trace an AgentChat agent; returns it. Idempotent via ``_execlave_instrumented``."""
+    """Govern and trace an AgentChat agent; returns it. Idempotent for the same client and agent_id;
+    another binding raises ``ValueError`` (see ``instrument_autogen_agent``)."""
     agent_id = validate_agent_id(agent_id)
     if not is_agentchat_agent(agent):
         raise TypeError(
             "instrument_agentchat_agent expected an AgentChat agent (a BaseChatAgent from autogen-agentchat "
             f"0.4-0.7, with on_messages_stream); got {type(agent).__name__}"
         )
-    if getattr(agent, MARKER, False):
+    require_client(exe, "instrument_autogen_agent")
+    if already_bound(agent, exe, agent_id):
         return agent
     gov = _AgentChatGovernor(agent, exe, agent_id, session_id, user_id)
-    patch_instance(agent, {"on_messages_stream": _make_stream(gov, agent.on_messages_stream)})
+    stream = _make_stream(gov, agent.on_messages_stream)
+    on_messages = _make_on_messages(gov, agent.on_messages, stream)
+    patch_instance(agent, {"on_messages_stream": stream, "on_messages": on_messages}, (agent_id, exe))
     return agent
 
 
 def uninstrument_agentchat_agent(agent: Any) -> Any:
-    """Restore ``on_messages_stream``; a no-op on an agent that is not instrumented."""
+    """Restore ``on_messages_stream`` and ``on_messages``; a no-op on an agent that is not instrumented."""
     return restore_instance(agent, _LAST_BLOCK)
+
+
+class _GovernedModelClient:
+    """An AgentChat ``ChatCompletionClient`` whose ``create`` / ``create_stream`` check the
+    messages first; every other attribute is the wrapped client's."""
+
+    def __init__(self, client: Any, gov: AgentGovernor) -> None:
+        self._execlave_client = client
+        self._execlave_gov = gov
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._execlave_client, name)
+
+    def __repr__(self) -> str:
+        return f"govern_model_client({self._execlave_client!r})"
+
+    def _span(self, check: Check) -> Any:
+        gov = self._execlave_gov
+        return gov.exe._telemetry.governed_span(
+            f"chat {gov.agent_name}",
+            attributes={"gen_ai.operation.name": "chat", **gov.base_attributes},
+            check=check,
+        )
+
+    async def _check(self, messages: Any) -> Check:
+        gov = self._execlave_gov
+        return await gov.acheck_for(
+            lambda: gov.request(
+                input=model_input_text(messages), tool_outputs=tuple(handoff_outputs([_Carrier(messages)]))
+            )
+        )
+
+    async def create(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
+        check = await self._check(messages)
+        with self._span(check):
+            return await self._execlave_client.create(messages, *args, **kwargs)
+
+    async def create_stream(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
+        check = await self._check(messages)
+        with self._span(check):
+            pass  # checked (and recorded) before the first chunk is requested
+        async for chunk in self._execlave_client.create_stream(messages, *args, **kwargs):
+            yield chunk
+
+
+class _Carrier:
+    """Lets :func:`handoff_outputs` read the tool results of a list of LLM messages."""
+
+    def __init__(self, messages: Any) -> None:
+        self.context = list(messages or ())
+
+
+def model_input_text(messages: Any) -> str | None:
+    """Every text of a list of LLM messages a model is about to read (tool results aside)."""
+    texts: list[str] = []
+    for message in messages or ():
+        if not _is_result_message(message):
+            texts.extend(_carried_texts(message))
+    return "\n".join(texts) if texts else None
+
+
+def govern_model_client(
+    client: Any, exe: Execlave, *, agent_id: str, session_id: str | None = None, user_id: str | None = None
+) -> Any:
+    """Wrap an AgentChat model client so every ``create`` / ``create_stream`` call is checked first
+    (input policies on the text of every message, ``scan_output`` on tool results; a ``chat
+    {agent_id}`` span each). For model calls no agent makes, e.g. ``SelectorGroupChat``'s selector::
+
+        team = SelectorGroupChat(agents, model_client=govern_model_client(client, exe, agent_id="selector"))
+
+    A block raises ``PolicyBlockedError`` from the call (wrap the team run in
+    :func:`raise_policy_blocks` to get it back from a team)."""
+    agent_id = validate_agent_id(agent_id)
+    require_client(exe, "govern_model_client")
+    if not callable(getattr(client, "create", None)):
+        raise TypeError(
+            "govern_model_client expected an AgentChat model client (a ChatCompletionClient with create "
+            f"and create_stream); got {type(client).__name__}"
+        )
+    return _GovernedModelClient(client, AgentGovernor(client, exe, agent_id, session_id, user_id))
 
 
 def _participants(team: Any) -> list[Any]:

@@ -10,14 +10,27 @@ call checked again before it runs). AutoGen is never imported: the agent is duck
 from __future__ import annotations
 
 import functools
+import inspect
+import json
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.util.types import AttributeValue
 
-from ...client import validate_agent_id
+from ..._ids import validate_agent_id
+from ...errors import EnforcementHaltError
 from ...policy.types import CheckRequest, ToolCall
-from ._common import MARKER, AgentGovernor, Check, patch_instance, restore_instance, set_error
-from ._messages import extract_tool_calls, last_user_input, recent_tool_outputs, tool_name
+from ._common import (
+    MARKER,
+    AgentGovernor,
+    Check,
+    already_bound,
+    patch_instance,
+    require_client,
+    restore_instance,
+    set_error,
+)
+from ._messages import extract_tool_calls, received, tool_name
 
 if TYPE_CHECKING:
     from ...client import Execlave
@@ -25,7 +38,21 @@ if TYPE_CHECKING:
 
 __all__ = ["instrument_classic_agent", "is_classic_agent", "uninstrument_classic_agent"]
 
-_PATCHED = ("generate_reply", "a_generate_reply", "execute_function", "a_execute_function")
+_PATCHED = (
+    "generate_reply",
+    "a_generate_reply",
+    "execute_function",
+    "a_execute_function",
+    "_append_oai_message",
+    "_reflection_with_llm",
+    "chat_messages_for_summary",
+    "_summarize_chat",
+    "process_all_messages_before_reply",
+)
+_UNPARSED = object()
+_STOPS = (EnforcementHaltError,)  # all that stops a round
+# The reply round running in this context: (its governor, its span).
+_ROUND: ContextVar[tuple[Any, GovernedSpan] | None] = ContextVar("execlave_classic_round", default=None)
 
 
 def is_classic_agent(agent: object) -> bool:
@@ -34,6 +61,81 @@ def is_classic_agent(agent: object) -> bool:
 
 
 class _ClassicGovernor(AgentGovernor):
+    def __init__(
+        self, agent: Any, exe: Execlave, agent_id: str, session_id: str | None, user_id: str | None
+    ) -> None:
+        super().__init__(agent, exe, agent_id, session_id, user_id)
+        # The messages this agent sent, by identity (held, so an id is never reused): role cannot
+        # tell them apart, since AutoGen stores any received tool-call message as "assistant".
+        self.sent: dict[int, Any] = {}
+        # A stop raised inside a summary: ag2 0.4+ turns it into a warning and an empty summary.
+        self.summary_stop: Exception | None = None
+        # The system message as last checked (or as the developer set it at instrument time).
+        self.checked_system = self.system_message()
+        self.summary_attributes: dict[str, AttributeValue] = {
+            **self.round_attributes,
+            "execlave.round.kind": "summary",
+        }
+        self.selection_attributes: dict[str, AttributeValue] = {
+            **self.round_attributes,
+            "execlave.round.kind": "speaker_selection",
+        }
+        # Group chat messages already checked for speaker selection (manager agents only).
+        self.selection_checked = 0
+        self.selection_pending = 0
+
+    def system_message(self) -> str | None:
+        try:
+            text = self.agent.system_message
+        except Exception:
+            return None
+        return text if isinstance(text, str) else None
+
+    def check_system_message(self) -> None:
+        """After AutoGen's own hooks ran (``update_agent_state``: ``UpdateSystemMessage`` renders
+        context variables, which tools set, into the system message): a system message that
+        changed since it was last checked gets the input checks before the model sees it."""
+        current = self.system_message()
+        if current is None or current == self.checked_system:
+            return
+        check = self.check_for(lambda: self.request(input=current))
+        current_round = _ROUND.get()
+        if current_round is not None and current_round[0] is self:
+            current_round[1].check(check)
+        else:
+            with self.exe._telemetry.governed_span(
+                self.span_name, attributes=self.round_attributes, check=check
+            ):
+                pass
+        self.checked_system = current
+
+    # -- the agent's own messages --------------------------------------------------------
+
+    def is_own(self, message: Any) -> bool:
+        return self.sent.get(id(message)) is message
+
+    def remember_sent(self, signature: inspect.Signature | None, args: Any, kwargs: Any) -> None:
+        """After ``_append_oai_message`` stored a message: remember it if the agent was sending.
+        Its parameters differ by version: ``(message, role, conversation_id, is_sending)``
+        (pyautogen 0.2, ag2 < 0.4) or ``(message, conversation_id, role="assistant", name=None)``
+        (receiving passes role "user"). Anything unexpected: not remembered (scanned as input)."""
+        if signature is None:
+            return
+        try:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            arguments = bound.arguments
+            if "is_sending" in arguments:
+                sending = arguments["is_sending"] is True
+            else:
+                sending = arguments.get("role") == "assistant"
+            if not sending:
+                return
+            stored = self.agent._oai_messages[arguments["conversation_id"]][-1]
+            self.sent[id(stored)] = stored
+        except Exception:
+            return
+
     # -- requests ------------------------------------------------------------------------
 
     def _resolve(self, messages: Any, sender: Any) -> Any:
@@ -49,11 +151,39 @@ class _ClassicGovernor(AgentGovernor):
     def round_request(self, messages: Any, sender: Any) -> CheckRequest:
         messages = self._resolve(messages, sender)
         last = messages[-1] if isinstance(messages, list) and messages else None
+        text, outputs = received(messages, self.is_own)
         return self.request(
-            input=last_user_input(messages),
+            input=text,
             tool_calls=tuple(extract_tool_calls(last)),
-            tool_outputs=tuple(recent_tool_outputs(messages)),
+            tool_outputs=tuple(outputs),
             count_request=True,
+        )
+
+    def summary_request(self, messages: Any, prompt: Any = None) -> CheckRequest:
+        """``summary_method="reflection_with_llm"`` sends a chat (and a summary prompt) to a model
+        outside any reply round: what the agent has not itself sent or already checked is
+        checked here, as a round's input and tool results would be."""
+        text, outputs = received(messages, self.is_own)
+        parts = [part for part in (text, prompt if isinstance(prompt, str) else None) if part]
+        return self.request(
+            input="\n".join(parts) if parts else None, tool_outputs=tuple(outputs), count_request=True
+        )
+
+    def selection_request(self, groupchat: Any) -> CheckRequest:
+        """What a group chat's "auto" speaker selection is about to send to the selector model:
+        the chat's messages this governor has not checked for a selection yet."""
+        messages = getattr(groupchat, "messages", None)
+        if not isinstance(messages, list):
+            return self.request()
+        if self.selection_checked > len(messages):  # the chat was reset
+            self.selection_checked = 0
+        text, outputs = received(messages, start=self.selection_checked)
+        self.selection_pending = len(messages)
+        return self.request(input=text, tool_outputs=tuple(outputs), count_request=True)
+
+    def selection_span(self, check: Check) -> Any:
+        return self.exe._telemetry.governed_span(
+            self.span_name, attributes=self.selection_attributes, check=check
         )
 
     def round_check(self, messages: Any, sender: Any) -> Check:
@@ -70,13 +200,29 @@ class _ClassicGovernor(AgentGovernor):
 
     # -- execution -----------------------------------------------------------------------
 
-    @staticmethod
-    def executed_calls(func_call: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[ToolCall, ...]:
-        """Every name the call carries (all are checked); the first is the one AutoGen runs."""
+    def received_arguments(self, func_call: Any) -> Any:
+        """The arguments exactly as AutoGen will pass them to the tool: its own repair
+        (``_format_json_str``, which can join or drop text) then ``json.loads``. ``_UNPARSED``
+        when that fails (AutoGen then runs nothing and reports the error)."""
+        try:
+            raw = func_call.get("arguments", "{}")
+            return json.loads(self.agent._format_json_str(raw))
+        except Exception:
+            return _UNPARSED
+
+    def executed_calls(
+        self, func_call: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[ToolCall, ...]:
+        """Every name the call carries (all are checked); the first is the one AutoGen runs,
+        checked with the arguments the tool will really receive."""
         call_id = kwargs.get("call_id")
         if call_id is None and args and isinstance(args[0], str):
             call_id = args[0]  # ag2: execute_function(func_call, call_id=None, verbose=False)
         found = extract_tool_calls({"function_call": func_call}) or [ToolCall(name=tool_name(func_call))]
+        if isinstance(func_call, dict) and func_call.get("name") is not None:
+            arguments = self.received_arguments(func_call)
+            if arguments is not _UNPARSED:
+                found[0] = ToolCall(found[0].name, arguments, found[0].call_id)
         if call_id is None:
             return tuple(found)
         return tuple(ToolCall(c.name, c.arguments, str(call_id)) for c in found)
@@ -108,6 +254,24 @@ class _ClassicGovernor(AgentGovernor):
             )
 
 
+def _signature(fn: Any) -> inspect.Signature | None:
+    try:
+        return inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+
+
+def _prompt_and_messages(signature: inspect.Signature | None, args: Any, kwargs: Any) -> tuple[Any, Any]:
+    """``_reflection_with_llm(prompt, messages, llm_agent=None, cache=None, role=None)``."""
+    try:
+        if signature is not None:
+            bound = signature.bind(*args, **kwargs).arguments
+            return bound.get("prompt"), bound.get("messages")
+    except TypeError:
+        pass
+    return (args[0] if args else None), (args[1] if len(args) > 1 else kwargs.get("messages"))
+
+
 def _make_wrappers(gov: _ClassicGovernor, originals: dict[str, Any]) -> dict[str, Any]:
     telemetry = gov.exe._telemetry
     wrappers: dict[str, Any] = {}
@@ -119,8 +283,12 @@ def _make_wrappers(gov: _ClassicGovernor, originals: dict[str, Any]) -> dict[str
         def generate_reply(messages: Any = None, sender: Any = None, *args: Any, **kwargs: Any) -> Any:
             with telemetry.governed_span(
                 gov.span_name, attributes=gov.round_attributes, check=gov.round_check(messages, sender)
-            ):
-                reply = generate(messages, sender, *args, **kwargs)
+            ) as governed:
+                token = _ROUND.set((gov, governed))
+                try:
+                    reply = generate(messages, sender, *args, **kwargs)
+                finally:
+                    _ROUND.reset(token)
                 gov.check_requested(gov.sync_checks(gov.reply_calls(reply)))
                 return reply
 
@@ -136,8 +304,14 @@ def _make_wrappers(gov: _ClassicGovernor, originals: dict[str, Any]) -> dict[str
             # Decisions are awaited (a server-side decision uses httpx.AsyncClient) and replayed
             # inside the span, so the event loop is never blocked on the network.
             check = await gov.round_acheck(messages, sender)
-            with telemetry.governed_span(gov.span_name, attributes=gov.round_attributes, check=check):
-                reply = await a_generate(messages, sender, *args, **kwargs)
+            with telemetry.governed_span(
+                gov.span_name, attributes=gov.round_attributes, check=check
+            ) as governed:
+                token = _ROUND.set((gov, governed))
+                try:
+                    reply = await a_generate(messages, sender, *args, **kwargs)
+                finally:
+                    _ROUND.reset(token)
                 gov.check_requested(await gov.async_checks(gov.reply_calls(reply)))
                 return reply
 
@@ -169,6 +343,104 @@ def _make_wrappers(gov: _ClassicGovernor, originals: dict[str, Any]) -> dict[str
 
         wrappers["a_execute_function"] = a_execute_function
 
+    reflect = originals.get("_reflection_with_llm")
+    if reflect is not None:
+        reflect_signature = _signature(reflect)
+
+        @functools.wraps(reflect)
+        def _reflection_with_llm(*args: Any, **kwargs: Any) -> Any:
+            prompt, messages = _prompt_and_messages(reflect_signature, args, kwargs)
+            check = gov.check_for(lambda: gov.summary_request(messages, prompt))
+            try:
+                with telemetry.governed_span(gov.span_name, attributes=gov.summary_attributes, check=check):
+                    return reflect(*args, **kwargs)
+            except _STOPS as exc:
+                gov.summary_stop = exc
+                raise
+
+        wrappers["_reflection_with_llm"] = _reflection_with_llm
+
+    summarize = originals.get("_summarize_chat")
+    if summarize is not None:
+
+        @functools.wraps(summarize)
+        def _summarize_chat(*args: Any, **kwargs: Any) -> Any:
+            gov.summary_stop = None
+            summary = summarize(*args, **kwargs)
+            stop, gov.summary_stop = gov.summary_stop, None
+            if stop is not None:  # AutoGen swallowed it into an empty summary: the chat stops
+                raise stop.with_traceback(None)
+            return summary
+
+        wrappers["_summarize_chat"] = _summarize_chat
+
+    for_summary = originals.get("chat_messages_for_summary")
+    if for_summary is not None:
+
+        @functools.wraps(for_summary)
+        def chat_messages_for_summary(*args: Any, **kwargs: Any) -> Any:
+            messages = for_summary(*args, **kwargs)
+            check = gov.check_for(lambda: gov.summary_request(messages))
+            with telemetry.governed_span(gov.span_name, attributes=gov.summary_attributes, check=check):
+                return messages
+
+        wrappers["chat_messages_for_summary"] = chat_messages_for_summary
+
+    process_all = originals.get("process_all_messages_before_reply")
+    if process_all is not None:
+
+        @functools.wraps(process_all)
+        def process_all_messages_before_reply(*args: Any, **kwargs: Any) -> Any:
+            # generate_reply calls this after the update_agent_state and last-message hooks,
+            # right before the reply functions (and the model) run.
+            processed = process_all(*args, **kwargs)
+            gov.check_system_message()
+            return processed
+
+        wrappers["process_all_messages_before_reply"] = process_all_messages_before_reply
+
+    append = originals.get("_append_oai_message")
+    if append is not None:
+        signature = _signature(append)
+
+        @functools.wraps(append)
+        def _append_oai_message(*args: Any, **kwargs: Any) -> Any:
+            stored = append(*args, **kwargs)
+            if stored:
+                gov.remember_sent(signature, args, kwargs)
+            return stored
+
+        wrappers["_append_oai_message"] = _append_oai_message
+
+    return wrappers
+
+
+def _selection_wrappers(gov: _ClassicGovernor, groupchat: Any) -> dict[str, Any]:
+    """For a ``GroupChatManager``: its group chat's ``select_speaker`` / ``a_select_speaker``
+    check what the selector model ("auto" selection) will read before it runs."""
+    wrappers: dict[str, Any] = {}
+    select = getattr(groupchat, "select_speaker", None)
+    if callable(select):
+
+        @functools.wraps(select)
+        def select_speaker(*args: Any, **kwargs: Any) -> Any:
+            check = gov.check_for(lambda: gov.selection_request(groupchat))
+            with gov.selection_span(check):
+                gov.selection_checked = gov.selection_pending
+                return select(*args, **kwargs)
+
+        wrappers["select_speaker"] = select_speaker
+    a_select = getattr(groupchat, "a_select_speaker", None)
+    if callable(a_select):
+
+        @functools.wraps(a_select)
+        async def a_select_speaker(*args: Any, **kwargs: Any) -> Any:
+            check = await gov.acheck_for(lambda: gov.selection_request(groupchat))
+            with gov.selection_span(check):
+                gov.selection_checked = gov.selection_pending
+                return await a_select(*args, **kwargs)
+
+        wrappers["a_select_speaker"] = a_select_speaker
     return wrappers
 
 
@@ -176,13 +448,37 @@ def instrument_classic_agent(
     agent: Any, exe: Execlave, *, agent_id: str, session_id: str | None = None, user_id: str | None = None
 ) -> Any:
     agent_id = validate_agent_id(agent_id)
-    if getattr(agent, MARKER, False):
+    require_client(exe, "instrument_autogen_agent")
+    if already_bound(agent, exe, agent_id):
         return agent
     gov = _ClassicGovernor(agent, exe, agent_id, session_id, user_id)
     originals = {name: getattr(agent, name, None) for name in _PATCHED}
-    patch_instance(agent, _make_wrappers(gov, {k: v for k, v in originals.items() if callable(v)}))
+    wrappers = _make_wrappers(gov, {k: v for k, v in originals.items() if callable(v)})
+    patch_instance(agent, wrappers, (agent_id, exe))
+    for groupchat in _groupchats(agent):
+        if not getattr(groupchat, MARKER, False):
+            selection = _selection_wrappers(gov, groupchat)
+            if selection:
+                patch_instance(groupchat, selection)
     return agent
 
 
+def _groupchats(agent: Any) -> list[Any]:
+    """A manager's group chat and the copies of it AutoGen keeps as its reply functions'
+    ``config`` (``register_reply`` stores ``copy.copy(config)``; the copies share the messages)."""
+    found: dict[int, Any] = {}
+    candidates = [getattr(agent, "groupchat", None)]
+    reply_funcs = getattr(agent, "_reply_func_list", None)
+    for entry in reply_funcs if isinstance(reply_funcs, list) else ():
+        if isinstance(entry, dict):
+            candidates.extend((entry.get("config"), entry.get("init_config")))
+    for candidate in candidates:
+        if candidate is not None and callable(getattr(candidate, "select_speaker", None)):
+            found.setdefault(id(candidate), candidate)
+    return list(found.values())
+
+
 def uninstrument_classic_agent(agent: Any) -> Any:
+    for groupchat in _groupchats(agent):
+        restore_instance(groupchat)
     return restore_instance(agent)
