@@ -7,9 +7,14 @@ Evaluates one CheckRequest (an input plus one tool call with arguments) against 
 baseline switched to block mode plus a 6-tool allowlist (``--with-ops`` adds
 examples/policies/ops.yaml), and prints p50 / p99 per size and the ratio to the goal. Before
 timing, it checks that the set really enforces: a disallowed tool, an injection phrase and a
-card number appended to the same input are each blocked. Goals: p50 <= 20 us at 2 KB, p50 <= 1 ms
-at 100 KB. Figures come from one run on this machine; compare ratios, not absolute numbers,
-across machines.
+card number appended to the same input are each blocked. Goals (p50): ASCII 2 KB <= 15 us,
+non-ASCII 2 KB <= 25 us, 100 KB <= 1 ms.
+
+Then the detector-linearity table: for hostile 1 MB inputs (digit-and-space runs, dash runs,
+separator soup, IBAN-like runs, e-mail-like runs, invisible characters, non-ASCII prose),
+the time to normalise the text and run each PII detector on it (best of ``--linear-repeat``).
+Goal: every detector <= 50 ms per MB. Figures come from one run on this machine; compare
+ratios, not absolute numbers, across machines.
 """
 
 from __future__ import annotations
@@ -20,9 +25,31 @@ import time
 from pathlib import Path
 
 from execlave.policy import CheckRequest, PolicyEngine, ToolCall, baseline_policies, load_policies
+from execlave.policy.normalize import normalize_text
+from execlave.policy.pii import PII_TYPES, detect_pii
 
 ROOT = Path(__file__).resolve().parents[1]
-GOALS_US = {2_000: 20.0, 100_000: 1_000.0}
+GOALS_US = {("ascii", 2_000): 15.0, ("non-ascii", 2_000): 25.0, ("ascii", 100_000): 1_000.0}
+GOALS_US[("non-ascii", 100_000)] = 1_000.0
+MB = 1_048_576
+LINEAR_GOAL_MS = 50.0
+HOSTILE = {
+    "digit-space run": "1 ",
+    "digit-dash run": "1-",
+    "4-digit groups": "1234 ",
+    "digits only": "1",
+    "separator soup": "1 -1-- 1",
+    "iban-like run": "ab12 cd34 ",
+    "iban-like (de)": "de89 3704 ",
+    "email-like": "a.b@c",
+    "ip-like": "1.2.3.",
+    "secret-like": "password=",
+    "zero-width": "\u200b",
+    "marks": "a\u0301\u05b4",
+    "arabic digits": "\u0661\u0662 ",
+    "prose": "Routine status update for the payments service, nothing unusual. ",
+    "non-ascii prose": "Prüfe den Status des Dienstes „payments“ — Fehler zusammenfassen. ",
+}
 SENTENCE = "Please check the deployment status of the payments service in eu-west and summarise the errors. "
 UNICODE_SENTENCE = "Prüfe den Status des Dienstes „payments“ — Fehler zusammenfassen. "
 
@@ -83,6 +110,7 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=3000)
     parser.add_argument("--with-ops", action="store_true", help="also load examples/policies/ops.yaml")
+    parser.add_argument("--linear-repeat", type=int, default=3)
     args = parser.parse_args()
     engine = PolicyEngine(policies(args.with_ops))
     extra = " + ops.yaml" if args.with_ops else ""
@@ -104,9 +132,32 @@ def main() -> None:
             assert not engine.evaluate(request).violations, "benchmark input must be benign"
             p50 = statistics.median(samples)
             p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
-            goal = GOALS_US.get(size)
+            goal = GOALS_US.get((label, size))
             ratio = f"{p50 / goal:.2f}" if goal else "-"
             print(f"{label + ' ' + str(size) + ' B':<18}{p50:>10.1f}{p99:>10.1f}{goal or '-':>13}{ratio:>10}")
+    linearity(args.linear_repeat)
+
+
+def best_ms(fn, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best * 1000
+
+
+def linearity(repeat: int) -> None:
+    """Normalisation and each detector on 1 MB of hostile input (goal: each <= 50 ms)."""
+    print(f"\n1 MB inputs, ms (best of {repeat}); goal: each detector <= {LINEAR_GOAL_MS:.0f} ms")
+    print(f"{'input':<18}{'normalise':>10}" + "".join(f"{t:>12}" for t in PII_TYPES) + f"{'max/goal':>10}")
+    for label, unit in HOSTILE.items():
+        text = (unit * (MB // len(unit) + 1))[:MB]
+        view = normalize_text(text)
+        norm = best_ms(lambda text=text: normalize_text(text), repeat)
+        times = [best_ms(lambda t=t, view=view: detect_pii(view, [t]), repeat) for t in PII_TYPES]
+        row = f"{label:<18}{norm:>10.1f}" + "".join(f"{ms:>12.1f}" for ms in times)
+        print(row + f"{max(times) / LINEAR_GOAL_MS:>10.2f}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -127,6 +128,8 @@ class Execlave:
             timeout, HTTP 429 or 5xx, circuit open). ``"fail_open"`` (default, as the published
             client): the check passes, the pass is recorded on the span and reported to
             Execlave's audit trail; ``"fail_closed"``: the round stops with EnforcementUnavailableError.
+            An answer that is not a decision (a redirect, 400, 404, 413, 422, a 200 without a boolean
+            ``allowed``) is no outage: it stops the round in either mode (a wrong ``base_url``).
             No environment variable: enforcement is set in code.
         plan_limit_behavior: the same choice for HTTP 402 (plan limit reached); default ``"fail_open"``.
         request_timeout: bound, in seconds, on every request to Execlave's API (default 5).
@@ -377,31 +380,41 @@ class Execlave:
 
     # -- telemetry lifecycle -----------------------------------------------------------------
 
-    def _flush_reports(self, timeout: float) -> bool:
-        """Deliver pending fail-open reports, waiting at most ``timeout``."""
+    def _flush_reports(self) -> Callable[[float], bool]:
+        """Start delivering pending fail-open reports on a worker; the returned function waits for
+        it at most the given seconds (so reports and spans share one timeout, not one each)."""
         connection = self._connection
         if connection is None:
-            return True
+            return lambda _remaining: True
         done: list[bool] = []
         worker = threading.Thread(
             target=lambda: done.append(connection.flush()), name="execlave-report-flush", daemon=True
         )
         worker.start()
-        worker.join(timeout)
-        return bool(done and done[0])
+
+        def wait(remaining: float) -> bool:
+            worker.join(max(remaining, 0.0))
+            return bool(done and done[0])
+
+        return wait
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Export pending spans and deliver pending fail-open reports. Returns within ``timeout``
         (+ a small margin) even if an endpoint is down; ``False`` if not everything went out."""
-        reports = self._flush_reports(timeout)
-        return self._telemetry.flush(timeout) and reports
+        deadline = time.monotonic() + timeout
+        reports = self._flush_reports()
+        spans = self._telemetry.flush(timeout)
+        return reports(deadline - time.monotonic()) and spans
 
     def shutdown(self, timeout: float = 5.0) -> bool:
         """Flush and stop exporting and polling; bounded like :meth:`flush`. Enforcement keeps working."""
-        reports = self._flush_reports(timeout)
+        deadline = time.monotonic() + timeout
+        reports = self._flush_reports()
+        spans = self._telemetry.shutdown(timeout)
+        delivered = reports(deadline - time.monotonic())
         if self._connection is not None:
-            self._connection.close(timeout=min(timeout, 2.0))
-        return self._telemetry.shutdown(timeout) and reports
+            self._connection.close(timeout=max(0.0, min(deadline - time.monotonic(), 2.0)))
+        return delivered and spans
 
     def stats(self) -> dict[str, int]:
         """Counters: spans exported and dropped, server decisions, bypasses, policy set version."""

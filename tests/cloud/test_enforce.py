@@ -135,14 +135,14 @@ def test_plan_limit_fail_closed_raises(api, make_client):
 
 
 @pytest.mark.parametrize("status", [400, 404, 422])
-def test_an_answer_that_is_no_decision_follows_the_outage_mode(api, make_client, status):
+def test_an_answer_that_is_no_decision_is_never_a_pass(api, make_client, status):
+    """Not an outage: the server is up and decided nothing (tests/cloud/test_hostile_answers.py)."""
     api.fault["enforce"] = status
-    exe = make_client(api.base_url)
-    assert exe.enforce_policy("ops-assistant", "hi")["allowed"]
-    assert exe.stats()["bypasses"] == 1
-    closed = make_client(api.base_url, enforcement_on_outage="fail_closed")
-    with pytest.raises(EnforcementUnavailableError, match=f"HTTP {status}"):
-        closed.enforce_policy("ops-assistant", "hi")
+    for mode in ("fail_open", "fail_closed"):
+        exe = make_client(api.base_url, enforcement_on_outage=mode)
+        with pytest.raises(EnforcementUnavailableError, match=f"HTTP {status}"):
+            exe.enforce_policy("ops-assistant", "hi")
+        assert exe.stats()["bypasses"] == 0
 
 
 def test_decision_cache_is_keyed_on_the_whole_request(api, make_client):

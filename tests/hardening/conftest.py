@@ -165,7 +165,8 @@ class Faulty:
         if self.fault == "black_hole":
             assert wait_until(lambda: self.server.accepted >= 1), "the exporter never connected"
         elif self.fault == "http_500":
-            assert wait_until(lambda: len(self.server.requests) >= 1), "the exporter never sent a request"
+            sent = getattr(self.server, "calls", lambda route: self.server.requests)
+            assert wait_until(lambda: len(sent("ingest")) >= 1), "the exporter never sent a request"
         assert self.exe.stats()["spans_exported"] == 0
 
 
@@ -177,7 +178,7 @@ def faulty(
     down, hanging, or answering 500."""
     import contextlib
 
-    from support.ingest_receiver import IngestReceiver
+    from support.execlave_api import ExeclaveAPI
     from support.otlp import BlackHole, HttpReceiver, closed_port
     from support.secrets import HARDENING_KEY
 
@@ -189,10 +190,11 @@ def faulty(
         elif fault == "black_hole":
             server = stack.enter_context(BlackHole())
             url = server.endpoint
-        elif sink == "execlave":  # Execlave's trace-ingest API answering 500
-            server = stack.enter_context(IngestReceiver(HARDENING_KEY))
-            server.fault = (500, {"error": {"code": "INTERNAL", "message": "down"}}, {})
-            url = server.endpoint
+        elif sink == "execlave":  # Execlave's trace-ingest API answering 500 (enforce still decides:
+            # a host that answers 404 to enforce is a wrong base_url, which stops rounds)
+            server = stack.enter_context(ExeclaveAPI(HARDENING_KEY))
+            server.fault["ingest"] = 500
+            url = server.base_url
         else:
             server = stack.enter_context(HttpReceiver(status=500))
             url = server.endpoint

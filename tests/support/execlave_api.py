@@ -18,8 +18,14 @@ Routes (``Authorization: Bearer <api_key>`` or 401):
 - ``POST /api/v1/sdk/bypass-windows``: windows stored in ``self.bypass_windows``.
 - ``GET /health``.
 
+Bodies are parsed as the platform's JSON parser would: only with ``Content-Type: application/json``,
+and ``NaN`` / ``Infinity`` are not JSON. A body of a stored record (enforce, agents, traces, bypass
+windows) holding NUL or a lone surrogate is a 500, as the platform's database write fails; lengths
+are counted in UTF-16 code units, as the platform (JavaScript) counts them.
+
 Any other route is a 404 and is listed in ``self.unknown`` (the ``execlave_api`` fixture fails the
-test on it); strict-schema refusals are listed in ``self.invalid``. ``self.fault[route]`` overrides
+test on it); strict-schema and storage refusals are listed in ``self.invalid``.
+``self.fault[route]`` overrides
 a route (route names: ``enforce``, ``agents.create``, ``agents.search``, ``status-poll``,
 ``heartbeat``, ``approvals.get``, ``approvals.verify``, ``ingest``, ``bypass``) with an int status,
 ``"malformed"`` (200 with broken JSON), ``"hang"`` (never answers until the server stops) or
@@ -123,6 +129,33 @@ class Invalid(Exception):
     pass
 
 
+class Unstorable(Exception):
+    """A body the platform's database cannot store (NUL, a lone UTF-16 surrogate): the published
+    client's bypass reporter documents that the write fails and the server answers 5xx."""
+
+
+def _reject_nan(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # JavaScript's JSON.parse refuses NaN / Infinity
+
+
+def _check_storable(value: Any) -> None:
+    if isinstance(value, str):
+        if "\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+            raise Unstorable
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_storable(k)
+            _check_storable(v)
+    elif isinstance(value, list):
+        for v in value:
+            _check_storable(v)
+
+
+def _utf16_len(text: str) -> int:
+    """String length as the platform (JavaScript) counts it: UTF-16 code units."""
+    return sum(2 if ord(c) > 0xFFFF else 1 for c in text)
+
+
 def _check(obj: Any, fields: dict[str, Any], required: tuple[str, ...], where: str) -> None:
     if not isinstance(obj, dict):
         raise Invalid(f"{where}: expected an object")
@@ -174,8 +207,14 @@ def validate_bypass(body: Any) -> None:
         )
         if w["reason"] not in BYPASS_REASONS or not (w["count"] >= 1) or not w["agentId"] or not w["source"]:
             raise Invalid(f"{where}: bad reason, count, agentId or source")
-        if len(w["agentId"]) > 256 or len(w["source"]) > 64 or len(w.get("message", "")) > 500:
-            raise Invalid(f"{where}: field too long")
+        if (
+            _utf16_len(w["agentId"]) > 256
+            or _utf16_len(w["source"]) > 64
+            or _utf16_len(w.get("message", "")) > 500
+        ):
+            raise Invalid(f"{where}: field too long (UTF-16 code units)")
+        if w["count"] > 1_000_000_000 or not 0 <= w.get("consecutiveFailures", 0) <= 1_000_000:
+            raise Invalid(f"{where}: count or consecutiveFailures out of range")
         if not (_ISO.fullmatch(w["firstAt"]) and _ISO.fullmatch(w["lastAt"])):
             raise Invalid(f"{where}: bad timestamps")
     if "dropped" in body:
@@ -245,6 +284,11 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
 ]
 
 
+# Routes whose bodies the platform writes to its database (bypass windows and traces as the
+# published client documents; agents; enforce requests, which are audited).
+_STORED = frozenset({"enforce", "agents.create", "ingest", "bypass"})
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
@@ -265,9 +309,12 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         try:
-            body = json.loads(raw) if raw else None
+            body = json.loads(raw, parse_constant=_reject_nan) if raw else None
         except ValueError:
             body = raw
+        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if raw and content_type != "application/json":
+            body = {}  # a JSON body parser reads nothing from another content type
         split = urlsplit(self.path)
         path = split.path
         route, params = None, {}
@@ -302,6 +349,14 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "malformed":
             self._send(200, raw=b'{"allowed": tru')
             return
+        if route in _STORED:
+            try:
+                _check_storable(body)
+            except Unstorable:
+                with api.lock:
+                    api.invalid.append(f"{route}: a value the platform cannot store (NUL or lone surrogate)")
+                self._send(500, {"error": {"code": "INTERNAL", "message": "Internal server error"}})
+                return
         try:
             status, payload = getattr(api, "_" + route.replace(".", "_").replace("-", "_"))(
                 body, params, record
@@ -393,17 +448,22 @@ class ExeclaveAPI:
         with self.lock:
             return [r for r in self.requests if r.route == route]
 
-    def _agent(self, ref: str) -> dict[str, Any] | None:
+    def _agent(self, ref: str, environment: str | None = None) -> dict[str, Any] | None:
+        """By UUID, or by agentId (agents are one per agentId and environment, as registration
+        shows: the same agentId registers again in another environment)."""
         with self.lock:
             if ref in self.agents:
                 return self.agents[ref]
-            return next((a for a in self.agents.values() if a["agentId"] == ref), None)
+            named = [a for a in self.agents.values() if a["agentId"] == ref]
+            if environment is not None:
+                named = [a for a in named if a["environment"] == environment]
+            return named[0] if named else None
 
     # -- routes ---------------------------------------------------------------------------------
 
     def _enforce(self, body: Any, params: dict[str, str], record: Recorded) -> tuple[int, Any]:
         validate_enforce(body)
-        agent = self._agent(body["agentId"])
+        agent = self._agent(body["agentId"], body.get("environment", "production"))
         if agent is not None and agent["status"] == "paused":
             return block(kill_switch_violation())
         if self.require_approval(body):
@@ -425,8 +485,8 @@ class ExeclaveAPI:
     def _agents_create(self, body: Any, params: dict[str, str], record: Recorded) -> tuple[int, Any]:
         _check(body, AGENT_FIELDS, ("agentId", "name"), "body")
         env = body.get("environment", "production")
-        existing = self._agent(body["agentId"])
-        if existing is not None and existing["environment"] == env:
+        existing = self._agent(body["agentId"], env)
+        if existing is not None:
             return 409, {"error": {"code": "CONFLICT", "message": "Agent already exists"}}
         agent_uuid = self.add_agent(body["agentId"], env)
         with self.lock:

@@ -192,3 +192,26 @@ def test_failed_trace_with_error_fields(api, make) -> None:
     exe.flush()
     (stored,) = api.traces
     assert stored["status"] == "error" and stored["errorType"] == "RuntimeError"
+
+
+def test_bypass_windows_are_checked_as_the_platform_counts_and_stores(api, make) -> None:
+    """The published reporter cuts fields to UTF-16 code units and replaces what a database cannot
+    store: the fake's UTF-16 length rule and its refusal of NUL accept exactly that."""
+    api.fault["enforce"] = 503
+    exe = make(api.base_url)
+    wide_agent = "ops-\x00-" + "\U0001f600" * 200  # 406 UTF-16 units, one NUL
+    assert exe.enforce_policy(wide_agent, "hi")["allowed"] is True
+    exe.shutdown()
+    (window,) = api.bypass_windows
+    assert "\x00" not in window["agentId"]
+    assert sum(2 if ord(c) > 0xFFFF else 1 for c in window["agentId"]) <= 256 < len(window["agentId"]) * 2
+
+
+def test_a_body_the_platform_cannot_store_is_a_server_error(api, make) -> None:
+    """NUL in an enforce request: the fake answers 500 (the database write fails), which the
+    published client treats as an outage (fail_open, a server_error window)."""
+    exe = make(api.base_url)
+    assert exe.enforce_policy("ops-assistant", "refund\x00 900")["allowed"] is True
+    exe.shutdown()
+    assert [w["reason"] for w in api.bypass_windows] == ["server_error"]
+    api.invalid.clear()  # the refusal was the point

@@ -7,9 +7,10 @@ Pure httpx: no OpenTelemetry, no AutoGen.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -20,6 +21,7 @@ from .._version import __version__
 __all__ = ["Api", "Secret", "parse_api_key", "redact_url", "unwrap"]
 
 USER_AGENT = f"execlave-sdk-python/{__version__}"
+_log = logging.getLogger("execlave.connection")
 
 
 class Secret:
@@ -75,9 +77,14 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
 
 
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
 def normalise_base_url(url: str) -> str:
     """Validate ``base_url`` (http or https with a host); credentials in it are refused (the
-    key is the only credential Execlave takes, and URLs end up in messages)."""
+    key is the only credential Execlave takes, and URLs end up in messages). ``http://`` to
+    Execlave's own host becomes ``https://`` (as the published client does); plain http to any
+    other host that is not loopback is logged at WARNING: the key would travel unencrypted."""
     try:
         parts = urlsplit(url.strip())
     except ValueError:
@@ -90,6 +97,15 @@ def normalise_base_url(url: str) -> str:
         raise ValueError(
             f"base_url must not carry credentials ({redact_url(url)!r}); pass the API key as api_key= "
             "or EXECLAVE_API_KEY"
+        )
+    host = parts.hostname.lower()
+    if parts.scheme == "http" and host == "api.execlave.com":
+        return urlunsplit(("https", parts.netloc, parts.path, parts.query, parts.fragment)).rstrip("/")
+    if parts.scheme == "http" and host not in _LOOPBACK and not host.startswith("127."):
+        _log.warning(
+            "execlave: base_url %r is plain http: the API key and every request travel unencrypted; "
+            "use https unless a TLS-terminating proxy on this host or network is meant",
+            redact_url(url),
         )
     return url.strip().rstrip("/")
 
@@ -117,18 +133,24 @@ class Api:
         self.base_url = base_url
         self._timeout = httpx.Timeout(timeout)
         self.timeout = timeout
-        # Built once; the only place the key is revealed.
-        self._headers = {
-            "Authorization": f"Bearer {key.reveal()}",
-            "Accept": "application/json",
-            "User-Agent": USER_AGENT,
-        }
-        self._client = httpx.Client(timeout=self._timeout, transport=transport, headers=self._headers)
+        # The key is revealed only into httpx's headers (whose repr masks it), never kept in a
+        # plain attribute (``vars()``, debuggers and tracebacks with locals would show it).
+        self._key = key
+        self._client = httpx.Client(timeout=self._timeout, transport=transport, headers=self._headers())
         self._async_transport = async_transport
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._async: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[httpx.AsyncClient, AsyncGenerator[None, None]]
+        ] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
+
+    def _headers(self) -> httpx.Headers:
+        return httpx.Headers(
+            {
+                "Authorization": f"Bearer {self._key.reveal()}",
+                "Accept": "application/json",
+                "User-Agent": USER_AGENT,
+            }
+        )
 
     def __repr__(self) -> str:
         return f"Api(base_url={redact_url(self.base_url)!r}, api_key=<redacted>)"
@@ -140,22 +162,43 @@ class Api:
         return self._client.request(method, self.url(path), **kw)
 
     async def arequest(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        return await self._async_client().request(method, self.url(path), **kw)
+        client = await self._async_client()
+        return await client.request(method, self.url(path), **kw)
 
-    def _async_client(self) -> httpx.AsyncClient:
+    async def _async_client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
         with self._lock:
-            client = self._async.get(loop)
-            if client is None:
-                limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
-                client = httpx.AsyncClient(
-                    timeout=self._timeout,
-                    transport=self._async_transport,
-                    headers=self._headers,
-                    limits=limits,
-                )
-                self._async[loop] = client
-            return client
+            entry = self._async.get(loop)
+            if entry is not None:
+                return entry[0]
+            for old in [lp for lp in list(self._async) if lp.is_closed()]:
+                del self._async[old]  # a loop closed without shutdown_asyncgens(): let GC reclaim it
+            limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+            client = httpx.AsyncClient(
+                timeout=self._timeout,
+                transport=self._async_transport,
+                headers=self._headers(),
+                limits=limits,
+            )
+            closer = self._close_with(loop, client)
+            self._async[loop] = (client, closer)
+        await closer.__anext__()  # registered with the loop from here on
+        return client
+
+    async def _close_with(
+        self, loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient
+    ) -> AsyncGenerator[None, None]:
+        """Suspended for the loop's life. ``asyncio.run`` (``loop.shutdown_asyncgens()``) closes it
+        while the loop still runs: the pool and its sockets close with their loop. Without it the
+        pool would hold the loop (its sockets reference it) and leak a pool per ``asyncio.run``."""
+        try:
+            yield
+        finally:
+            with self._lock:
+                entry = self._async.get(loop)
+                if entry is not None and entry[0] is client:
+                    del self._async[loop]
+            await client.aclose()
 
     def close(self) -> None:
         self._client.close()

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -31,22 +32,30 @@ _AUTH_HINT = (
 )
 
 
-def _match(payload: Any, agent_id: str, environment: str | None) -> dict[str, Any] | None:
-    """The agent record for ``agent_id`` in a create or search answer."""
+def _segment(value: str) -> str:
+    """A server-given id as exactly one path segment (``../``, ``?`` or ``/`` cannot move the request)."""
+    return quote(value, safe="")
+
+
+def _match(
+    payload: Any, agent_id: str, environment: str | None, *, exact: bool = False
+) -> dict[str, Any] | None:
+    """The agent record for ``agent_id`` in a create or search answer. ``exact``: only a record of
+    ``environment`` (a record that names another environment is another deployment's agent)."""
     payload = unwrap(payload)
     if isinstance(payload, Mapping) and isinstance(payload.get("agents"), list):
         payload = payload["agents"]
     if isinstance(payload, Mapping):
-        found = payload.get("agentId")
-        return dict(payload) if found in (None, agent_id) else None
-    if isinstance(payload, list):
-        matches = [dict(a) for a in payload if isinstance(a, Mapping) and a.get("agentId") == agent_id]
-        exact = [a for a in matches if environment and a.get("environment") == environment]
-        if exact:
-            return exact[0]
-        if len(matches) == 1:
-            return matches[0]
-    return None
+        payload = [payload] if payload.get("agentId") in (None, agent_id) else []
+    if not isinstance(payload, list):
+        return None
+    matches = [dict(a) for a in payload if isinstance(a, Mapping) and a.get("agentId") in (None, agent_id)]
+    if exact:
+        matches = [a for a in matches if a.get("environment") in (None, environment)]
+    same = [a for a in matches if environment and a.get("environment") == environment]
+    if same:
+        return same[0]
+    return matches[0] if len(matches) == 1 else None
 
 
 class Agents:
@@ -137,7 +146,7 @@ class Agents:
         except httpx.HTTPError as exc:
             raise ExeclaveError(f"registering agent {agent_id!r} failed: {type(exc).__name__}") from None
         if response.status_code == 409:
-            found = self.lookup(agent_id)
+            found = self.lookup(agent_id, environment=body.get("environment"))
             if found is None:
                 raise ExeclaveError(f"agent {agent_id!r} already exists in Execlave but could not be found")
             return found
@@ -151,8 +160,11 @@ class Agents:
             raise ExeclaveError(f"registering agent {agent_id!r}: Execlave answered an unusable body")
         return self._remember(agent_id, record)
 
-    def lookup(self, agent_id: str) -> dict[str, Any] | None:
-        """``GET /api/v1/agents?search=<agent_id>``: the agent's record, or None if not found."""
+    def lookup(
+        self, agent_id: str, *, exact: bool = False, environment: str | None = None
+    ) -> dict[str, Any] | None:
+        """``GET /api/v1/agents?search=<agent_id>``: the agent's record, or None if not found.
+        ``exact``: only this client's environment (the background lookup, which nobody asked for)."""
         try:
             response = self._api.request("GET", AGENTS_PATH, params={"search": agent_id})
         except httpx.HTTPError as exc:
@@ -160,7 +172,7 @@ class Agents:
         if response.status_code != 200:
             raise self._fail(response.status_code, f"looking up agent {agent_id!r}")
         try:
-            record = _match(response.json(), agent_id, self._environment)
+            record = _match(response.json(), agent_id, environment or self._environment, exact=exact)
         except ValueError:
             return None
         return None if record is None else self._remember(agent_id, record)
@@ -197,7 +209,7 @@ class Agents:
             due = [a for a, when in self._seen.items() if when <= now][:LOOKUPS_PER_ROUND]
         for agent_id in due:
             try:
-                found = self.lookup(agent_id)
+                found = self.lookup(agent_id, exact=True)
             except ExeclaveError:
                 found = None
                 self.poll_errors += 1
@@ -209,7 +221,7 @@ class Agents:
             if self._stop.is_set():
                 return
             try:
-                response = self._api.request("GET", f"{AGENTS_PATH}/{agent_uuid}/status-poll")
+                response = self._api.request("GET", f"{AGENTS_PATH}/{_segment(agent_uuid)}/status-poll")
                 data = unwrap(response.json()) if response.status_code == 200 else None
             except (httpx.HTTPError, ValueError) as exc:
                 self.poll_errors += 1
@@ -232,7 +244,9 @@ class Agents:
             )
             try:
                 self._api.request(
-                    "POST", f"{AGENTS_PATH}/{agent_uuid}/heartbeat", json={"lastPolicyCheckAt": when}
+                    "POST",
+                    f"{AGENTS_PATH}/{_segment(agent_uuid)}/heartbeat",
+                    json={"lastPolicyCheckAt": when},
                 )
             except httpx.HTTPError as exc:
                 _log.debug("execlave: heartbeat for %r failed: %s", agent_id, type(exc).__name__)

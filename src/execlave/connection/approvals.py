@@ -70,14 +70,21 @@ class Approvals:
         if response.status_code != 200:
             raise ApprovalVerificationError(approval_id, f"verify answered HTTP {response.status_code}")
         try:
-            data = unwrap(response.json())
+            body = response.json()
         except ValueError:
             raise ApprovalVerificationError(approval_id, "verify answered malformed JSON") from None
-        if not isinstance(data, Mapping) or not isinstance(data.get("valid"), bool):
+        # The answer and its {"data": ...} payload: every layer that says anything must say valid.
+        layers = [body] if isinstance(body, Mapping) else []
+        if layers and isinstance(body.get("data"), Mapping):
+            layers.append(body["data"])
+        said = [layer for layer in layers if "valid" in layer]
+        if not said or any(not isinstance(layer["valid"], bool) for layer in said):
             raise ApprovalVerificationError(approval_id, "verify answered without a boolean 'valid'")
-        if not data["valid"]:
-            reason = data.get("reason")
+        refused = next((layer for layer in said if layer["valid"] is False), None)
+        if refused is not None:
+            reason = refused.get("reason")
             raise CertificateMismatchError(approval_id, reason if isinstance(reason, str) else None)
+        data = said[-1]
         out: dict[str, Any] = {"allowed": True, "approvalRequestId": approval_id}
         if "certificate" in data:
             out["certificate"] = data["certificate"]

@@ -27,6 +27,7 @@ __all__ = ["BYPASS_PATH", "REASONS", "BypassWindows"]
 BYPASS_PATH = "/api/v1/sdk/bypass-windows"
 REASONS = ("circuit_breaker_open", "network_error", "server_error", "plan_limit_exceeded")
 _MAX_AGENT_ID, _MAX_SOURCE, _MAX_MESSAGE, _MAX_PER_REQUEST = 256, 64, 500, 100
+_MAX_COUNT, _MAX_FAILURES = 1_000_000_000, 1_000_000  # the server's bounds: over them the report is refused
 _FATAL = frozenset({400, 413, 422})  # this body will never be accepted: drop it (logged)
 _log = logging.getLogger("execlave.connection")
 
@@ -68,8 +69,13 @@ class BypassWindows:
         self._send_lock = threading.Lock()
         self._open: dict[tuple[str, str], dict[str, Any]] = {}
         self._closed: list[dict[str, Any]] = []
-        self._dropped = {"windows": 0, "bypasses": 0}
+        self._dropped = {"windows": 0, "bypasses": 0}  # losses not yet in a loss report
         self._dropped_since: str | None = None
+        # The loss report in flight: immutable until acknowledged, so a retry is the same report
+        # (same dropId) and losses meanwhile go into the next one.
+        self._pending_drop: dict[str, Any] | None = None
+        self._in_flight: set[str] = set()  # windowIds in the report being sent
+        self._dropped_in_flight: list[dict[str, Any]] = []  # lost from the buffer while being sent
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.reported = 0
@@ -113,7 +119,7 @@ class BypassWindows:
                         self._close(next(iter(self._open)))
                 else:
                     wire = current["wire"]
-                    wire["count"] += 1
+                    wire["count"] = min(wire["count"] + 1, _MAX_COUNT)
                     wire["lastAt"] = _iso(now)
                     current["last"] = now
                 if message is not None:
@@ -121,7 +127,7 @@ class BypassWindows:
                 if status is not None:
                     wire["status"] = int(status)
                 if consecutive_failures is not None:
-                    wire["consecutiveFailures"] = max(0, int(consecutive_failures))
+                    wire["consecutiveFailures"] = max(0, min(int(consecutive_failures), _MAX_FAILURES))
             self._ensure_thread()
         except Exception:  # reporting never breaks enforcement
             _log.debug("execlave: could not record a bypass", exc_info=True)
@@ -140,9 +146,23 @@ class BypassWindows:
         self._closed.append(entry["wire"])
         while len(self._closed) > self._max_buffered:
             lost = self._closed.pop(0)
-            self._dropped["windows"] += 1
-            self._dropped["bypasses"] += lost["count"]
-            self._dropped_since = self._dropped_since or lost["firstAt"]
+            if lost["windowId"] in self._in_flight:  # a loss only if this send fails
+                self._dropped_in_flight.append(lost)
+            else:
+                self._count_lost(lost)
+
+    def _count_lost(self, lost: dict[str, Any]) -> None:
+        self._dropped["windows"] += 1
+        self._dropped["bypasses"] += lost["count"]
+        self._dropped_since = self._dropped_since or lost["firstAt"]
+
+    def _sent(self, delivered: bool) -> None:
+        """The send is over: windows dropped from the buffer meanwhile were delivered, or are lost."""
+        with self._lock:
+            if not delivered:
+                for lost in self._dropped_in_flight:
+                    self._count_lost(lost)
+            self._in_flight, self._dropped_in_flight = set(), []
 
     def _tick(self, close_all: bool) -> None:
         now = self._clock()
@@ -172,7 +192,7 @@ class BypassWindows:
     def _send_all(self) -> bool:
         while True:
             with self._lock:
-                if not self._closed and not self._dropped["windows"]:
+                if not self._closed and not self._dropped["windows"] and self._pending_drop is None:
                     return True
                 windows = [dict(w) for w in self._closed[:_MAX_PER_REQUEST]]
                 body: dict[str, Any] = {
@@ -180,17 +200,26 @@ class BypassWindows:
                     "sentAt": _iso(self._clock()),
                     "windows": windows,
                 }
-                dropped = dict(self._dropped)
-                if dropped["windows"]:
-                    body["dropped"] = {"dropId": str(uuid.uuid4()), **dropped}
+                if self._pending_drop is None and self._dropped["windows"]:
+                    self._pending_drop = {"dropId": str(uuid.uuid4()), **self._dropped}
                     if self._dropped_since:
-                        body["dropped"]["since"] = self._dropped_since
+                        self._pending_drop["since"] = self._dropped_since
+                    self._dropped, self._dropped_since = {"windows": 0, "bypasses": 0}, None
+                dropped = self._pending_drop
+                if dropped is not None:
+                    body["dropped"] = dict(dropped)
+                self._in_flight = {w["windowId"] for w in windows}
             try:
                 status = self._api.request("POST", BYPASS_PATH, json=body).status_code
             except httpx.HTTPError as exc:
+                self._sent(False)
                 self.report_errors += 1
                 _log.warning("execlave: bypass report not delivered (%s); will retry", type(exc).__name__)
                 return False
+            except Exception:
+                self._sent(False)
+                raise
+            self._sent(200 <= status < 300 or status in _FATAL)
             if 200 <= status < 300 or status in _FATAL:
                 if status in _FATAL:
                     _log.warning("execlave: Execlave refused a bypass report (HTTP %s); dropped", status)
@@ -199,9 +228,8 @@ class BypassWindows:
                 sent = {w["windowId"] for w in windows}
                 with self._lock:
                     self._closed = [w for w in self._closed if w["windowId"] not in sent]
-                    if dropped["windows"]:
-                        self._dropped = {"windows": 0, "bypasses": 0}
-                        self._dropped_since = None
+                    if dropped is not None and self._pending_drop is dropped:
+                        self._pending_drop = None
                 continue
             self.report_errors += 1
             _log.warning("execlave: bypass report answered HTTP %s; will retry", status)

@@ -1,9 +1,15 @@
 """Server-side decisions: ``POST /api/v1/policies/enforce`` with the body the published client
 sends, every answer it handles, a decision cache keyed on the whole request, and a circuit breaker.
 
-An outage (network error, timeout, HTTP 429 or 5xx, an unusable 200) follows
+An outage (network error, timeout, HTTP 429 or 5xx, circuit open) follows
 ``enforcement_on_outage``: ``fail_open`` lets the check pass, marks the decision as a bypass and
 records it for the platform's audit trail; ``fail_closed`` raises EnforcementUnavailableError.
+
+An answer that is not a decision (a redirect, 400, 404, 413, 422, a 200 without a boolean
+``allowed``, ...) is never a pass, whatever the outage mode: the server is up and refused this
+request or is not Execlave's enforce endpoint (a wrong ``base_url``), and a pass there would let
+anyone who can make a request unacceptable (too big, unencodable) skip enforcement. It raises
+EnforcementUnavailableError, logged once at WARNING with the fix and counted.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -27,8 +35,9 @@ from ..errors import (
     PlanLimitExceededError,
     QuotaExceededError,
 )
+from ..policy.pii import mask_pii
 from ..policy.types import CheckRequest, Decision, Violation
-from ._http import Api, unwrap
+from ._http import Api, redact_url
 from .agents import Agents
 from .approvals import Approvals
 from .bypass import BypassWindows
@@ -40,13 +49,33 @@ OutageMode = Literal["fail_open", "fail_closed"]
 OUTAGE_MODES = ("fail_open", "fail_closed")
 _CLASSIFIER_LIMIT = 4000  # what the published integrations put in `input` for tool arguments
 _log = logging.getLogger("execlave.connection")
+# NUL (a database refuses it: the server would answer 5xx) and lone surrogates (no UTF-8 for them).
+_UNSENDABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _text(value: str) -> str:
+    return _UNSENDABLE.sub("\ufffd", value)
+
+
+def _sendable(value: Any) -> Any:
+    """``value`` as strict JSON can carry it: NaN and infinities as strings, NUL and lone
+    surrogates replaced (a request that cannot be encoded would get no decision at all)."""
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, list):
+        return [_sendable(v) for v in value]
+    if isinstance(value, dict):
+        return {_text(str(k)): _sendable(v) for k, v in value.items()}
+    return value
 
 
 def _json_safe(value: Any) -> Any:
     try:
-        return json.loads(json.dumps(value, default=str))
+        return _sendable(json.loads(json.dumps(value, default=str)))
     except (TypeError, ValueError, RecursionError):
-        return str(value)[:_CLASSIFIER_LIMIT]
+        return _text(str(value)[:_CLASSIFIER_LIMIT])
 
 
 def enforce_body(
@@ -60,7 +89,7 @@ def enforce_body(
     alone sends their arguments (bounded, the full arguments go in ``metadata.toolArguments``),
     a check of tool outputs alone sends ``tool_output:<name>``."""
     metadata: dict[str, Any] | None = dict(request.metadata) if request.metadata else None
-    text = request.input if isinstance(request.input, str) and request.input.strip() else None
+    text = _text(request.input) if isinstance(request.input, str) and request.input.strip() else None
     if request.tool_calls:
         arguments = [
             {"name": c.name, "arguments": _json_safe(c.arguments)}
@@ -74,17 +103,20 @@ def enforce_body(
             text = joined or "tool:" + ",".join(c.name for c in request.tool_calls)
     if text is None and request.tool_outputs:
         text = "tool_output:" + ",".join(o.name or "tool" for o in request.tool_outputs)
+    text = _text(text) if text is not None else None
     context: dict[str, Any] = {"input": text or "execlave:round", "environment": environment}
     if metadata is not None:
         context["metadata"] = _json_safe(metadata)
     if request.tool_calls:
         # A model-chosen empty name would make the server refuse the whole request (no decision).
-        context["tools"] = [c.name if c.name.strip() else "unnamed_tool" for c in request.tool_calls]
+        context["tools"] = [_text(c.name) if c.name.strip() else "unnamed_tool" for c in request.tool_calls]
     body: dict[str, Any] = {"agentId": agent_ref, **context}
     if conversation_history:
         body["conversationHistory"] = _json_safe(list(conversation_history))
     if request.tool_outputs:
-        body["toolOutputs"] = [{"name": o.name or "tool", "output": o.content} for o in request.tool_outputs]
+        body["toolOutputs"] = [
+            {"name": _text(o.name or "tool"), "output": _json_safe(o.content)} for o in request.tool_outputs
+        ]
     return body, context
 
 
@@ -103,8 +135,62 @@ def _violation(raw: Mapping[str, Any], mode: str) -> Violation:
     return out
 
 
+_MALFORMED = object()  # an answer whose body is not JSON
+
+
+def _server_message(body: Any) -> str:
+    """The error message an answer carries (``{"error": {"message"}}``, ``{"error": "..."}`` or
+    ``{"message"}``), printable, bounded and PII-masked (it may echo the request), for the
+    exception; empty if none."""
+    if not isinstance(body, Mapping):
+        return ""
+    error = body.get("error")
+    said = error.get("message") if isinstance(error, Mapping) else error
+    if not isinstance(said, str):
+        said = body.get("message")
+    if not isinstance(said, str):
+        return ""
+    return mask_pii("".join(ch if ch.isprintable() else " " for ch in said)[:200])
+
+
+def _layers(body: Any) -> list[Mapping[str, Any]]:
+    """The answer itself and its ``{"data": ...}`` envelope's payload, where either is an object."""
+    layers = [body] if isinstance(body, Mapping) else []
+    if layers and isinstance(body.get("data"), Mapping):
+        layers.append(body["data"])
+    return layers
+
+
+def _verdict(body: Any) -> bool | None:
+    """False if any layer refuses; True if a layer allows and none refuses; None when the answer
+    is no decision (no boolean ``allowed``, or an ``allowed`` that is not a boolean anywhere)."""
+    values = [layer["allowed"] for layer in _layers(body) if "allowed" in layer]
+    if any(not isinstance(v, bool) for v in values):
+        return None
+    if False in values:
+        return False
+    return True if values else None
+
+
+def _refusal(body: Any) -> Mapping[str, Any]:
+    return next(layer for layer in _layers(body) if layer.get("allowed") is False)
+
+
+def _approval_layer(body: Any) -> Mapping[str, Any]:
+    """The layer that carries the answer's fields (the envelope's payload when there is one)."""
+    layers = _layers(body)
+    return next(
+        (layer for layer in reversed(layers) if "allowed" in layer or "approvalRequestId" in layer),
+        layers[-1] if layers else {},
+    )
+
+
 class Breaker:
-    """Opens after ``threshold`` consecutive failures; after ``reset`` seconds one trial goes through."""
+    """Opens after ``threshold`` consecutive failures; after ``reset`` seconds one trial goes through.
+
+    A trial that never reports back (its task was cancelled, or it raised) is released by
+    :meth:`abandon`, and in any case expires after ``reset`` seconds: the breaker never stays open
+    for good while Execlave is back."""
 
     def __init__(
         self, threshold: int = 3, reset: float = 60.0, clock: Callable[[], float] = time.monotonic
@@ -113,32 +199,40 @@ class Breaker:
         self.failures = 0
         self.last_error: str | None = None
         self._opened_at: float | None = None
-        self._trial = False
+        self._trial_at: float | None = None
         self._lock = threading.Lock()
 
     def allow(self) -> bool:
         with self._lock:
             if self._opened_at is None:
                 return True
-            if not self._trial and self._clock() - self._opened_at >= self.reset:
-                self._trial = True
+            now = self._clock()
+            trial_lost = self._trial_at is not None and now - self._trial_at >= self.reset
+            if (self._trial_at is None or trial_lost) and now - self._opened_at >= self.reset:
+                self._trial_at = now
                 return True
             return False
 
+    def abandon(self) -> None:
+        """A request ended without an answer or an error to count (cancelled): free its trial."""
+        with self._lock:
+            self._trial_at = None
+
     def success(self) -> None:
         with self._lock:
-            self.failures, self._opened_at, self._trial, self.last_error = 0, None, False, None
+            self.failures, self._opened_at, self._trial_at, self.last_error = 0, None, None, None
 
     def failure(self, error: str) -> None:
         with self._lock:
             self.failures += 1
             self.last_error = error
-            if self._trial or self.failures >= self.threshold:
-                if self._opened_at is None or self._trial:
+            trial = self._trial_at is not None
+            if trial or self.failures >= self.threshold:
+                if self._opened_at is None or trial:
                     _log.warning(
                         "execlave: circuit to Execlave open after %d failure(s): %s", self.failures, error
                     )
-                self._opened_at, self._trial = self._clock(), False
+                self._opened_at, self._trial_at = self._clock(), None
 
     @property
     def is_open(self) -> bool:
@@ -230,10 +324,12 @@ class Decider:
         self.breaker = breaker or Breaker()
         self._stats_lock = threading.Lock()
         self._outage_logged = False
+        self._no_decision_logged: set[int] = set()
         self.counters = {
             "server_decisions": 0,
             "server_decision_cache_hits": 0,
             "server_decision_errors": 0,
+            "server_no_decision": 0,
             "bypasses": 0,
             "approvals": 0,
         }
@@ -289,9 +385,11 @@ class Decider:
         _log.log(
             level,
             "execlave: Execlave could not decide (%s: %s); enforcement_on_outage='fail_open' lets checks "
-            "pass: each pass is counted in stats(), recorded on its span and reported to Execlave",
+            "pass: each pass is counted in stats(), recorded on its span and reported to Execlave. Check "
+            "that %s is reachable from here; enforcement_on_outage='fail_closed' stops rounds instead",
             reason,
             detail,
+            redact_url(self._api.base_url),
         )
         return Decision("allow", bypasses=(f"{reason}: {detail}",))
 
@@ -304,33 +402,30 @@ class Decider:
         if status >= 500 or status == 429:
             self.breaker.failure(f"HTTP {status}")
             return self._outage(request, "server_error", f"HTTP {status}", status)
-        try:
-            body = unwrap(response.json()) if response.content else None
-        except ValueError:
-            body = None
-        if status == 200 and not (isinstance(body, Mapping) and isinstance(body.get("allowed"), bool)):
-            self.breaker.failure("unusable answer")
-            return self._outage(request, "server_error", "HTTP 200 without a boolean 'allowed'", status)
-        self.breaker.success()
-        if status < 400 or status in (401, 403):
-            self._outage_logged = False
+        self.breaker.success()  # the server answered: no outage, whatever the answer
+        self._outage_logged = False
         if status != 402:
             self._bypass.recover(request.agent_id)
-        if status == 200 and isinstance(body, Mapping):
-            self._count("server_decisions")
-            decision = self._allowed(body) if body["allowed"] else self._blocked(request, body)
-            if decision.allowed:
+        try:
+            body: Any = response.json() if response.content else None
+        except ValueError:
+            body = _MALFORMED
+        if status in (200, 403):
+            verdict = _verdict(body)
+            if verdict is False:
+                self._count("server_decisions")
+                return self._blocked(request, _refusal(body))
+            if verdict is True and status == 200:
+                self._count("server_decisions")
+                decision = self._allowed(_approval_layer(body))
                 self.cache.put(pending.key, decision)
-            return decision
-        if status == 403 and isinstance(body, Mapping) and body.get("allowed") is False:
-            self._count("server_decisions")
-            return self._blocked(request, body)
+                return decision
         if status == 202:
-            approval_id = body.get("approvalRequestId") if isinstance(body, Mapping) else None
+            approval = _approval_layer(body)
+            approval_id = approval.get("approvalRequestId")
             if isinstance(approval_id, str) and approval_id:
                 self._count("approvals")
                 return _Approval(approval_id, pending.context)
-            raise EnforcementUnavailableError("Execlave answered 202 without an approvalRequestId")
         if status in (401, 403):
             raise ExeclaveAuthError(
                 f"Execlave rejected the API key (HTTP {status} from POST {ENFORCE_PATH}); check "
@@ -340,8 +435,40 @@ class Decider:
             )
         if status == 402:
             return self._plan_limit(request, body)
-        # Anything else (400, 404, 422, ...) is no decision: the outage mode applies, loudly.
-        return self._outage(request, "server_error", f"HTTP {status} from POST {ENFORCE_PATH}", status)
+        return self._no_decision(status, body)
+
+    def _no_decision(self, status: int, body: Any) -> Decision:
+        """Execlave is up but this answer decides nothing: never a pass (see the module docs)."""
+        self._count("server_no_decision")
+        what = f"HTTP {status}" + (" and malformed JSON" if body is _MALFORMED else "")
+        if status == 200 and body is not _MALFORMED:
+            what += " without a boolean 'allowed'"
+        said = _server_message(body)
+        if said:
+            what += f" ({said!r})"
+        fix = (
+            f"check that base_url ({redact_url(self._api.base_url)}) is your Execlave deployment's API "
+            "(https, no path; a redirect or a 404 for every agent means it is not)"
+        )
+        if status == 404:
+            fix += ", and that Execlave knows this agent (exe.register_agent or the dashboard)"
+        if status in (400, 413, 422):
+            fix = "Execlave refused this request (its content or size); " + fix
+        with self._stats_lock:
+            first = status not in self._no_decision_logged
+            self._no_decision_logged.add(status)
+        if first:
+            _log.warning(
+                "execlave: POST %s answered %s, which is not a decision: the round stops (this is not an "
+                "outage, so enforcement_on_outage does not let it pass); %s",
+                ENFORCE_PATH,
+                what,
+                fix,
+            )
+        raise EnforcementUnavailableError(
+            f"Execlave answered POST {ENFORCE_PATH} with {what}, which is not a decision; the round stops "
+            f"in either outage mode: {fix}"
+        )
 
     # -- answers ----------------------------------------------------------------------------
 
@@ -362,6 +489,7 @@ class Decider:
         )
         kill = next((v for v in violations if v.get("policyType") == "kill_switch"), None)
         if kill is not None:
+            self.cache.clear()  # a paused agent must not run on cached allows (any request of it)
             if self._agents.uuid(request.agent_id):  # the status poll will see it resumed
                 self._agents.set_server_status(request.agent_id, "paused", kill.get("message") or None)
             raise AgentPausedError(request.agent_id, str(kill.get("message") or "paused in Execlave"))
@@ -413,6 +541,9 @@ class Decider:
             response: httpx.Response | Exception = self._api.request("POST", ENFORCE_PATH, json=step.body)
         except httpx.HTTPError as exc:
             response = exc
+        except BaseException:
+            self.breaker.abandon()
+            raise
         result = self._finish(step, response)
         if isinstance(result, _Approval):
             self._approvals.wait(result.approval_id, result.context)
@@ -431,6 +562,9 @@ class Decider:
             )
         except httpx.HTTPError as exc:
             response = exc
+        except BaseException:  # cancelled (a timeout around the round): no answer to count
+            self.breaker.abandon()
+            raise
         result = self._finish(step, response)
         if isinstance(result, _Approval):
             await self._approvals.await_(result.approval_id, result.context)

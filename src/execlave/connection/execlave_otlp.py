@@ -38,11 +38,14 @@ class ExeclaveOtlpExporter(SpanExporter):
 
     def __init__(self, *, endpoint: str, api_key: str, timeout: float = 5.0) -> None:
         self._url = traces_url(endpoint)
-        self._headers = {
-            "Authorization": f"Bearer {api_key}",
-            "Content-Type": "application/x-protobuf",
-            "User-Agent": f"execlave-sdk-python/{__version__}",
-        }
+        # httpx.Headers masks Authorization in its repr (``vars()``, tracebacks with locals).
+        self._headers = httpx.Headers(
+            {
+                "Authorization": f"Bearer {api_key}",
+                "Content-Type": "application/x-protobuf",
+                "User-Agent": f"execlave-sdk-python/{__version__}",
+            }
+        )
         self._http = httpx.Client(follow_redirects=False, timeout=timeout)
         self._closed = threading.Event()
         self._warned = False

@@ -8,9 +8,10 @@ one, never a mix. Only rate-limit windows and the kill switch are mutable; both 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,8 +19,8 @@ from typing import Any
 import re2
 
 from ..errors import AgentPausedError
-from .normalize import normalize_text, strip_invisible
-from .pii import detect_pii, mask_pii
+from .normalize import normalize_text, strip_invisible, strip_pattern
+from .pii import detect_pii, mask_normalized, mask_pii
 from .schema import (
     InjectionScanPolicy,
     PiiAccessPolicy,
@@ -33,10 +34,24 @@ from .types import CheckRequest, Decision, Outcome, ToolCall, ToolOutput, Violat
 __all__ = ["PolicyEngine", "normalize_tool_name"]
 
 _EXCERPT_CHARS = 80
+# A JSON escape: a surrogate pair, one \uXXXX, or a one-letter escape.
+_JSON_ESCAPE = re.compile(
+    r"\\u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})|\\u([0-9a-fA-F]{4})|\\([\"\\/bfnrt])"
+)
+_SHORT_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\", "/": "/"}
+
+
+def _unescape(match: re.Match[str]) -> str:
+    high, low, single, short = match.groups()
+    if high is not None:
+        return chr(0x10000 + ((int(high, 16) - 0xD800) << 10) + (int(low, 16) - 0xDC00))
+    if single is not None:
+        return chr(int(single, 16))
+    return _SHORT_ESCAPES[short]
 
 
 def normalize_tool_name(name: str) -> str:
-    """Tool names compare after NFKC, removal of invisible characters, case folding and trimming
+    """Tool names compare after NFKD, removal of marks and format characters, case folding and trimming
     (``" Delete_File"``, ``"ｄｅｌｅｔｅ_file"`` and ``"dele\u200bte_file"`` are all ``delete_file``)."""
     return strip_invisible(name).casefold().strip()
 
@@ -75,23 +90,50 @@ def _compile_globs(globs: Sequence[str]) -> re2._Regexp | None:
 
 
 def _excerpt(text: str, start: int, end: int) -> str:
+    """The normalised text around a match, PII masked over the whole text *before* the window is
+    cut (a value on the window's edge is masked whole, never left as a fragment)."""
     lo = max(0, start - 10)
     hi = min(len(text), max(end, start + _EXCERPT_CHARS - 20) + 10)
-    snippet = text[lo:hi]  # masked below: an excerpt never carries raw PII
-    return ("…" if lo else "") + mask_pii(snippet)[:_EXCERPT_CHARS] + ("…" if hi < len(text) else "")
+    masked = mask_normalized(text, lo, hi)
+    return ("…" if lo else "") + masked[:_EXCERPT_CHARS] + ("…" if hi < len(text) else "")
+
+
+def _shown_name(name: str) -> str:
+    """A tool name as violations show it: PII in it masked (the name is model-chosen text;
+    underscores read as spaces, as the ``pii_access`` check reads them)."""
+    if not name:
+        return name
+    masked = mask_pii(name.replace("_", " "))
+    return name if masked == name.replace("_", " ") else masked
+
+
+def _with_decoded_escapes(text: str) -> str:
+    """``text``, followed by a copy with its JSON escapes (``\\uXXXX``, ``\\t`` ...) decoded when it has any:
+    unparsed JSON (malformed tool arguments, a ``FunctionCall``'s arguments carried as text, a
+    tool's JSON result) reaches a tool or a model that reads ``"\\u0661"`` as the digit."""
+    if "\\" not in text:
+        return text
+    decoded = _JSON_ESCAPE.sub(_unescape, text)
+    return text if decoded == text else text + "\n" + decoded
 
 
 def _argument_text(arguments: Any) -> str:
     """Every string, key and scalar in (possibly deeply nested) arguments, one per line.
-    Iterative, so hostile nesting depth cannot overflow the stack."""
+    Iterative, so hostile nesting depth cannot overflow the stack; each container is visited
+    once, so a self-referencing (cyclic) structure is scanned in full and the walk ends."""
     if arguments is None:
         return ""
     if isinstance(arguments, str):
-        return arguments
+        return _with_decoded_escapes(arguments)
     parts: list[str] = []
     stack: list[Any] = [arguments]
+    seen: set[int] = set()
     while stack:
         item = stack.pop()
+        if isinstance(item, (dict, list, tuple, set, frozenset)):
+            if id(item) in seen:
+                continue
+            seen.add(id(item))
         if isinstance(item, dict):
             for key, value in item.items():
                 parts.append(str(key))
@@ -122,13 +164,18 @@ class _Texts:
     @property
     def input(self) -> str:
         if self._input is None:
-            self._input = normalize_text(self._request.input) if self._request.input else ""
+            raw = self._request.input
+            self._input = normalize_text(_with_decoded_escapes(raw)) if raw else ""
         return self._input
 
     @property
     def outputs(self) -> list[tuple[ToolOutput, str]]:
         if self._outputs is None:
-            self._outputs = [(o, normalize_text(o.content)) for o in self._request.tool_outputs if o.content]
+            self._outputs = [
+                (o, normalize_text(_with_decoded_escapes(o.content)))
+                for o in self._request.tool_outputs
+                if o.content
+            ]
         return self._outputs
 
     @property
@@ -165,6 +212,7 @@ class _Compiled:
 
 
 _VERDICT_CACHE_SIZE = 4096
+_VERDICT_CACHE_NAME_CHARS = 256  # longer names are decided every time, never kept (memory bound)
 
 
 class _ToolPolicy(_Compiled):
@@ -187,9 +235,10 @@ class _ToolPolicy(_Compiled):
             verdict = "deny"
         elif self.allow is not None and not self.allow.search(name):
             verdict = "allow"
-        if len(self._verdicts) >= _VERDICT_CACHE_SIZE:
-            self._verdicts.clear()
-        self._verdicts[raw_name] = verdict
+        if len(raw_name) <= _VERDICT_CACHE_NAME_CHARS:
+            if len(self._verdicts) >= _VERDICT_CACHE_SIZE:
+                self._verdicts.clear()
+            self._verdicts[raw_name] = verdict
         return verdict
 
     def check(self, request: CheckRequest, texts: _Texts, out: list[Violation]) -> None:
@@ -197,11 +246,21 @@ class _ToolPolicy(_Compiled):
             verdict = self._verdict(call.name)
             if verdict is None:
                 continue
-            message = (
-                f"tool {call.name!r} is {'on the deny' if verdict == 'deny' else 'not on the allow'} list"
-            )
+            name = _shown_name(call.name)
+            message = f"tool {name!r} is {'on the deny' if verdict == 'deny' else 'not on the allow'} list"
             extra = {"toolCallId": call.call_id} if call.call_id else {}
-            out.append(self.violation("tool_call", message, toolName=call.name, **extra))
+            out.append(self.violation("tool_call", message, toolName=name, **extra))
+
+
+def _matchable(pattern: str) -> str:
+    stripped = strip_pattern(pattern)
+    if stripped == pattern:
+        return pattern
+    try:
+        compile_pattern(stripped)
+    except ValueError:  # e.g. a character class of marks only: keep the pattern as written
+        return pattern
+    return stripped
 
 
 class _InjectionPolicy(_Compiled):
@@ -209,10 +268,13 @@ class _InjectionPolicy(_Compiled):
         super().__init__(policy)
         rule = policy.rule
         self.scan_input, self.scan_output = rule.scan_input, rule.scan_output
-        self.patterns = [compile_pattern(p) for p in rule.patterns]
+        # Patterns compare with normalised text, so the characters normalisation removes are
+        # taken out of their literal text too (a pattern written with marks still matches).
+        patterns = [_matchable(p) for p in rule.patterns]
+        self.patterns = [compile_pattern(p) for p in patterns]
         # One combined pass for the common (no-match) case; the individual patterns only run
         # to name the one that matched.
-        self.combined = compile_pattern("|".join(f"(?:{p})" for p in rule.patterns))
+        self.combined = compile_pattern("|".join(f"(?:{p})" for p in patterns))
 
     def _first_hit(self, text: str) -> tuple[int, int, int] | None:
         if not text or self.combined.search(text) is None:
@@ -264,13 +326,26 @@ class _PiiPolicy(_Compiled):
             if found:
                 out.append(self.violation("input", f"input contains {', '.join(found)}", piiTypes=found))
         for call, text in texts.arguments if request.tool_calls else ():
+            # The name is model-chosen text that is exported and shown: checked like arguments
+            # (underscores read as spaces, so ``pay_4111...`` is not one word).
+            in_name = detect_pii(normalize_text(call.name.replace("_", " ")), self.types) if call.name else []
             found = detect_pii(text, self.types)
+            name = _shown_name(call.name) if in_name else call.name
+            if in_name:
+                out.append(
+                    self.violation(
+                        "tool_call",
+                        f"name of tool {name!r} contains {', '.join(in_name)}",
+                        toolName=name,
+                        piiTypes=in_name,
+                    )
+                )
             if found:
                 out.append(
                     self.violation(
                         "tool_call",
-                        f"arguments of tool {call.name!r} contain {', '.join(found)}",
-                        toolName=call.name,
+                        f"arguments of tool {name!r} contain {', '.join(found)}",
+                        toolName=name,
                         piiTypes=found,
                     )
                 )
@@ -280,6 +355,11 @@ class _PiiPolicy(_Compiled):
 class _Window:
     minute: deque[float] = field(default_factory=deque)
     hour: deque[float] = field(default_factory=deque)
+    last_used: float = 0.0
+
+
+_WINDOW_LIFETIME = 3600.0  # a window unused for the longest span (an hour) holds nothing that counts
+_MAX_WINDOWS = 50_000  # (policy, agent) pairs; beyond it the least recently used window is dropped
 
 
 class _RatePolicy(_Compiled):
@@ -372,7 +452,8 @@ class PolicyEngine:
         self._plan = _Plan(policies, 1)
         self._reload_lock = threading.Lock()
         self._rate_lock = threading.Lock()
-        self._windows: dict[tuple[str, str], _Window] = {}
+        # Ordered by last use (least recent first), so expired windows are evicted from the front.
+        self._windows: OrderedDict[tuple[str, str], _Window] = OrderedDict()
         self._paused: dict[str, str | None] = {}
 
     @property
@@ -432,9 +513,16 @@ class PolicyEngine:
         # an exact count. A request that ends up blocked (by any policy) is not counted.
         with self._rate_lock:
             now = self._clock()
+            self._evict_windows(now)
             windows = []
             for limit in limits:
-                window = self._windows.setdefault((limit.id, agent_id), _Window())
+                key = (limit.id, agent_id)
+                window = self._windows.get(key)
+                if window is None:
+                    window = self._windows[key] = _Window()
+                else:
+                    self._windows.move_to_end(key)
+                window.last_used = now
                 windows.append(window)
                 message = limit.exceeded(window, now)
                 if message is not None:
@@ -442,3 +530,13 @@ class PolicyEngine:
             if _outcome(violations) != "block":
                 for limit, window in zip(limits, windows, strict=True):
                     limit.record(window, now)
+
+    def _evict_windows(self, now: float) -> None:
+        """Drop windows unused for longer than any limit's span (amortised O(1): the table is
+        ordered by last use), then the least recently used ones above ``_MAX_WINDOWS``."""
+        windows = self._windows
+        while windows:
+            oldest = next(iter(windows.values()))
+            if oldest.last_used > now - _WINDOW_LIFETIME and len(windows) < _MAX_WINDOWS:
+                break
+            windows.popitem(last=False)
