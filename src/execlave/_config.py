@@ -80,6 +80,14 @@ OPTIONS: tuple[Option, ...] = (
         resolved_in=_TELEMETRY_CORE,
     ),
     Option(
+        "meter_provider",
+        "MeterProvider | None",
+        None,
+        "the application's global one (no-op without one)",
+        group="telemetry",
+        resolved_in="execlave.telemetry.metrics",
+    ),
+    Option(
         "otlp_endpoint",
         "str | None",
         None,

@@ -33,6 +33,7 @@ from .telemetry import GovernanceSpanProcessor, Telemetry, TelemetryConfig, reso
 from .telemetry.bounds import SecretRedactingMasker
 
 if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
 __all__ = ["Execlave"]
@@ -118,6 +119,9 @@ class Execlave:
             ``OTEL_SERVICE_NAME``, else ``execlave-app``.
         tracer_provider: the provider to create spans with. Defaults to the global one if the
             application set one; otherwise execlave creates its own (without installing it globally).
+        meter_provider: the ``MeterProvider`` for execlave's metrics (decisions, blocked tool calls,
+            round and tool durations, dropped spans, bypasses). Defaults to the global one; without
+            one configured, metrics are no-ops.
         otlp_endpoint: a collector endpoint (e.g. ``http://localhost:4318``); defaults to
             ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, else ``OTEL_EXPORTER_OTLP_ENDPOINT``. Used only
             when execlave owns the provider.
@@ -152,6 +156,7 @@ class Execlave:
         environment: str | None = None,
         service_name: str | None = None,
         tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
         otlp_endpoint: str | None = None,
         console: bool = False,
         capture_content: bool | None = None,
@@ -222,6 +227,7 @@ class Execlave:
                     console=console,
                     capture_content=capture,
                     tracer_provider=tracer_provider,
+                    meter_provider=meter_provider,
                 ),
                 # The key is replaced in every text telemetry records (exceptions, names, content).
                 masker=(

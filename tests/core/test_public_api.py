@@ -64,6 +64,7 @@ PUBLIC = {
         "Decision",
     },
     "execlave.integrations.autogen": {
+        "conversation",
         "instrument_autogen_agent",
         "uninstrument_autogen_agent",
         "raise_policy_blocks",
@@ -100,7 +101,8 @@ def test_the_public_names_are_documented():
     for names in PUBLIC.values():
         for name in names:
             assert f"`{name}`" in doc, name
-    count = len(set().union(*PUBLIC.values()) | {"ExeclaveMiddleware"})
+    # Modules whose import needs an optional extra: AG2 1.x, opentelemetry-instrumentation.
+    count = len(set().union(*PUBLIC.values()) | {"ExeclaveMiddleware", "AutoGenInstrumentor"})
     assert f"{count} public names" in doc
 
 

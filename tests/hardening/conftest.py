@@ -95,7 +95,8 @@ class Chat:
 
 def assert_chat_trees(spans: Any, chats: list[Chat]) -> dict[str, list[ReadableSpan]]:
     """Every execlave span belongs to exactly one chat's trace and forms a correct tree under the
-    chat's root span: ``invoke_agent`` spans are children of the root, ``check_tool`` /
+    chat's root span: its ``execlave.conversation`` span is a child of the root, ``invoke_agent``
+    spans children of that conversation span, ``check_tool`` /
     ``execute_tool`` spans children of an ``invoke_agent`` span of the same agent in the same
     chat; only that chat's agent ids appear; blocks appear in exactly the chats given bad input."""
     by_trace = {c.trace_id: c for c in chats}
@@ -114,8 +115,11 @@ def assert_chat_trees(spans: Any, chats: list[Chat]) -> dict[str, list[ReadableS
         for span in own:
             assert span.attributes["gen_ai.agent.id"] in chat.agent_ids, (chat.key, span.name)
             assert span.parent is not None
-            if span.name.startswith("invoke_agent"):
+            if span.name == "execlave.conversation":  # the chat's one conversation root
                 assert span.parent.span_id == chat.root_id, (chat.key, span.name)
+            elif span.name.startswith("invoke_agent"):
+                parent = by_id.get(span.parent.span_id)
+                assert parent is not None and parent.name == "execlave.conversation", (chat.key, span.name)
             else:
                 parent = by_id.get(span.parent.span_id)
                 assert parent is not None and parent.name.startswith("invoke_agent"), (chat.key, span.name)

@@ -271,3 +271,26 @@ def test_every_non_printable_character_is_escaped():
     hidden = "a\u00adb\U000e0041c\u3000d\ufeffe\x9bf\u2028g"  # soft hyphen, tag, wide space, BOM, CSI, LS
     assert escape_controls(hidden) == "a\\xadb\\U000e0041c\\u3000d\\ufeffe\\x9bf\\u2028g"
     assert escape_controls("plain name-1.2 ok") == "plain name-1.2 ok"
+
+
+def test_metric_attributes_carry_bounded_tool_names(make_exe):
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+    exe = make_exe(meter_provider=MeterProvider(metric_readers=[reader]))
+    agent = assistant(exe, scripted(calls(f"drop_x {CARD} " + "A" * 10_000)))
+    with pytest.raises(PolicyBlockedError):
+        agent.generate_reply(messages=ASK)
+    data = reader.get_metrics_data()
+    values = [
+        str(v)
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        for p in m.data.data_points
+        for v in (p.attributes or {}).values()
+    ]
+    assert values and all(len(v) <= MAX_MESSAGE_CHARS for v in values)
+    assert not any(CARD in v or CARD_DIGITS in v for v in values)
+    assert any(v.startswith("drop") and len(v) <= MAX_NAME_CHARS for v in values), values

@@ -38,6 +38,8 @@ class TelemetryConfig:
     capture_content: bool | None = None
     tracer_provider: Any = None
     """An ``opentelemetry.trace.TracerProvider``; defaults to the app's global one if it set one."""
+    meter_provider: Any = None
+    """An ``opentelemetry.metrics.MeterProvider`` for execlave's metrics; defaults to the global one."""
     export_timeout: float = 5.0
     """Bound on one export request (including the exporter's retries)."""
     max_queue_size: int = 2048

@@ -6,6 +6,7 @@ import atexit
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -16,11 +17,13 @@ from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from .._version import __version__
-from ..errors import PolicyBlockedError
+from ..errors import AgentPausedError, EnforcementUnavailableError, PolicyBlockedError
 from ..policy.types import Decision
 from .bounds import MAX_MESSAGE_CHARS, bound_name, bound_span_name, bound_text, resolve_attribute_length
 from .config import DEFAULT_SERVICE_NAME, TelemetryConfig, resolve_capture_content
+from .conversation import note_error, with_conversation_id
 from .governed import GovernedSpan, record_decision, record_events
+from .metrics import Metrics
 from .processors import SCOPE_NAME, BoundedBatchSpanProcessor, ConsoleTreeProcessor, is_execlave_span
 
 __all__ = ["Telemetry"]
@@ -76,6 +79,7 @@ class Telemetry:
                 self.owns_provider = True
         self.tracer_provider: Any = provider
         self.tracer: trace.Tracer = provider.get_tracer(SCOPE_NAME, __version__)
+        self.metrics = Metrics(config.meter_provider, self.stats)
 
         can_attach = callable(getattr(provider, "add_span_processor", None))
         if config.execlave_exporter is not None:
@@ -286,7 +290,7 @@ class _GovernedSpanContext:
     """The context manager behind :meth:`Telemetry.governed_span` (a plain class: it runs on
     every round and tool call, so it avoids generator-based context managers)."""
 
-    __slots__ = ("_args", "_budget", "_governed", "_parent", "_telemetry", "_token")
+    __slots__ = ("_args", "_budget", "_governed", "_parent", "_start", "_telemetry", "_token")
 
     def __init__(
         self,
@@ -315,13 +319,16 @@ class _GovernedSpanContext:
                     self._parent, self._budget = parent, budget
                 except TypeError:  # a span type that cannot be weakly referenced: no budget
                     pass
+        self._start = 0.0
 
-    def _start(self) -> Span:
+    def _open_span(self) -> Span:
         name, attributes, _, _, kind = self._args
         tel = self._telemetry
         try:
             bounded_name, bounded_attributes = tel._bounded(name, attributes)
-            span: Span = tel.tracer.start_span(bounded_name, kind=kind, attributes=bounded_attributes)
+            span: Span = tel.tracer.start_span(
+                bounded_name, kind=kind, attributes=with_conversation_id(bounded_attributes)
+            )
         except Exception:
             # A broken tracer must not switch enforcement off: govern without a span.
             logger.warning("execlave: could not start a span; enforcing without it", exc_info=True)
@@ -333,7 +340,7 @@ class _GovernedSpanContext:
         return span
 
     def __enter__(self) -> GovernedSpan:
-        _, _, check, raise_on_block, _ = self._args
+        _, attributes, check, raise_on_block, _ = self._args
         tel = self._telemetry
         budget = self._budget
         deferred = False
@@ -343,13 +350,15 @@ class _GovernedSpanContext:
                 deferred = budget.spans >= tel.max_tool_spans_per_round
                 if not deferred:
                     budget.spans += 1
-        span = INVALID_SPAN if deferred else self._start()
+        span = INVALID_SPAN if deferred else self._open_span()
         governed = self._governed = GovernedSpan(
             span,
             capture_content=tel.capture_content,
             masker=tel._masker,
             max_attribute_length=tel.max_attribute_length,
         )
+        governed.on_decision = lambda decision: tel.metrics.decision(decision, attributes)
+        self._start = time.monotonic()
         if check is not None:
             try:
                 governed.check(check, raise_on_block=raise_on_block)
@@ -377,7 +386,7 @@ class _GovernedSpanContext:
                 else:
                     budget.omitted += 1
             if promote:
-                span = self._start()
+                span = self._open_span()
                 governed.span = span
                 record_decision(span, governed.decision)
                 for decision in governed._decisions:
@@ -407,7 +416,9 @@ class _GovernedSpanContext:
         if governed is None:
             return
         self._governed = None
+        _count(self._telemetry, self._args[1], exc, time.monotonic() - self._start)
         if exc is not None:
+            note_error(exc)  # the conversation's root ends ERROR even if the framework swallows exc
             if isinstance(exc, PolicyBlockedError):
                 governed._on_block_passing(exc)
             governed._fail(exc)
@@ -421,3 +432,22 @@ class _GovernedSpanContext:
             except Exception:
                 logger.debug("execlave: could not detach span context", exc_info=True)
             self._token = None
+
+
+def _count(
+    telemetry: Telemetry,
+    attributes: Mapping[str, AttributeValue] | None,
+    exc: BaseException | None,
+    seconds: float,
+) -> None:
+    """Metrics at span end: the operation's duration, and a check that halted without a decision
+    (counted once, on the span where it was raised)."""
+    telemetry.metrics.operation(seconds, attributes, exc)
+    if isinstance(exc, (AgentPausedError, EnforcementUnavailableError)) and not getattr(
+        exc, "_execlave_counted", False
+    ):
+        try:
+            exc._execlave_counted = True  # type: ignore[union-attr]
+        except Exception:
+            return
+        telemetry.metrics.halted("paused" if isinstance(exc, AgentPausedError) else "error", attributes)

@@ -114,6 +114,8 @@ def _unavailable(exc: Exception) -> EnforcementUnavailableError:
 class GovernedSpan:
     """Handle yielded by :meth:`Telemetry.governed_span`."""
 
+    on_decision: Callable[[Decision], None] | None = None
+
     def __init__(
         self,
         span: Span,
@@ -150,6 +152,8 @@ class GovernedSpan:
                 f"execlave policy check returned {type(decision).__name__}, not a Decision; failing closed"
             )
         self._add(decision)
+        if self.on_decision is not None:
+            self.on_decision(decision)  # metrics; never raises (see telemetry.metrics)
         record_events(self.span, decision, with_excerpt=self._capture, masker=self._masker)
         if decision.blocked and raise_on_block:
             # Names and messages in the error are bounded like on the span: apps log it and

@@ -20,11 +20,12 @@ from .agentchat import (
     uninstrument_agentchat_agent,
 )
 from .classic import instrument_classic_agent, is_classic_agent, uninstrument_classic_agent
+from .conversation import conversation, instrument_conversations, uninstrument_conversations
 
 if TYPE_CHECKING:
     from ...client import Execlave
 
-__all__ = ["instrument_autogen_agent", "raise_policy_blocks", "uninstrument_autogen_agent"]
+__all__ = ["conversation", "instrument_autogen_agent", "raise_policy_blocks", "uninstrument_autogen_agent"]
 
 A = TypeVar("A")
 
@@ -49,8 +50,14 @@ def instrument_autogen_agent(
         instrument_ag2_agent(agent, exe, agent_id=agent_id, session_id=session_id, user_id=user_id)
     elif is_classic_agent(agent):
         instrument_classic_agent(agent, exe, agent_id=agent_id, session_id=session_id, user_id=user_id)
+        instrument_conversations(
+            agent, exe, agent_id=agent_id, session_id=session_id, user_id=user_id, agentchat=False
+        )
     elif is_agentchat_agent(agent):
         instrument_agentchat_agent(agent, exe, agent_id=agent_id, session_id=session_id, user_id=user_id)
+        instrument_conversations(
+            agent, exe, agent_id=agent_id, session_id=session_id, user_id=user_id, agentchat=True
+        )
     else:
         raise TypeError(
             "instrument_autogen_agent expected an AutoGen agent: a classic ConversableAgent (pyautogen "
@@ -68,6 +75,7 @@ def uninstrument_autogen_agent(agent: A) -> A:
     if is_ag2_agent(agent):
         uninstrument_ag2_agent(agent)
     elif getattr(agent, MARKER, False):
+        uninstrument_conversations(agent)
         if is_agentchat_agent(agent):
             uninstrument_agentchat_agent(agent)
         else:

@@ -1,0 +1,164 @@
+"""execlave's metrics, through the OpenTelemetry metrics API (meter scope ``execlave``).
+
+No-op unless a ``MeterProvider`` is configured: ``Execlave(meter_provider=...)``, else the
+application's global one (set before or after the client is created). Names, units and
+attributes are documented in ``docs/telemetry.md``. Recording never raises: a metrics fault
+must not break the agent or change a decision.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.util.types import AttributeValue
+
+from .._version import __version__
+from ..policy.types import Decision
+from .bounds import bound_name
+
+__all__ = ["DURATION", "Metrics"]
+
+logger = logging.getLogger("execlave")
+
+DURATION = "gen_ai.client.operation.duration"
+_TIMED = {"invoke_agent", "execute_tool"}
+_NAMES = frozenset({"gen_ai.tool.name", "gen_ai.agent.name"})
+# GenAI semconv explicit bucket boundaries for gen_ai.client.operation.duration (seconds).
+_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+_DROP_REASONS = {
+    "spans_dropped_queue_full": "queue_full",
+    "spans_dropped_export_failed": "export_failed",
+    "spans_dropped_after_shutdown": "after_shutdown",
+}
+
+
+def _pick(attributes: Mapping[str, AttributeValue] | None, *keys: str) -> dict[str, AttributeValue]:
+    if not attributes:
+        return {}
+    # Names may be model-chosen: bounded (masked, escaped, 128 characters) like on spans.
+    return {k: bound_name(attributes[k]) if k in _NAMES else attributes[k] for k in keys if k in attributes}
+
+
+class Metrics:
+    """The instruments, created once per client."""
+
+    def __init__(
+        self, meter_provider: Any = None, stats: Callable[[], Mapping[str, int]] | None = None
+    ) -> None:
+        provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
+        meter = provider.get_meter("execlave", __version__)
+        self.decisions = meter.create_counter(
+            "execlave.policy.decisions", unit="{decision}", description="Policy checks by outcome"
+        )
+        self.violations = meter.create_counter(
+            "execlave.policy.violations", unit="{violation}", description="Policy violations by policy"
+        )
+        self.blocked_tools = meter.create_counter(
+            "execlave.tool.blocked", unit="{call}", description="Tool calls blocked before they ran"
+        )
+        self.bypasses = meter.create_counter(
+            "execlave.enforcement.bypasses", unit="{check}", description="Checks passed undecided (fail_open)"
+        )
+        try:
+            self.duration = meter.create_histogram(
+                DURATION,
+                unit="s",
+                description="Duration of agent rounds and tool executions",
+                explicit_bucket_boundaries_advisory=list(_BUCKETS),
+            )
+        except TypeError:  # opentelemetry-api before 1.23: no advisory buckets
+            self.duration = meter.create_histogram(
+                DURATION, unit="s", description="Duration of agent rounds and tool executions"
+            )
+        if stats is not None:
+            ref = _weak(stats)
+
+            def dropped(options: CallbackOptions) -> Iterable[Observation]:
+                current = ref()
+                if current is None:
+                    return []
+                values = current()
+                return [
+                    Observation(values.get(k, 0), {"execlave.drop.reason": r})
+                    for k, r in _DROP_REASONS.items()
+                ]
+
+            def exported(options: CallbackOptions) -> Iterable[Observation]:
+                current = ref()
+                return [] if current is None else [Observation(current().get("spans_exported", 0))]
+
+            meter.create_observable_counter(
+                "execlave.spans.dropped",
+                [dropped],
+                unit="{span}",
+                description="Spans execlave's exporters dropped",
+            )
+            meter.create_observable_counter(
+                "execlave.spans.exported",
+                [exported],
+                unit="{span}",
+                description="Spans execlave's exporters sent",
+            )
+
+    def decision(self, decision: Decision, span_attributes: Mapping[str, AttributeValue] | None) -> None:
+        """One policy check's decision: outcome, violations by policy, blocked tool calls, bypasses."""
+        try:
+            base = _pick(span_attributes, "gen_ai.agent.id", "gen_ai.operation.name")
+            self.decisions.add(1, {**base, "execlave.policy.decision": decision.outcome})
+            agent = _pick(span_attributes, "gen_ai.agent.id")
+            blocked_tools: set[str] = set()
+            for v in decision.violations:
+                attrs: dict[str, AttributeValue] = dict(agent)
+                for key, name in (
+                    ("policyId", "execlave.policy.id"),
+                    ("enforcementMode", "execlave.policy.enforcement_mode"),
+                    ("target", "execlave.violation.target"),
+                ):
+                    value = v.get(key)
+                    if value is not None:
+                        attrs[name] = str(value)
+                self.violations.add(1, attrs)
+                tool = v.get("toolName")
+                if v.get("enforcementMode") == "block" and v.get("target") == "tool_call" and tool:
+                    blocked_tools.add(bound_name(tool))
+            for tool in sorted(blocked_tools):
+                self.blocked_tools.add(1, {**agent, "gen_ai.tool.name": tool})
+            for reason in decision.bypasses:
+                self.bypasses.add(1, {**agent, "execlave.bypass.reason": str(reason)})
+        except Exception:
+            logger.debug("execlave: could not record decision metrics", exc_info=True)
+
+    def halted(self, outcome: str, span_attributes: Mapping[str, AttributeValue] | None) -> None:
+        """A check that ended without a decision: ``paused`` (kill switch) or ``error`` (fail closed)."""
+        try:
+            base = _pick(span_attributes, "gen_ai.agent.id", "gen_ai.operation.name")
+            self.decisions.add(1, {**base, "execlave.policy.decision": outcome})
+        except Exception:
+            logger.debug("execlave: could not record decision metrics", exc_info=True)
+
+    def operation(
+        self, seconds: float, span_attributes: Mapping[str, AttributeValue] | None, exc: BaseException | None
+    ) -> None:
+        """Duration of an ``invoke_agent`` round or an ``execute_tool`` execution."""
+        try:
+            if not span_attributes or span_attributes.get("gen_ai.operation.name") not in _TIMED:
+                return
+            attrs = _pick(span_attributes, "gen_ai.operation.name", "gen_ai.agent.name", "gen_ai.tool.name")
+            if exc is not None:
+                attrs["error.type"] = type(exc).__qualname__
+            self.duration.record(max(seconds, 0.0), attrs)
+        except Exception:
+            logger.debug("execlave: could not record duration metrics", exc_info=True)
+
+
+def _weak(fn: Callable[[], Mapping[str, int]]) -> Callable[[], Callable[[], Mapping[str, int]] | None]:
+    """A weak reference to a bound method (so the meter never keeps a client alive)."""
+    try:
+        return weakref.WeakMethod(fn)  # type: ignore[arg-type,unused-ignore]
+    except TypeError:
+        return lambda: fn
