@@ -327,7 +327,7 @@ class _GovernedSpanContext:
         try:
             bounded_name, bounded_attributes = tel._bounded(name, attributes)
             span: Span = tel.tracer.start_span(
-                bounded_name, kind=kind, attributes=with_conversation_id(bounded_attributes)
+                bounded_name, kind=kind, attributes=with_conversation_id(bounded_attributes, tel._masker)
             )
         except Exception:
             # A broken tracer must not switch enforcement off: govern without a span.
