@@ -83,7 +83,8 @@ OPTIONS: tuple[Option, ...] = (
         "meter_provider",
         "MeterProvider | None",
         None,
-        "the application's global one (no-op without one)",
+        "the application's global one; else, when execlave owns the tracing pipeline and sends to a "
+        "collector, its own (exported there with the traces); else no-op",
         group="telemetry",
         resolved_in="execlave.telemetry.metrics",
     ),

@@ -120,8 +120,9 @@ class Execlave:
         tracer_provider: the provider to create spans with. Defaults to the global one if the
             application set one; otherwise execlave creates its own (without installing it globally).
         meter_provider: the ``MeterProvider`` for execlave's metrics (decisions, blocked tool calls,
-            round and tool durations, dropped spans, bypasses). Defaults to the global one; without
-            one configured, metrics are no-ops.
+            round and tool durations, dropped spans, bypasses). Defaults to the global one; else,
+            when execlave owns the tracing pipeline and sends to a collector, its own (exported
+            there over OTLP with the traces); else metrics are no-ops.
         otlp_endpoint: a collector endpoint (e.g. ``http://localhost:4318``); defaults to
             ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, else ``OTEL_EXPORTER_OTLP_ENDPOINT``. Used only
             when execlave owns the provider.

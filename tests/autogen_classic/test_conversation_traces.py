@@ -231,3 +231,58 @@ def test_uninstrument_restores_conversation_entry_points(
     assert "initiate_chat" not in vars(user) and "a_initiate_chat" not in vars(user)
     user.initiate_chat(assistant, message="hello", max_turns=1, silent=True)
     assert not [s for s in exporter.get_finished_spans() if s.name == ROOT]
+
+
+def _settle_background() -> None:
+    """Wait for AG2's ``run`` threads to finish (the root ends when the background chat ends)."""
+    import threading
+
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and "initiate_chat" in thread.name:
+            thread.join(30)
+
+
+async def _settle_tasks() -> None:
+    others = asyncio.all_tasks() - {asyncio.current_task()}
+    await asyncio.gather(*others, return_exceptions=True)
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+@pytest.mark.parametrize("single_agent", [False, True])
+def test_ag2_run_is_one_trace_under_the_apps_span(
+    exe: Execlave,
+    provider: TracerProvider,
+    exporter: InMemorySpanExporter,
+    use_async: bool,
+    single_agent: bool,
+) -> None:
+    """AG2's ``run`` / ``a_run`` chat in a background thread / task and return at once; the chat is
+    still one conversation beneath the caller's span. Single-agent form: a temporary executor
+    (not instrumented) starts the chat with the instrumented agent."""
+    if not callable(getattr(autogen.ConversableAgent, "run", None)):
+        pytest.skip("this AutoGen line has no ConversableAgent.run (pyautogen 0.2 / ag2 0.3)")
+    tools = Recorder()
+    executor, assistant = _pair(
+        exe, tools, {"content": None, "tool_calls": [tool_call("get_status", {}, "r1")]}, "done. TERMINATE"
+    )
+    starter, kwargs = (assistant, {}) if single_agent else (executor, {"recipient": assistant})
+    with provider.get_tracer("app").start_as_current_span("POST /run") as app_span:
+        if use_async:
+
+            async def go() -> None:
+                response = await starter.a_run(message="status?", max_turns=2, silent=True, **kwargs)
+                await response.process()
+                await _settle_tasks()
+
+            asyncio.run(go())
+        else:
+            starter.run(message="status?", max_turns=2, silent=True, **kwargs).process()
+            _settle_background()
+    ours = [s for s in exporter.get_finished_spans() if s.name != "POST /run"]
+    root = assert_one_conversation(ours, parent=app_span.get_span_context().span_id)
+    assert root.attributes["execlave.conversation.kind"] == ("a_run" if use_async else "run")
+    assert root.attributes["gen_ai.agent.name"] == starter.name
+    assert "invoke_agent assistant" in {s.name for s in ours}
+    if not single_agent:
+        assert tools.calls == [("get_status", {})]
+        assert "execute_tool get_status" in {s.name for s in ours}

@@ -91,7 +91,7 @@ def demo_traces(collector_bin: Path, jaeger_bin: Path, artifacts: Path) -> Itera
         stack.jaeger(jaeger_bin, logs) as jaeger,
         stack.collector(collector_bin, [stack.BASE_CONFIG], jaeger.otlp_grpc_port, logs) as collector,
     ):
-        run_example("examples/demo.py", collector.http_endpoint, OTEL_SERVICE_NAME="execlave-demo")
+        demo = run_example("examples/demo.py", collector.http_endpoint, OTEL_SERVICE_NAME="execlave-demo")
         found: list[dict[str, Any]] = []
 
         def complete() -> bool:
@@ -103,7 +103,13 @@ def demo_traces(collector_bin: Path, jaeger_bin: Path, artifacts: Path) -> Itera
             f"{as_text(found)!r}\n--- collector log:\n{collector.process.log_text()}"
         )
         (artifacts / "demo-trace.txt").write_text(as_text(found) + "\n")
-        yield {"traces": found, "jaeger": jaeger, "services": jaeger.services()}
+        yield {
+            "traces": found,
+            "jaeger": jaeger,
+            "services": jaeger.services(),
+            "collector": collector,
+            "demo": demo,
+        }
 
 
 def _all_spans(traces: list[dict[str, Any]]) -> list[Span]:
@@ -136,6 +142,16 @@ def test_demo_spans_reach_jaeger_with_service_name(demo_traces: dict[str, Any]) 
         + ["invoke_agent executor", "check_tool get_disk_usage", "check_tool delete_logs"]
         + ["execute_tool get_disk_usage"]
     )
+
+
+def test_demo_metrics_reach_the_collector(demo_traces: dict[str, Any]) -> None:
+    """execlave owns the demo's pipeline, so its metrics go to the collector with the traces
+    (the base config's metrics pipeline logs them through the debug exporter)."""
+    collector = demo_traces["collector"]
+    assert wait_until(lambda: '"data points"' in collector.process.log_text(), ARRIVAL_TIMEOUT), (
+        collector.process.log_text()
+    )
+    assert "metrics" not in demo_traces["demo"].stderr.lower()  # no failed metric export logged
 
 
 def test_demo_span_tree_in_jaeger(demo_traces: dict[str, Any]) -> None:

@@ -50,6 +50,8 @@ def test_base_pipeline_shape():
     assert traces["processors"][0] == "memory_limiter" and "batch" in traces["processors"]
     assert set(traces["exporters"]) == {"otlp/jaeger", "debug"}
     assert set(BASE["receivers"]["otlp"]["protocols"]) == {"grpc", "http"}
+    metrics = BASE["service"]["pipelines"]["metrics"]  # execlave's metrics come with its traces
+    assert metrics["receivers"] == ["otlp"] and metrics["exporters"] == ["debug"]
 
 
 def test_fanout_sends_only_execlave_spans_with_key_from_env():

@@ -1,6 +1,7 @@
 """Real in-process OTLP receivers on 127.0.0.1 for wire tests.
 
-- :class:`HttpReceiver`: OTLP/HTTP (``POST /v1/traces``), decodes ``ExportTraceServiceRequest``.
+- :class:`HttpReceiver`: OTLP/HTTP (``POST /v1/traces``, ``POST /v1/metrics``), decodes
+  ``ExportTraceServiceRequest`` / ``ExportMetricsServiceRequest``.
 - :class:`GrpcReceiver`: OTLP/gRPC ``TraceService/Export``.
 - :class:`BlackHole`: accepts TCP connections and never answers.
 - :func:`closed_port`: a port nothing listens on.
@@ -18,10 +19,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-__all__ = ["BlackHole", "GrpcReceiver", "HttpReceiver", "ReceivedSpan", "closed_port"]
+__all__ = ["BlackHole", "GrpcReceiver", "HttpReceiver", "ReceivedMetric", "ReceivedSpan", "closed_port"]
 
 
 def _value(v: AnyValue) -> Any:
@@ -53,10 +55,51 @@ class ReceivedSpan:
 
 
 @dataclass
+class ReceivedMetric:
+    """One metric of one export: its data points as (attributes, value) pairs (the sum for a
+    counter, the count for a histogram)."""
+
+    name: str
+    unit: str
+    scope: str
+    resource: dict[str, Any]
+    points: list[tuple[dict[str, Any], float]]
+
+
+def _points(metric: Any) -> list[tuple[dict[str, Any], float]]:
+    kind = metric.WhichOneof("data")
+    data = getattr(metric, kind) if kind else None
+    out: list[tuple[dict[str, Any], float]] = []
+    for p in getattr(data, "data_points", None) or ():
+        if kind == "histogram":
+            value: float = p.count
+        else:
+            value = p.as_int if p.WhichOneof("value") == "as_int" else p.as_double
+        out.append((_attrs(p.attributes), value))
+    return out
+
+
+@dataclass
 class _Store:
     requests: list[dict[str, Any]] = field(default_factory=list)  # {"headers": {...}, "raw": bytes}
     spans: list[ReceivedSpan] = field(default_factory=list)
+    metric_requests: list[dict[str, Any]] = field(default_factory=list)
+    metrics: list[ReceivedMetric] = field(default_factory=list)
     cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def add_metrics(self, headers: dict[str, str], raw: bytes) -> None:
+        req = metrics_service_pb2.ExportMetricsServiceRequest()
+        req.ParseFromString(raw)
+        decoded = [
+            ReceivedMetric(m.name, m.unit, sm.scope.name, _attrs(rm.resource.attributes), _points(m))
+            for rm in req.resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+        ]
+        with self.cond:
+            self.metric_requests.append({"headers": headers, "raw": raw})
+            self.metrics.extend(decoded)
+            self.cond.notify_all()
 
     def add(self, headers: dict[str, str], raw: bytes) -> None:
         req = trace_service_pb2.ExportTraceServiceRequest()
@@ -108,6 +151,14 @@ class _Receiver:
     def wait_for(self, n: int, timeout: float = 10.0) -> list[ReceivedSpan]:
         return self.store.wait_for(n, timeout)
 
+    @property
+    def metrics(self) -> list[ReceivedMetric]:
+        return list(self.store.metrics)
+
+    @property
+    def metric_requests(self) -> list[dict[str, Any]]:
+        return list(self.store.metric_requests)
+
 
 class HttpReceiver(_Receiver):
     """OTLP/HTTP receiver; ``endpoint`` is the base URL (append ``/v1/traces`` for the signal URL).
@@ -124,12 +175,17 @@ class HttpReceiver(_Receiver):
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 if self.headers.get("Content-Encoding") == "gzip":  # the collector's exporters gzip
                     body = gzip.decompress(body)
-                if self.path != "/v1/traces":
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                if self.path == "/v1/metrics":
+                    store.add_metrics(headers, body)
+                    payload = metrics_service_pb2.ExportMetricsServiceResponse().SerializeToString()
+                elif self.path == "/v1/traces":
+                    store.add(headers, body)
+                    payload = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+                else:
                     self.send_response(404)
                     self.end_headers()
                     return
-                store.add({k.lower(): v for k, v in self.headers.items()}, body)
-                payload = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
                 self.send_response(answer)
                 self.send_header("Content-Type", "application/x-protobuf")
                 self.send_header("Content-Length", str(len(payload)))

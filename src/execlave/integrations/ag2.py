@@ -13,7 +13,10 @@ or let ``instrument_autogen_agent(agent, exe, agent_id=...)`` append it (same th
 a fresh middleware instance per turn; the hooks do:
 
 * ``on_turn``: one ``invoke_agent {agent}`` span per turn; the kill switch and rate limits are
-  checked (one request per turn) before anything else runs;
+  checked (one request per turn) before anything else runs. A turn continues a conversation that
+  no span can wrap (``reply.ask`` may come at any later time), so every span of the turn carries
+  ``gen_ai.conversation.id`` (the bound ``session_id``, else AG2's stream id) instead of sharing
+  a root span;
 * ``on_llm_call``: every event the model is about to see that was not checked yet in this turn
   (user input, tool results, compaction summaries; the whole history on the turn's first call)
   is checked before the model is called; after the call, every tool call in the response is
@@ -33,11 +36,13 @@ import functools
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+from opentelemetry import context as otel_context
 from opentelemetry.util.types import AttributeValue
 
 from .._ids import validate_agent_id
 from ..errors import EnforcementHaltError
 from ..policy.types import ToolCall, ToolOutput
+from ..telemetry.conversation import conversation_context
 from .autogen._common import MARKER, AgentGovernor, Check, set_error
 from .autogen._messages import parse_arguments
 
@@ -212,13 +217,49 @@ class _AG2Governor(AgentGovernor):
 
 @functools.lru_cache(maxsize=256)
 def _governor(
-    exe: Execlave, agent_id: str, session_id: str | None, user_id: str | None, agent_name: str
+    exe: Execlave,
+    agent_id: str,
+    session_id: str | None,
+    user_id: str | None,
+    agent_name: str,
+    enforce: bool = True,
 ) -> _AG2Governor:
-    return _AG2Governor(_Named(agent_name), exe, agent_id, session_id, user_id)
+    gov = _AG2Governor(_Named(agent_name), exe, agent_id, session_id, user_id)
+    if not enforce:
+        gov.trace_only()
+    return gov
 
 
 def _describe_client(exe: Any) -> str:
     return f"{type(exe).__name__} at 0x{id(exe):x}"
+
+
+class _Conversation:
+    """Makes the turn's conversation current: AG2 can continue a reply at any later time, so no
+    span wraps a conversation; its turns share ``gen_ai.conversation.id`` instead (the bound
+    ``session_id``, else AG2's stream id). Joins a conversation already current (a sub-agent)."""
+
+    __slots__ = ("_context", "_token")
+
+    def __init__(self, gov: _AG2Governor, context: Any) -> None:
+        bound = gov.base_attributes.get("gen_ai.conversation.id")
+        stream_id = getattr(getattr(context, "stream", None), "id", None)
+        conversation_id = bound if bound is not None else stream_id
+        self._context = None if conversation_id is None else conversation_context(str(conversation_id))
+        self._token: Any = None
+
+    def __enter__(self) -> None:
+        if self._context is not None:
+            try:
+                self._token = otel_context.attach(self._context)
+            except Exception:
+                self._token = None
+
+    def __exit__(self, *exc: object) -> None:
+        token, self._token = self._token, None
+        if token is not None:
+            with contextlib.suppress(Exception):
+                otel_context.detach(token)
 
 
 # -- the middleware ------------------------------------------------------------------------------
@@ -229,7 +270,8 @@ class ExeclaveMiddleware:
 
     Options: ``exe`` (the :class:`~execlave.Execlave` client), ``agent_id`` (lowercase
     kebab-case), optional ``session_id`` / ``user_id`` (span attributes and request metadata) and
-    ``agent_name`` (span names; default: the agent's ``name``). Register it last (innermost) so
+    ``agent_name`` (span names; default: the agent's ``name``), ``enforce`` (``False``: trace only,
+    nothing is checked). Register it last (innermost) so
     ``on_llm_call`` sees exactly what the model gets: ``instrument_autogen_agent`` appends it.
     """
 
@@ -243,6 +285,7 @@ class ExeclaveMiddleware:
         session_id: str | None = None,
         user_id: str | None = None,
         agent_name: str | None = None,
+        enforce: bool = True,
     ) -> None:
         validate_agent_id(agent_id)
         if not callable(getattr(exe, "_check", None)) or getattr(exe, "_telemetry", None) is None:
@@ -262,6 +305,7 @@ class ExeclaveMiddleware:
             None if session_id is None else str(session_id),
             None if user_id is None else str(user_id),
             agent_name,
+            bool(enforce),
         )
         self._round: GovernedSpan | None = None
         self._inert = False
@@ -284,12 +328,16 @@ class ExeclaveMiddleware:
             return await call_next(event, context)
         _ACTIVE[key] = self
         gov = self._gov
+        conversation = _Conversation(gov, context)
         try:
             # Kill switch and rate limit: one request per turn, before anything runs.
             check = await gov.acheck_for(lambda: gov.request(count_request=True))
-            with gov.exe._telemetry.governed_span(
-                gov.span_name, attributes=gov.round_attributes, check=check
-            ) as governed:
+            with (
+                conversation,
+                gov.exe._telemetry.governed_span(
+                    gov.span_name, attributes=gov.round_attributes, check=check
+                ) as governed,
+            ):
                 self._round = governed
                 try:
                     response = await call_next(event, context)
@@ -312,9 +360,12 @@ class ExeclaveMiddleware:
         if self._round is None:  # e.g. under a ConditionalMiddleware that skipped on_turn
             gov = self._gov
             check = await gov.acheck_for(lambda: gov.request(count_request=True))
-            with gov.exe._telemetry.governed_span(
-                gov.span_name, attributes=gov.round_attributes, check=check
-            ) as governed:
+            with (
+                _Conversation(gov, context),
+                gov.exe._telemetry.governed_span(
+                    gov.span_name, attributes=gov.round_attributes, check=check
+                ) as governed,
+            ):
                 return await self._llm_call(governed, call_next, events, context)
         return await self._llm_call(self._round, call_next, events, context)
 
@@ -428,7 +479,13 @@ def _execlave_factories(agent: Any) -> list[tuple[Any, dict[str, Any]]]:
 
 
 def instrument_ag2_agent(
-    agent: Any, exe: Execlave, *, agent_id: str, session_id: str | None = None, user_id: str | None = None
+    agent: Any,
+    exe: Execlave,
+    *,
+    agent_id: str,
+    enforce: bool = True,
+    session_id: str | None = None,
+    user_id: str | None = None,
 ) -> Any:
     """Append ``Middleware(ExeclaveMiddleware, ...)`` to an ``ag2.Agent``; returns the agent.
 
@@ -442,14 +499,17 @@ def instrument_ag2_agent(
         )
     for _, options in _execlave_factories(agent):
         bound_exe, bound_id = options.get("exe"), options.get("agent_id")
-        if bound_exe is exe and bound_id == agent_id:
+        bound_enforce = options.get("enforce", True)
+        if bound_exe is exe and bound_id == agent_id and bound_enforce == enforce:
             with contextlib.suppress(Exception):
                 setattr(agent, MARKER, True)
             return agent
         raise ValueError(
             f"AG2 agent {getattr(agent, 'name', '?')!r} is already governed by execlave as "
-            f"agent_id={bound_id!r} on {_describe_client(bound_exe)}; it cannot also be instrumented as "
-            f"agent_id={agent_id!r} on {_describe_client(exe)} (uninstrument it first)"
+            f"agent_id={bound_id!r} (enforce={bound_enforce}) on {_describe_client(bound_exe)}; "
+            f"it cannot also be instrumented as agent_id={agent_id!r} (enforce={enforce}) on "
+            f"{_describe_client(exe)} "
+            "(uninstrument it first)"
         )
     from ag2 import Middleware  # an AG2 agent exists, so ag2 imports
 
@@ -458,6 +518,8 @@ def instrument_ag2_agent(
         binding["session_id"] = session_id
     if user_id is not None:
         binding["user_id"] = user_id
+    if not enforce:
+        binding["enforce"] = False
     # ag2 types Middleware's class as its BaseMiddleware; this class has the same hooks, duck-typed.
     agent.add_middleware(cast(Any, Middleware)(ExeclaveMiddleware, **binding))
     setattr(agent, MARKER, True)

@@ -31,6 +31,7 @@ __all__ = [
     "CONVERSATION_SPAN",
     "Conversation",
     "ConversationScope",
+    "conversation_context",
     "current_conversation",
     "note_error",
     "with_conversation_id",
@@ -61,6 +62,18 @@ def current_conversation() -> Conversation | None:
     except Exception:
         return None
     return value if isinstance(value, Conversation) else None
+
+
+def conversation_context(conversation_id: str) -> otel_context.Context | None:
+    """A context carrying a conversation that has no root span (for frameworks where no span can
+    wrap a conversation, e.g. one continued later), or None when one is current (join that)."""
+    if current_conversation() is not None:
+        return None
+    try:
+        return otel_context.set_value(_KEY, Conversation(conversation_id, INVALID_SPAN))
+    except Exception:
+        logger.debug("execlave: could not build the conversation context", exc_info=True)
+        return None
 
 
 def with_conversation_id(

@@ -23,6 +23,7 @@ from .bounds import MAX_MESSAGE_CHARS, bound_name, bound_span_name, bound_text, 
 from .config import DEFAULT_SERVICE_NAME, TelemetryConfig, resolve_capture_content
 from .conversation import note_error, with_conversation_id
 from .governed import GovernedSpan, record_decision, record_events
+from .metric_pipeline import MeterPipeline, build_meter_pipeline
 from .metrics import Metrics
 from .processors import SCOPE_NAME, BoundedBatchSpanProcessor, ConsoleTreeProcessor, is_execlave_span
 
@@ -79,7 +80,18 @@ class Telemetry:
                 self.owns_provider = True
         self.tracer_provider: Any = provider
         self.tracer: trace.Tracer = provider.get_tracer(SCOPE_NAME, __version__)
-        self.metrics = Metrics(config.meter_provider, self.stats)
+        meter_provider = config.meter_provider
+        self._meters: MeterPipeline | None = None
+        if meter_provider is None and self.owns_provider:  # metrics go with execlave's traces
+            self._meters = build_meter_pipeline(
+                endpoint=config.otlp_endpoint,
+                protocol=config.otlp_protocol,
+                headers=config.otlp_headers,
+                export_timeout=config.export_timeout,
+                resource=getattr(provider, "resource", None),
+            )
+            meter_provider = None if self._meters is None else self._meters.provider
+        self.metrics = Metrics(meter_provider, self.stats)
 
         can_attach = callable(getattr(provider, "add_span_processor", None))
         if config.execlave_exporter is not None:
@@ -102,7 +114,7 @@ class Telemetry:
         if config.console and can_attach:
             provider.add_span_processor(ConsoleTreeProcessor())
 
-        if self._processors:
+        if self._processors or self._meters is not None:
             ref = weakref.ref(self)
             timeout = config.shutdown_timeout
 
@@ -239,9 +251,12 @@ class Telemetry:
         import time
 
         deadline = time.monotonic() + max(timeout, 0.0)
+        metrics_done = self._meters.start_flush(timeout) if self._meters is not None else None
         ok = True
         for p in list(self._processors):
             ok = p.flush(max(deadline - time.monotonic(), 0.0)) and ok
+        if metrics_done is not None:
+            ok = metrics_done(deadline - time.monotonic()) and ok
         return ok
 
     def shutdown(self, timeout: float = 5.0) -> bool:
@@ -253,9 +268,12 @@ class Telemetry:
                 return True
             self._shutdown_done = True
         deadline = time.monotonic() + max(timeout, 0.0)
+        metrics_done = self._meters.start_shutdown(timeout) if self._meters is not None else None
         ok = True
         for p in list(self._processors):
             ok = p.shutdown(max(deadline - time.monotonic(), 0.0)) and ok
+        if metrics_done is not None:
+            ok = metrics_done(deadline - time.monotonic()) and ok
         return ok
 
     def stats(self) -> dict[str, int]:

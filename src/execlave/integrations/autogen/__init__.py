@@ -31,13 +31,24 @@ A = TypeVar("A")
 
 
 def instrument_autogen_agent(
-    agent: A, exe: Execlave, *, agent_id: str, session_id: str | None = None, user_id: str | None = None
+    agent: A,
+    exe: Execlave,
+    *,
+    agent_id: str,
+    enforce: bool = True,
+    session_id: str | None = None,
+    user_id: str | None = None,
 ) -> A:
     """Govern and trace ``agent``; returns it. Call once per agent, before its first reply.
 
+    ``enforce=False`` traces only: no policy is evaluated, nothing is sent to Execlave's enforce
+    API, the kill switch and rate limits do not apply, and nothing raises; the spans carry
+    ``execlave.enforcement.enabled=false``. Use it to watch an agent before enforcing on it.
+
     Idempotent: an ``_execlave_instrumented`` marker is set, and a second call with the same
-    client and agent_id is a no-op; a second call with another agent_id or client raises
-    ``ValueError`` naming both bindings (``uninstrument_autogen_agent`` first to rebind).
+    client, agent_id and ``enforce`` is a no-op; a second call with another agent_id, client or
+    ``enforce`` raises ``ValueError`` naming both bindings (``uninstrument_autogen_agent`` first
+    to rebind).
     Raises ``ValueError`` for an agent_id that is not lowercase kebab-case, ``TypeError`` when
     ``exe`` is not an ``Execlave`` client, and ``TypeError`` for an object that is not a
     classic AutoGen, AgentChat or AG2 1.x agent.
@@ -47,14 +58,20 @@ def instrument_autogen_agent(
     from ..ag2 import instrument_ag2_agent, is_ag2_agent  # AG2 1.x (`import ag2`): its middleware API
 
     if is_ag2_agent(agent):
-        instrument_ag2_agent(agent, exe, agent_id=agent_id, session_id=session_id, user_id=user_id)
+        instrument_ag2_agent(
+            agent, exe, agent_id=agent_id, enforce=enforce, session_id=session_id, user_id=user_id
+        )
     elif is_classic_agent(agent):
-        instrument_classic_agent(agent, exe, agent_id=agent_id, session_id=session_id, user_id=user_id)
+        instrument_classic_agent(
+            agent, exe, agent_id=agent_id, enforce=enforce, session_id=session_id, user_id=user_id
+        )
         instrument_conversations(
             agent, exe, agent_id=agent_id, session_id=session_id, user_id=user_id, agentchat=False
         )
     elif is_agentchat_agent(agent):
-        instrument_agentchat_agent(agent, exe, agent_id=agent_id, session_id=session_id, user_id=user_id)
+        instrument_agentchat_agent(
+            agent, exe, agent_id=agent_id, enforce=enforce, session_id=session_id, user_id=user_id
+        )
         instrument_conversations(
             agent, exe, agent_id=agent_id, session_id=session_id, user_id=user_id, agentchat=True
         )

@@ -13,7 +13,7 @@ from opentelemetry.util.types import AttributeValue
 
 from ...client import Execlave as _Execlave
 from ...errors import PolicyBlockedError
-from ...policy.types import CheckRequest, Decision, ToolCall, Violation
+from ...policy.types import ALLOW, CheckRequest, Decision, ToolCall, Violation
 
 if TYPE_CHECKING:
     from ...client import Execlave
@@ -25,6 +25,11 @@ _BINDING = "_execlave_binding"
 _ABSENT = object()
 
 Check = Callable[[], Decision]
+
+
+def _not_enforced() -> Decision:
+    """The check of a trace-only agent (``enforce=False``): nothing is evaluated or sent."""
+    return ALLOW
 
 
 async def settle(decide: Callable[[], Awaitable[Decision]]) -> Check:
@@ -50,6 +55,11 @@ def set_error(governed: GovernedSpan, description: str) -> None:
 class AgentGovernor:
     """Everything one instrumented agent needs; built once at instrument time."""
 
+    enforce = True
+    """``False`` (``instrument_autogen_agent(..., enforce=False)``): trace only. Every check is an
+    allow without evaluation (no policies, no kill switch, no request to Execlave); spans carry
+    ``execlave.enforcement.enabled=false``."""
+
     def __init__(
         self, agent: Any, exe: Execlave, agent_id: str, session_id: str | None, user_id: str | None
     ) -> None:
@@ -72,6 +82,12 @@ class AgentGovernor:
         self.metadata = metadata or None
         self.round_attributes: dict[str, AttributeValue] = {"gen_ai.operation.name": "invoke_agent", **base}
 
+    def trace_only(self) -> None:
+        """Turn this governor into a trace-only one (see :attr:`enforce`)."""
+        self.enforce = False
+        self.base_attributes = {**self.base_attributes, "execlave.enforcement.enabled": False}
+        self.round_attributes = {**self.round_attributes, "execlave.enforcement.enabled": False}
+
     def request(self, **fields: Any) -> CheckRequest:
         return CheckRequest(
             agent_id=self.agent_id, environment=self.environment, metadata=self.metadata, **fields
@@ -80,20 +96,24 @@ class AgentGovernor:
     def check_for(self, build: Callable[[], CheckRequest]) -> Check:
         """A check of the request ``build`` makes; building runs inside the check, so a bug in
         extraction fails closed like any other error in execlave's path."""
+        if not self.enforce:
+            return _not_enforced
         return lambda: self.exe._check(build())
 
     async def acheck_for(self, build: Callable[[], CheckRequest]) -> Check:
         """:meth:`check_for` for async paths: when the decision may wait on Execlave's API it is
         awaited now (httpx.AsyncClient) and replayed in the span; in-process decisions need no await."""
-        if not self.exe._decides_remotely:
+        if not self.enforce or not self.exe._decides_remotely:
             return self.check_for(build)
         return await settle(lambda: self.exe._acheck(build()))
 
     def tool_check(self, *calls: ToolCall) -> Check:
+        if not self.enforce:
+            return _not_enforced
         return functools.partial(self.exe._check, self.request(tool_calls=calls))
 
     async def tool_acheck(self, *calls: ToolCall) -> Check:
-        if not self.exe._decides_remotely:
+        if not self.enforce or not self.exe._decides_remotely:
             return self.tool_check(*calls)
         return await settle(functools.partial(self.exe._acheck, self.request(tool_calls=calls)))
 
@@ -146,29 +166,32 @@ def require_client(exe: object, caller: str) -> None:
         )
 
 
-def already_bound(agent: Any, exe: object, agent_id: str) -> bool:
-    """True when ``agent`` is already instrumented with this client and agent_id (instrumenting
-    again is a no-op); ``ValueError`` naming both bindings when it is bound differently."""
+def already_bound(agent: Any, exe: object, agent_id: str, enforce: bool = True) -> bool:
+    """True when ``agent`` is already instrumented with this client, agent_id and ``enforce``
+    (instrumenting again is a no-op); ``ValueError`` naming both bindings when it is bound
+    differently (so ``enforce=True`` after ``enforce=False`` is never silently ignored)."""
     if not getattr(agent, MARKER, False):
         return False
     bound = getattr(agent, _BINDING, None)
-    if not (isinstance(bound, tuple) and len(bound) == 2):
+    if not (isinstance(bound, tuple) and len(bound) == 3):
         return True
-    bound_id, bound_exe = bound
-    if bound_id == agent_id and bound_exe is exe:
+    bound_id, bound_exe, bound_enforce = bound
+    if bound_id == agent_id and bound_exe is exe and bound_enforce == enforce:
         return True
     client = "the same Execlave client" if bound_exe is exe else "another Execlave client"
     name = getattr(agent, "name", type(agent).__name__)
     raise ValueError(
-        f"agent {name!r} is already instrumented as agent_id {bound_id!r} with an Execlave client; "
-        f"it cannot also be instrumented as agent_id {agent_id!r} with {client}. "
-        "Call uninstrument_autogen_agent(agent) first to rebind it, or use one binding per agent."
+        f"agent {name!r} is already instrumented as agent_id {bound_id!r} (enforce={bound_enforce}) with an "
+        f"Execlave client; it cannot also be instrumented as agent_id {agent_id!r} (enforce={enforce}) with "
+        f"{client}. Call uninstrument_autogen_agent(agent) first to rebind it, or use one binding per agent."
     )
 
 
-def patch_instance(agent: Any, wrappers: dict[str, Any], binding: tuple[str, object] | None = None) -> None:
+def patch_instance(
+    agent: Any, wrappers: dict[str, Any], binding: tuple[str, object, bool] | None = None
+) -> None:
     """Set ``wrappers`` as instance attributes, remembering what the instance itself held (and the
-    ``(agent_id, client)`` binding)."""
+    ``(agent_id, client, enforce)`` binding)."""
     instance_dict = getattr(agent, "__dict__", {})
     saved = {name: instance_dict.get(name, _ABSENT) for name in wrappers}
     for name, wrapper in wrappers.items():

@@ -417,7 +417,13 @@ def _make_on_messages(
 
 
 def instrument_agentchat_agent(
-    agent: Any, exe: Execlave, *, agent_id: str, session_id: str | None = None, user_id: str | None = None
+    agent: Any,
+    exe: Execlave,
+    *,
+    agent_id: str,
+    enforce: bool = True,
+    session_id: str | None = None,
+    user_id: str | None = None,
 ) -> Any:
     """Govern and trace an AgentChat agent; returns it. Idempotent for the same client and agent_id;
     another binding raises ``ValueError`` (see ``instrument_autogen_agent``)."""
@@ -428,12 +434,16 @@ def instrument_agentchat_agent(
             f"0.4-0.7, with on_messages_stream); got {type(agent).__name__}"
         )
     require_client(exe, "instrument_autogen_agent")
-    if already_bound(agent, exe, agent_id):
+    if already_bound(agent, exe, agent_id, enforce):
         return agent
     gov = _AgentChatGovernor(agent, exe, agent_id, session_id, user_id)
+    if not enforce:
+        gov.trace_only()
     stream = _make_stream(gov, agent.on_messages_stream)
     on_messages = _make_on_messages(gov, agent.on_messages, stream)
-    patch_instance(agent, {"on_messages_stream": stream, "on_messages": on_messages}, (agent_id, exe))
+    patch_instance(
+        agent, {"on_messages_stream": stream, "on_messages": on_messages}, (agent_id, exe, enforce)
+    )
     return agent
 
 

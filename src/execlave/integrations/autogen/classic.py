@@ -445,16 +445,24 @@ def _selection_wrappers(gov: _ClassicGovernor, groupchat: Any) -> dict[str, Any]
 
 
 def instrument_classic_agent(
-    agent: Any, exe: Execlave, *, agent_id: str, session_id: str | None = None, user_id: str | None = None
+    agent: Any,
+    exe: Execlave,
+    *,
+    agent_id: str,
+    enforce: bool = True,
+    session_id: str | None = None,
+    user_id: str | None = None,
 ) -> Any:
     agent_id = validate_agent_id(agent_id)
     require_client(exe, "instrument_autogen_agent")
-    if already_bound(agent, exe, agent_id):
+    if already_bound(agent, exe, agent_id, enforce):
         return agent
     gov = _ClassicGovernor(agent, exe, agent_id, session_id, user_id)
+    if not enforce:
+        gov.trace_only()
     originals = {name: getattr(agent, name, None) for name in _PATCHED}
     wrappers = _make_wrappers(gov, {k: v for k, v in originals.items() if callable(v)})
-    patch_instance(agent, wrappers, (agent_id, exe))
+    patch_instance(agent, wrappers, (agent_id, exe, enforce))
     for groupchat in _groupchats(agent):
         if not getattr(groupchat, MARKER, False):
             selection = _selection_wrappers(gov, groupchat)

@@ -5,7 +5,8 @@ The entry points of a conversation get an ``execlave.conversation`` root span (s
 agents beneath it lands in the same trace with ``gen_ai.conversation.id``:
 
 * classic (``ConversableAgent``): the instance's ``initiate_chat``, ``a_initiate_chat`` and, where
-  the version has them, ``initiate_chats`` / ``a_initiate_chats``. Group chats (``initiate_chat``
+  the version has them, ``initiate_chats`` / ``a_initiate_chats`` and AG2's ``run`` / ``a_run``
+  (their background thread or task carries the root, which ends with the chat). Group chats (``initiate_chat``
   to a ``GroupChatManager``) and nested chats run inside the initiator's call, so they join;
 * AgentChat: the agent's own ``run`` / ``run_stream``, and team ``run`` / ``run_stream``
   (``BaseGroupChat``, patched once on the class when the first AgentChat agent is instrumented;
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.util.types import AttributeValue
 
 from ...telemetry.conversation import Conversation, ConversationScope
+from . import _background
 from ._common import MARKER
 
 if TYPE_CHECKING:
@@ -37,6 +39,7 @@ __all__ = ["conversation", "instrument_conversations", "uninstrument_conversatio
 _ORIGINALS = "_execlave_conversation_originals"
 _CLIENT = "_execlave_client"
 _CLASSIC = ("initiate_chat", "a_initiate_chat", "initiate_chats", "a_initiate_chats")
+_CLASSIC_RUN = ("run", "a_run")  # AG2 0.4+: the chat runs in a background thread / task
 _AGENTCHAT_ASYNC = ("run",)
 _AGENTCHAT_STREAM = ("run_stream",)
 _ABSENT = object()
@@ -170,6 +173,34 @@ def _wrap_stream(opener: _Opener, kind: str, original: Callable[..., Any]) -> Ca
     return wrapper
 
 
+def _module_of(agent: Any, name: str) -> Any:
+    """The module that defines the class method ``name`` of ``agent`` (AG2's conversable_agent)."""
+    import sys
+
+    function = getattr(type(agent), name, None)
+    return sys.modules.get(getattr(function, "__module__", "") or "")
+
+
+def _wrap_run(opener: _Opener, kind: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    """AG2's ``run`` / ``a_run`` return at once and chat in a background thread / task: the root
+    opens here (under the caller's span) and ends when that background chat ends."""
+    if kind == "a_run":
+
+        @functools.wraps(original)
+        async def arun(*args: Any, **kwargs: Any) -> Any:
+            scope = opener.scope(kind, _recipient(args, kwargs))
+            return await _background.arun_in_scope(scope, lambda: original(*args, **kwargs))
+
+        return arun
+
+    @functools.wraps(original)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        scope = opener.scope(kind, _recipient(args, kwargs))
+        return _background.run_in_scope(scope, lambda: original(*args, **kwargs))
+
+    return run
+
+
 def instrument_conversations(
     agent: Any,
     exe: Execlave,
@@ -201,6 +232,11 @@ def instrument_conversations(
             if callable(original):
                 wrap = _wrap_async if name.startswith("a_") else _wrap_sync
                 wrappers[name] = wrap(opener, name, original)
+        for name in _CLASSIC_RUN:
+            original = getattr(agent, name, None)
+            if callable(original):
+                wrappers[name] = _wrap_run(opener, name, original)
+                _background.install(_module_of(agent, name))
     instance_dict = getattr(agent, "__dict__", {})
     saved = {name: instance_dict.get(name, _ABSENT) for name in wrappers}
     for name, wrapper in wrappers.items():

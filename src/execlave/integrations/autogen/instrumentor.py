@@ -51,6 +51,8 @@ _CLASSIC_ENTRY = (
     "a_initiate_chat",
     "initiate_chats",
     "a_initiate_chats",
+    "run",
+    "a_run",
     "execute_function",
     "a_execute_function",
 )
