@@ -30,6 +30,7 @@ from .policy import CheckRequest, Decision, PolicyEngine, PolicySource, ToolCall
 from .policy.loader import resolve_policy_source
 from .policy.pii import mask_pii
 from .telemetry import GovernanceSpanProcessor, Telemetry, TelemetryConfig, resolve_capture_content
+from .telemetry.bounds import SecretRedactingMasker
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -229,7 +230,12 @@ class Execlave:
                     tracer_provider=tracer_provider,
                     meter_provider=meter_provider,
                 ),
-                masker=mask_pii,
+                # The key is replaced in every text telemetry records (exceptions, names, content).
+                masker=(
+                    SecretRedactingMasker(mask_pii, self._api_key.reveal())
+                    if self._api_key is not None
+                    else mask_pii
+                ),
             )
         except BaseException:
             if self._connection is not None:

@@ -19,6 +19,7 @@ from opentelemetry.util.types import AttributeValue
 
 from .._version import __version__
 from ..policy.types import Decision
+from .bounds import bound_name
 
 __all__ = ["DURATION", "Metrics"]
 
@@ -26,6 +27,7 @@ logger = logging.getLogger("execlave")
 
 DURATION = "gen_ai.client.operation.duration"
 _TIMED = {"invoke_agent", "execute_tool"}
+_NAMES = frozenset({"gen_ai.tool.name", "gen_ai.agent.name"})
 # GenAI semconv explicit bucket boundaries for gen_ai.client.operation.duration (seconds).
 _BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 _DROP_REASONS = {
@@ -38,7 +40,8 @@ _DROP_REASONS = {
 def _pick(attributes: Mapping[str, AttributeValue] | None, *keys: str) -> dict[str, AttributeValue]:
     if not attributes:
         return {}
-    return {k: attributes[k] for k in keys if k in attributes}
+    # Names may be model-chosen: bounded (masked, escaped, 128 characters) like on spans.
+    return {k: bound_name(attributes[k]) if k in _NAMES else attributes[k] for k in keys if k in attributes}
 
 
 class Metrics:
@@ -122,7 +125,7 @@ class Metrics:
                 self.violations.add(1, attrs)
                 tool = v.get("toolName")
                 if v.get("enforcementMode") == "block" and v.get("target") == "tool_call" and tool:
-                    blocked_tools.add(str(tool))
+                    blocked_tools.add(bound_name(tool))
             for tool in sorted(blocked_tools):
                 self.blocked_tools.add(1, {**agent, "gen_ai.tool.name": tool})
             for reason in decision.bypasses:

@@ -9,7 +9,6 @@ import functools
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.trace import Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from ...client import Execlave as _Execlave
@@ -50,7 +49,7 @@ async def settle(decide: Callable[[], Awaitable[Decision]]) -> Check:
 
 def set_error(governed: GovernedSpan, description: str) -> None:
     with contextlib.suppress(Exception):  # telemetry faults never break the agent
-        governed.span.set_status(Status(StatusCode.ERROR, description))
+        governed.set_error(description)  # masked, escaped and bounded
 
 
 class AgentGovernor:
@@ -138,7 +137,11 @@ class AgentGovernor:
             if self.is_handoff(call):
                 attributes["execlave.tool.handoff"] = True
             with telemetry.governed_span(
-                f"check_tool {call.name}", attributes=attributes, check=check, raise_on_block=False
+                f"check_tool {call.name}",
+                attributes=attributes,
+                check=check,
+                raise_on_block=False,
+                per_call=True,  # past the round's span budget, allowed calls are counted, not spanned
             ) as governed:
                 if governed.decision.blocked:
                     blocking.extend(governed.decision.blocking_violations)
