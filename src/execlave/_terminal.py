@@ -3,20 +3,22 @@ names cannot move the cursor, clear the screen, retitle the window or write the 
 
 from __future__ import annotations
 
-import re
-
 __all__ = ["printable"]
 
-# C0 and C1 controls (ESC, BEL, CR, ...), DEL, zero-width and bidirectional formatting characters,
-# line / paragraph separators and the BOM.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 
-
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def printable(text: object) -> str:
-    """``str(text)`` with every control or formatting character written as an escape (``\\x1b``)."""
-    return _UNSAFE.sub(_escape, str(text))
+    """``str(text)`` with every character Python does not consider printable written as an escape
+    (``\\x1b``): C0 and C1 controls (ESC, BEL, CR, ...), DEL, zero-width, bidirectional and other
+    formatting characters (tag characters, soft hyphen, BOM), line / paragraph separators and
+    spaces other than the ASCII space. One rule for the CLI, policy errors and exported spans."""
+    s = str(text)
+    if s.isprintable():
+        return s
+    return "".join(ch if ch.isprintable() else _escape(ch) for ch in s)

@@ -14,8 +14,6 @@ from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.trace import Status, StatusCode
-
 from ._config import BY_NAME, DEFAULT_BASE_URL, DEFAULT_ENVIRONMENT, ConnectionOptions, resolve
 from ._ids import validate_agent_id
 from .adapter import AgentIdentity, Check
@@ -36,6 +34,7 @@ from .policy.loader import resolve_policy_source
 from .policy.pii import mask_pii
 from .policy.types import ALLOW, Violation
 from .telemetry import GovernanceSpanProcessor, Telemetry, TelemetryConfig, names, resolve_capture_content
+from .telemetry.bounds import SecretRedactingMasker
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -242,7 +241,12 @@ class Execlave:
                     tracer_provider=tracer_provider,
                     meter_provider=meter_provider,
                 ),
-                masker=mask_pii,
+                # The key is replaced in every text telemetry records (exceptions, names, content).
+                masker=(
+                    SecretRedactingMasker(mask_pii, self._api_key.reveal())
+                    if self._api_key is not None
+                    else mask_pii
+                ),
             )
         except BaseException:
             if self._connection is not None:
@@ -387,6 +391,7 @@ class Execlave:
             attributes=attributes,
             check=check,
             raise_on_block=not requested,
+            per_call=requested,  # past the round's span budget, allowed calls are counted, not spanned
         )
 
     @property
@@ -439,9 +444,7 @@ class Execlave:
                 if governed.decision.blocked:
                     blocking.extend(governed.decision.blocking_violations)
                     with contextlib.suppress(Exception):  # telemetry faults never break the agent
-                        governed.span.set_status(
-                            Status(StatusCode.ERROR, f"tool call {call.name!r} blocked by policy")
-                        )
+                        governed.set_error(f"tool call {call.name!r} blocked by policy")  # masked, bounded
         if blocking:
             raise PolicyBlockedError(blocking)
 

@@ -99,3 +99,29 @@ async def test_engine_failure_fails_closed(
     client._current_index = 2
     result = await agent.run(task="anything else?")
     assert result.messages[-1].content == "still usable"
+
+
+async def test_masker_failure_never_breaks_the_agent_and_exports_nothing_unmasked(
+    make_exe: Any, exporter: InMemorySpanExporter
+) -> None:
+    """A masker that raises: the turn runs and is enforced as always; the texts that could not
+    be masked are exported only as their length."""
+    exe = make_exe(capture_content=True)
+
+    def broken(text: str) -> str:
+        raise RuntimeError("masker bug")
+
+    exe._telemetry._masker = broken
+    card = "4111 1111 1111 1111"
+    ran: list[str] = []
+    agent, _ = make_agent(exe, [tool_calls(("c1", "get_status", '{"service": "db"}')), "db is healthy"], ran)
+    result = await agent.run(task="How is the db?")
+    assert ran == ["get_status db"] and result.messages[-1].content == "db is healthy"
+    agent, _ = make_agent(exe, [tool_calls(("c2", f"delete_database {card}", '{"db": "prod"}'))], ran)
+    with pytest.raises(PolicyBlockedError):
+        await agent.run(task="Clean up prod.")
+    spans = exporter.get_finished_spans()
+    text = "\n".join(s.to_json(indent=None) for s in spans)
+    assert card not in text and card.replace(" ", "") not in text
+    names = {s.attributes.get("gen_ai.tool.name") for s in spans} - {None}
+    assert f"[{len('delete_database ' + card)} characters omitted]" in names

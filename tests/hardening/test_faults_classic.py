@@ -148,3 +148,39 @@ def test_engine_failure_on_tool_call_fails_closed_before_the_tool(
     assert type(info.value.__cause__) is error
     assert raised and all(r.tool_calls for r in raised)
     assert ran == [] and script.calls == 1
+
+
+# -- the masker failing -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_masker_failure_never_breaks_the_agent_and_exports_nothing_unmasked(
+    make_exe: Any, exporter: InMemorySpanExporter, use_async: bool
+) -> None:
+    """A masker that raises (a bug, or a pathological input): the round runs and is enforced as
+    always; the texts that could not be masked are exported only as their length."""
+    exe = make_exe(capture_content=True)
+
+    def broken(text: str) -> str:
+        raise RuntimeError("masker bug")
+
+    exe._telemetry._masker = broken
+    card = "4111 1111 1111 1111"
+    ran: list[str] = []
+    script = Script({"content": None, "tool_calls": [call("get_status", {"service": "db"})]}, "db is healthy")
+    chat(*pair(exe, script, ran), "How is the db?", use_async)
+    assert ran == ["get_status db"]
+    (executed,) = spans_named(exporter, "execute_tool")  # its name could not be masked either
+    assert "gen_ai.tool.call.result" not in executed.attributes  # content that could not be masked
+    script = Script(
+        {"content": None, "tool_calls": [call(f"delete_database {card}", {"db": "prod"})]}, "never"
+    )
+    with pytest.raises(PolicyBlockedError):
+        chat(*pair(exe, script, ran), "Clean up prod.", use_async)
+    spans = exporter.get_finished_spans()
+    text = "\n".join(s.to_json(indent=None) for s in spans)
+    assert card not in text and card.replace(" ", "") not in text
+    (check,) = [
+        s for s in spans if s.attributes.get("execlave.policy.decision") == "block" and "check_tool" in s.name
+    ]
+    assert check.attributes["gen_ai.tool.name"] == f"[{len('delete_database ' + card)} characters omitted]"

@@ -166,3 +166,58 @@ def test_api_key_only_in_the_execlave_authorization_header(
         assert call.headers["Authorization"] == f"Bearer {KEY}"
     for text in [*texts, *(exception_text(e) for e in errors)]:
         assert KEY not in text
+
+
+def test_api_key_put_into_recorded_texts_by_the_app_or_model_is_never_exported(
+    no_global_provider: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key reaches no exported byte even when it is in a text execlave records: an exception
+    message, a tool name chosen by the model, a tool result (content capture on)."""
+    autogen = require("autogen")
+    with HttpReceiver() as collector, ExeclaveAPI(api_key=KEY) as execlave_api:
+        monkeypatch.setenv("EXECLAVE_API_KEY", KEY)
+        exe = Execlave(
+            policies=POLICIES_FILE,
+            base_url=execlave_api.base_url,
+            otlp_endpoint=collector.endpoint,
+            capture_content=True,
+        )
+        try:
+
+            def leaky(recipient: Any, messages: Any = None, sender: Any = None, config: Any = None) -> Any:
+                raise ValueError(f"could not call the API with {KEY}")
+
+            def named(recipient: Any, messages: Any = None, sender: Any = None, config: Any = None) -> Any:
+                function = {"name": f"drop_{KEY}", "arguments": "{}"}
+                call = {"id": "c1", "type": "function", "function": function}
+                return True, {"content": None, "tool_calls": [call]}
+
+            rounds = (("leaky", leaky, ValueError), ("named", named, PolicyBlockedError))
+            for agent_id, reply, error in rounds:
+                agent = autogen.ConversableAgent(
+                    agent_id, llm_config=False, human_input_mode="NEVER", code_execution_config=False
+                )
+                agent.register_reply([autogen.Agent, None], reply, position=0)
+                instrument_autogen_agent(agent, exe, agent_id=agent_id)
+                with pytest.raises(error):
+                    agent.generate_reply(messages=[{"role": "user", "content": "go"}])
+            executor = autogen.ConversableAgent(
+                "executor",
+                llm_config=False,
+                human_input_mode="NEVER",
+                code_execution_config=False,
+                function_map={"whoami": lambda: f"configured key: {KEY}"},
+            )
+            instrument_autogen_agent(executor, exe, agent_id="executor")
+            executor.execute_function({"name": "whoami", "arguments": "{}"})
+            assert exe.flush(10.0) is True
+        finally:
+            exe.shutdown(2.0)
+        names = {s.name for s in collector.spans}
+        assert {"invoke_agent leaky", "invoke_agent named", "execute_tool whoami"} <= names
+        for request in collector.requests:
+            assert KEY.encode() not in request["raw"]
+        assert execlave_api.traces
+        assert KEY not in json.dumps(execlave_api.traces)
+        # (a check request may carry the text being checked, which here holds the key: that is the
+        # decision's input, not telemetry)

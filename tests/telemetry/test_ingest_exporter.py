@@ -54,7 +54,7 @@ def pipeline(make_telemetry: Callable[..., Telemetry]) -> Make:
     """execlave's telemetry on its own SDK provider, with the ingest exporter the client builds."""
 
     def make(
-        rx: IngestReceiver | str, *, capture: bool = False, timeout: float = 5.0
+        rx: IngestReceiver | str, *, capture: bool = False, timeout: float = 5.0, **telemetry: Any
     ) -> tuple[Telemetry, Any]:
         endpoint = rx if isinstance(rx, str) else rx.endpoint
         exporter = TraceIngestExporter(
@@ -71,6 +71,7 @@ def pipeline(make_telemetry: Callable[..., Telemetry]) -> Make:
             execlave_exporter=exporter,
             capture_content=capture,
             schedule_delay=0.01,
+            **telemetry,
         )
         return tel, exporter
 
@@ -241,7 +242,8 @@ def test_an_app_error_is_error_with_its_message_only_when_capture_is_on(
 
 def test_content_is_sent_masked_and_bounded_only_when_capture_is_on(pipeline: Make) -> None:
     with IngestReceiver(INGEST_KEY) as rx:
-        tel, _ = pipeline(rx, capture=True)
+        # telemetry's own attribute cap (8192 by default) raised, so the exporter's cap is what is tested
+        tel, _ = pipeline(rx, capture=True, max_attribute_length=2 * MAX_CONTENT_CHARS)
         allowed_round(tel)
         with tel.governed_span("invoke_agent ops", attributes=ROUND, check=lambda: ALLOW) as governed:
             governed.record_content(

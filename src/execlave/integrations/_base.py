@@ -33,9 +33,7 @@ def _not_enforced() -> Decision:
 def set_error(governed: GovernedSpan, description: str) -> None:
     """ERROR status on a governed span (a failed tool, a blocked call); never raises."""
     with contextlib.suppress(Exception):  # telemetry faults never break the agent
-        from opentelemetry.trace import Status, StatusCode
-
-        governed.span.set_status(Status(StatusCode.ERROR, description))
+        governed.set_error(description)  # masked, escaped and bounded
 
 
 class AgentGovernor:

@@ -42,7 +42,19 @@ class TelemetryConfig:
     export_timeout: float = 5.0
     """Bound on one export request (including the exporter's retries)."""
     max_queue_size: int = 2048
+    max_queue_bytes: int = 16 * 1024 * 1024
+    """Bound on the estimated encoded size of the spans waiting for export, per exporter."""
     max_export_batch_size: int = 512
+    max_export_batch_bytes: int = 1024 * 1024
+    """Bound on one export request's estimated size (collectors reject requests over 4 MiB by default)."""
+    max_attribute_length: int | None = None
+    """Characters per attribute value: captured content is cut to it (on any provider), and on a
+    provider execlave creates it is OTel's ``SpanLimits.max_attribute_length`` for every attribute.
+    Defaults to ``OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`` / ``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT``,
+    else 8192."""
+    max_tool_spans_per_round: int = 128
+    """Per-call spans under one round span; further calls are checked as always and counted on the
+    round span (a call that is not allowed still gets its span, up to twice this number)."""
     schedule_delay: float = 1.0
     """Seconds between background exports when the batch is not full."""
     shutdown_timeout: float = 5.0

@@ -25,6 +25,7 @@ from opentelemetry.util.types import AttributeValue
 
 from ..errors import AgentPausedError, ExeclaveError, PolicyBlockedError
 from . import names
+from .bounds import Masker, exception_attributes, status_text
 
 logger = logging.getLogger("execlave")
 
@@ -36,12 +37,13 @@ _KEY = otel_context.create_key("execlave.conversation")
 class Conversation:
     """The conversation a span belongs to: its id and the first enforcement error seen in it."""
 
-    __slots__ = ("error", "id", "span")
+    __slots__ = ("error", "id", "masker", "span")
 
     def __init__(self, conversation_id: str, span: Span) -> None:
         self.id = conversation_id
         self.span = span
         self.error: BaseException | None = None
+        self.masker: Masker | None = None  # the client's, learnt from the first governed span
 
 
 def current_conversation() -> Conversation | None:
@@ -65,12 +67,15 @@ def conversation_context(conversation_id: str) -> otel_context.Context | None:
 
 
 def with_conversation_id(
-    attributes: Mapping[str, AttributeValue] | None,
+    attributes: Mapping[str, AttributeValue] | None, masker: Masker | None = None
 ) -> Mapping[str, AttributeValue] | None:
-    """``attributes`` plus ``gen_ai.conversation.id`` of the current conversation, if any."""
+    """``attributes`` plus ``gen_ai.conversation.id`` of the current conversation, if any
+    (``masker``, the client's, is what the root's error texts are later masked with)."""
     conversation = current_conversation()
     if conversation is None:
         return attributes
+    if masker is not None and conversation.masker is None:
+        conversation.masker = masker
     return {**(attributes or {}), CONVERSATION_ID: conversation.id}
 
 
@@ -154,9 +159,11 @@ class ConversationScope:
         error = exc if exc is not None else self.conversation.error
         try:
             if error is not None:
+                # Never the raw text (it may quote data or carry huge model-chosen names): bounded.
+                masker = self.conversation.masker
                 if isinstance(error, Exception):
-                    span.record_exception(error)
-                span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"[:512]))
+                    span.add_event("exception", exception_attributes(error, masker=masker))
+                span.set_status(Status(StatusCode.ERROR, status_text(error, masker)))
                 halted = self.conversation.error
                 if isinstance(halted, ExeclaveError):
                     span.set_attribute(names.CONVERSATION_HALTED, True)

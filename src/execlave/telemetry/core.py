@@ -19,9 +19,11 @@ from opentelemetry.util.types import AttributeValue
 from .._version import __version__
 from ..errors import AgentPausedError, EnforcementUnavailableError, PolicyBlockedError
 from ..policy.types import Decision
+from . import names
+from .bounds import MAX_MESSAGE_CHARS, bound_name, bound_span_name, bound_text, resolve_attribute_length
 from .config import DEFAULT_SERVICE_NAME, TelemetryConfig, resolve_capture_content
 from .conversation import note_error, with_conversation_id
-from .governed import GovernedSpan
+from .governed import GovernedSpan, record_decision, record_events
 from .metric_pipeline import MeterPipeline, build_meter_pipeline
 from .metrics import Metrics
 from .processors import SCOPE_NAME, BoundedBatchSpanProcessor, ConsoleTreeProcessor, is_execlave_span
@@ -29,6 +31,21 @@ from .processors import SCOPE_NAME, BoundedBatchSpanProcessor, ConsoleTreeProces
 logger = logging.getLogger("execlave")
 
 _PROTOCOLS = {"http/protobuf", "grpc"}
+# Attributes holding a model- or app-chosen name or id: exported masked, escaped and bounded.
+_NAME_ATTRIBUTES = frozenset(
+    {names.GEN_AI_TOOL_NAME, names.GEN_AI_TOOL_CALL_ID, names.GEN_AI_AGENT_NAME, names.VIOLATION_TOOL_NAME}
+)
+
+
+class _RoundBudget:
+    """Per-call spans opened under one governed span, and the calls summarised instead."""
+
+    __slots__ = ("calls", "omitted", "spans")
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.spans = 0
+        self.omitted = 0
 
 
 class Telemetry:
@@ -37,8 +54,19 @@ class Telemetry:
     def __init__(self, config: TelemetryConfig, *, masker: Callable[[str], str]) -> None:
         self._config = config
         self._masker = masker
+        # A SecretRedactingMasker (the client passes one when it has a key) also says whether a
+        # text holds the secret, for attribute values that are not otherwise masked.
+        self._reveals: Callable[[str], bool] | None = getattr(masker, "reveals", None)
         self.capture_content: bool = resolve_capture_content(config.capture_content)
+        self.max_attribute_length: int = resolve_attribute_length(config.max_attribute_length)
+        if config.max_tool_spans_per_round < 1:
+            raise ValueError("max_tool_spans_per_round must be >= 1")
+        self.max_tool_spans_per_round: int = config.max_tool_spans_per_round
         self._processors: list[BoundedBatchSpanProcessor] = []
+        # Per-call span budgets, by the governed span they are counted under (weak: a span
+        # that is never ended does not leak its budget).
+        self._budgets: weakref.WeakKeyDictionary[Any, _RoundBudget] = weakref.WeakKeyDictionary()
+        self._budget_lock = threading.Lock()
         self._shutdown_done = False
         self._lock = threading.Lock()
 
@@ -100,14 +128,30 @@ class Telemetry:
 
     def _own_provider(self) -> Any:
         from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 
         service = self._config.service_name or os.environ.get("OTEL_SERVICE_NAME") or DEFAULT_SERVICE_NAME
         resource = Resource.create({"deployment.environment": self._config.environment}).merge(
             Resource({"service.name": service})
         )
         # Never installed globally; our own atexit hook shuts our processors down with a bound.
-        return TracerProvider(resource=resource, shutdown_on_exit=False)
+        # OTel's own span limits cap every attribute value, span and event attributes alike.
+        length = self.max_attribute_length
+        try:
+            limits = SpanLimits(max_attribute_length=length, max_span_attribute_length=length)
+        except ValueError:  # a malformed OTEL_*_LIMIT variable: the SDK's defaults, our length
+            logger.warning("execlave: ignoring malformed OTEL_*_LIMIT variables; using default span limits")
+            counts = dict.fromkeys(
+                ("max_span_attributes", "max_event_attributes", "max_link_attributes", "max_attributes"), 128
+            )
+            limits = SpanLimits(
+                max_events=128,
+                max_links=128,
+                max_attribute_length=length,
+                max_span_attribute_length=length,
+                **counts,
+            )
+        return TracerProvider(resource=resource, shutdown_on_exit=False, span_limits=limits)
 
     def _attach(self, provider: Any, name: str, exporter: Any) -> None:
         c = self._config
@@ -116,6 +160,8 @@ class Telemetry:
             name=name,
             max_queue_size=c.max_queue_size,
             max_export_batch_size=c.max_export_batch_size,
+            max_queue_bytes=c.max_queue_bytes,
+            max_export_batch_bytes=c.max_export_batch_bytes,
             schedule_delay=c.schedule_delay,
             default_timeout=c.shutdown_timeout,
             span_filter=is_execlave_span,
@@ -165,10 +211,37 @@ class Telemetry:
         check: Callable[[], Decision] | None = None,
         raise_on_block: bool = True,
         kind: SpanKind = SpanKind.INTERNAL,
+        per_call: bool = False,
     ) -> _GovernedSpanContext:
         """Start ``name`` as the current span, run ``check`` at its start, record the decision,
-        raise :class:`PolicyBlockedError` inside the span on a block. See the module docs."""
-        return _GovernedSpanContext(self, name, attributes, check, raise_on_block, kind)
+        raise :class:`PolicyBlockedError` inside the span on a block. See the module docs.
+
+        The name and the name attributes (``gen_ai.tool.name``, ...) are exported masked, escaped
+        and bounded. ``per_call=True`` marks one span of many under a round: past
+        ``max_tool_spans_per_round`` such spans under the same governed span, an allowed call
+        gets no span of its own and is counted on the round span instead (the check runs all the
+        same; a call that is not allowed keeps its span, up to twice the limit)."""
+        return _GovernedSpanContext(self, name, attributes, check, raise_on_block, kind, per_call)
+
+    def _bounded(
+        self, name: str, attributes: Mapping[str, AttributeValue] | None
+    ) -> tuple[str, dict[str, AttributeValue] | None]:
+        bounded_name = bound_span_name(name, self._masker)
+        if not attributes:
+            return bounded_name, None
+        limit = self.max_attribute_length
+        reveals = self._reveals
+        out: dict[str, AttributeValue] = {}
+        for key, value in attributes.items():
+            if key in _NAME_ATTRIBUTES:
+                out[key] = bound_name(value, self._masker)
+            elif isinstance(value, str) and (
+                len(value) > limit or not value.isprintable() or (reveals is not None and reveals(value))
+            ):
+                out[key] = bound_text(value, min(limit, MAX_MESSAGE_CHARS), self._masker)
+            else:
+                out[key] = value
+        return bounded_name, out
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -234,7 +307,7 @@ class _GovernedSpanContext:
     """The context manager behind :meth:`Telemetry.governed_span` (a plain class: it runs on
     every round and tool call, so it avoids generator-based context managers)."""
 
-    __slots__ = ("_args", "_governed", "_start", "_telemetry", "_token")
+    __slots__ = ("_args", "_budget", "_governed", "_parent", "_start", "_telemetry", "_token")
 
     def __init__(
         self,
@@ -244,28 +317,62 @@ class _GovernedSpanContext:
         check: Callable[[], Decision] | None,
         raise_on_block: bool,
         kind: SpanKind,
+        per_call: bool = False,
     ) -> None:
         self._telemetry = telemetry
         self._args = (name, attributes, check, raise_on_block, kind)
         self._token: object = None
         self._governed: GovernedSpan | None = None
+        self._parent: Any = None
+        self._budget: _RoundBudget | None = None
+        if per_call:
+            parent = trace.get_current_span()
+            if parent.is_recording():
+                try:
+                    with telemetry._budget_lock:
+                        budget = telemetry._budgets.get(parent)
+                        if budget is None:
+                            budget = telemetry._budgets[parent] = _RoundBudget()
+                    self._parent, self._budget = parent, budget
+                except TypeError:  # a span type that cannot be weakly referenced: no budget
+                    pass
         self._start = 0.0
 
-    def __enter__(self) -> GovernedSpan:
-        name, attributes, check, raise_on_block, kind = self._args
+    def _open_span(self) -> Span:
+        name, attributes, _, _, kind = self._args
         tel = self._telemetry
         try:
-            span: Span = tel.tracer.start_span(name, kind=kind, attributes=with_conversation_id(attributes))
+            bounded_name, bounded_attributes = tel._bounded(name, attributes)
+            span: Span = tel.tracer.start_span(
+                bounded_name, kind=kind, attributes=with_conversation_id(bounded_attributes, tel._masker)
+            )
         except Exception:
             # A broken tracer must not switch enforcement off: govern without a span.
-            logger.warning("execlave: could not start span %r; enforcing without it", name, exc_info=True)
-            span = INVALID_SPAN
+            logger.warning("execlave: could not start a span; enforcing without it", exc_info=True)
+            return INVALID_SPAN
         try:
             self._token = otel_context.attach(trace.set_span_in_context(span))
         except Exception:
-            logger.debug("execlave: could not make span %r current", name, exc_info=True)
+            logger.debug("execlave: could not make a span current", exc_info=True)
+        return span
+
+    def __enter__(self) -> GovernedSpan:
+        _, attributes, check, raise_on_block, _ = self._args
+        tel = self._telemetry
+        budget = self._budget
+        deferred = False
+        if budget is not None:
+            with tel._budget_lock:
+                budget.calls += 1
+                deferred = budget.spans >= tel.max_tool_spans_per_round
+                if not deferred:
+                    budget.spans += 1
+        span = INVALID_SPAN if deferred else self._open_span()
         governed = self._governed = GovernedSpan(
-            span, capture_content=tel.capture_content, masker=tel._masker
+            span,
+            capture_content=tel.capture_content,
+            masker=tel._masker,
+            max_attribute_length=tel.max_attribute_length,
         )
         governed.on_decision = lambda decision: tel.metrics.decision(decision, attributes)
         self._start = time.monotonic()
@@ -273,12 +380,53 @@ class _GovernedSpanContext:
             try:
                 governed.check(check, raise_on_block=raise_on_block)
             except BaseException as exc:
+                if deferred:
+                    self._settle_deferred(governed, failed=True)
                 self._close(exc)
                 raise
+        if deferred:
+            self._settle_deferred(governed, failed=False)
         return governed
+
+    def _settle_deferred(self, governed: GovernedSpan, *, failed: bool) -> None:
+        """A per-call span past the round's budget: a call that is not allowed gets its span
+        after all (up to twice the budget); otherwise it is summarised on the round span."""
+        budget = self._budget
+        assert budget is not None
+        tel = self._telemetry
+        try:
+            notable = failed or governed.decision.outcome != "allow"
+            with tel._budget_lock:
+                promote = notable and budget.spans < 2 * tel.max_tool_spans_per_round
+                if promote:
+                    budget.spans += 1
+                else:
+                    budget.omitted += 1
+            if promote:
+                span = self._open_span()
+                governed.span = span
+                record_decision(span, governed.decision)
+                for decision in governed._decisions:
+                    record_events(span, decision, with_excerpt=tel.capture_content, masker=tel._masker)
+            elif notable:
+                record_events(self._parent, governed.decision, with_excerpt=False, masker=tel._masker)
+            self._parent.set_attributes(
+                {
+                    names.ROUND_TOOL_CALLS: budget.calls,
+                    names.ROUND_TOOL_SPANS_OMITTED: budget.omitted,
+                }
+            )
+        except Exception:
+            logger.debug("execlave: could not record a summarised call", exc_info=True)
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         self._close(exc)
+        budget = self._budget
+        if budget is not None and budget.omitted == 0:
+            try:
+                self._parent.set_attribute(names.ROUND_TOOL_CALLS, budget.calls)
+            except Exception:
+                logger.debug("execlave: could not count a call", exc_info=True)
 
     def _close(self, exc: BaseException | None) -> None:
         governed = self._governed

@@ -23,6 +23,16 @@ from ..errors import (
 )
 from ..policy.types import ALLOW, Decision
 from . import names
+from .bounds import (
+    MAX_MESSAGE_CHARS,
+    TRUNCATED,
+    Masker,
+    bound_name,
+    bound_text,
+    bound_violation,
+    exception_attributes,
+    status_text,
+)
 
 logger = logging.getLogger("execlave")
 
@@ -39,15 +49,22 @@ _VIOLATION_KEYS = {
 
 
 def violation_attributes(
-    violation: Mapping[str, Any], *, with_excerpt: bool = False
+    violation: Mapping[str, Any], *, with_excerpt: bool = False, masker: Masker | None = None
 ) -> dict[str, AttributeValue]:
+    """Event attributes for one violation; every text masked and bounded (``toolName`` as a name)."""
     attrs: dict[str, AttributeValue] = {}
     for key, name in _VIOLATION_KEYS.items():
         value = violation.get(key)
-        if value is not None:
-            attrs[name] = value if isinstance(value, (str, bool, int, float)) else str(value)
+        if value is None:
+            continue
+        if key == "toolName":
+            attrs[name] = bound_name(value, masker)
+        elif isinstance(value, (bool, int, float)):
+            attrs[name] = value
+        else:
+            attrs[name] = bound_text(value, MAX_MESSAGE_CHARS, masker)
     if with_excerpt and isinstance(violation.get("excerpt"), str):
-        attrs[names.VIOLATION_EXCERPT] = violation["excerpt"]
+        attrs[names.VIOLATION_EXCERPT] = bound_text(violation["excerpt"], MAX_MESSAGE_CHARS, masker)
     return attrs
 
 
@@ -66,7 +83,9 @@ def record_decision(span: Span, decision: Decision) -> None:
         logger.debug("execlave: could not record decision attributes", exc_info=True)
 
 
-def record_events(span: Span, decision: Decision, *, with_excerpt: bool) -> None:
+def record_events(
+    span: Span, decision: Decision, *, with_excerpt: bool, masker: Masker | None = None
+) -> None:
     if not (decision.violations or decision.bypasses):
         return
     for reason in decision.bypasses:
@@ -77,7 +96,10 @@ def record_events(span: Span, decision: Decision, *, with_excerpt: bool) -> None
             logger.debug("execlave: could not record a bypass", exc_info=True)
     for violation in decision.violations:
         try:
-            span.add_event(names.EVENT_VIOLATION, violation_attributes(violation, with_excerpt=with_excerpt))
+            span.add_event(
+                names.EVENT_VIOLATION,
+                violation_attributes(violation, with_excerpt=with_excerpt, masker=masker),
+            )
         except Exception:
             logger.debug("execlave: could not record a violation event", exc_info=True)
 
@@ -93,8 +115,16 @@ class GovernedSpan:
 
     on_decision: Callable[[Decision], None] | None = None
 
-    def __init__(self, span: Span, *, capture_content: bool, masker: Callable[[str], str]) -> None:
+    def __init__(
+        self,
+        span: Span,
+        *,
+        capture_content: bool,
+        masker: Callable[[str], str],
+        max_attribute_length: int = 8192,
+    ) -> None:
         self.span = span
+        self._max_length = max_attribute_length
         self.decision: Decision = ALLOW
         self._decisions: list[Decision] = []
         self._capture = capture_content
@@ -123,15 +153,18 @@ class GovernedSpan:
         self._add(decision)
         if self.on_decision is not None:
             self.on_decision(decision)  # metrics; never raises (see telemetry.metrics)
-        record_events(self.span, decision, with_excerpt=self._capture)
+        record_events(self.span, decision, with_excerpt=self._capture, masker=self._masker)
         if decision.blocked and raise_on_block:
-            error = blocked_error(decision.blocking_violations)
+            # Names and messages in the error are bounded like on the span: apps log it and
+            # hand it to their clients.
+            error = blocked_error([bound_violation(v, self._masker) for v in decision.blocking_violations])
             self._own_block = error
             raise error
         return decision
 
     def record_content(self, attribute: str, text: str) -> None:
-        """Record ``text`` (PII-masked) on the span, only when content capture is on."""
+        """Record ``text`` (PII-masked, then cut to the attribute length limit) on the span, only
+        when content capture is on. The whole text is masked before it is cut."""
         if not self._capture or not isinstance(text, str):
             return
         try:
@@ -139,10 +172,21 @@ class GovernedSpan:
         except Exception:
             logger.debug("execlave: masking failed; content not recorded", exc_info=True)
             return
+        if len(masked) > self._max_length:
+            masked = masked[: self._max_length - len(TRUNCATED)] + TRUNCATED
         try:
             self.span.set_attribute(attribute, masked)
         except Exception:
             logger.debug("execlave: could not record content", exc_info=True)
+
+    def set_error(self, description: str) -> None:
+        """ERROR status with ``description`` masked, escaped and bounded."""
+        try:
+            self.span.set_status(
+                Status(StatusCode.ERROR, bound_text(description, MAX_MESSAGE_CHARS, self._masker))
+            )
+        except Exception:
+            logger.debug("execlave: could not set the span status", exc_info=True)
 
     # -- used by governed_span --
 
@@ -160,8 +204,10 @@ class GovernedSpan:
     def _fail(self, exc: BaseException) -> None:
         try:
             if isinstance(exc, Exception):
-                self.span.record_exception(exc)
-            self.span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:512]))
+                # Never the raw text: an exception may quote the data it failed on.
+                limit = self._max_length if self._capture else MAX_MESSAGE_CHARS
+                self.span.add_event("exception", exception_attributes(exc, limit=limit, masker=self._masker))
+            self.span.set_status(Status(StatusCode.ERROR, status_text(exc, self._masker)))
             if isinstance(exc, AgentPausedError):
                 self.span.set_attribute(names.AGENT_PAUSED, True)
                 self.span.set_attribute(names.POLICY_DECISION, "block")

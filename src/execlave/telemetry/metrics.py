@@ -20,11 +20,13 @@ from opentelemetry.util.types import AttributeValue
 from .._version import __version__
 from ..policy.types import Decision
 from . import names
+from .bounds import bound_name
 
 logger = logging.getLogger("execlave")
 
 DURATION = names.METRIC_OPERATION_DURATION
 _TIMED = {names.OP_INVOKE_AGENT, names.OP_EXECUTE_TOOL}
+_NAMES = frozenset({names.GEN_AI_TOOL_NAME, names.GEN_AI_AGENT_NAME})
 # GenAI semconv explicit bucket boundaries for gen_ai.client.operation.duration (seconds).
 _BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 _DROP_REASONS = {
@@ -37,7 +39,8 @@ _DROP_REASONS = {
 def _pick(attributes: Mapping[str, AttributeValue] | None, *keys: str) -> dict[str, AttributeValue]:
     if not attributes:
         return {}
-    return {k: attributes[k] for k in keys if k in attributes}
+    # Names may be model-chosen: bounded (masked, escaped, 128 characters) like on spans.
+    return {k: bound_name(attributes[k]) if k in _NAMES else attributes[k] for k in keys if k in attributes}
 
 
 class Metrics:
@@ -120,7 +123,7 @@ class Metrics:
                 self.violations.add(1, attrs)
                 tool = v.get("toolName")
                 if v.get("enforcementMode") == "block" and v.get("target") == "tool_call" and tool:
-                    blocked_tools.add(str(tool))
+                    blocked_tools.add(bound_name(tool))
             for tool in sorted(blocked_tools):
                 self.blocked_tools.add(1, {**agent, names.GEN_AI_TOOL_NAME: tool})
             for reason in decision.bypasses:

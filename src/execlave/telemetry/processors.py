@@ -18,8 +18,10 @@ from typing import TextIO
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import StatusCode
 
 from . import names
+from .bounds import escape_controls
 
 SCOPE_NAME = "execlave"
 logger = logging.getLogger("execlave")
@@ -30,11 +32,61 @@ def is_execlave_span(span: ReadableSpan) -> bool:
     return scope is not None and scope.name == SCOPE_NAME
 
 
+_SPAN_OVERHEAD = 96  # ids, times, kind, flags and field tags of one encoded span
+_FIELD_OVERHEAD = 8  # tags and length prefixes of one attribute or event
+
+
+def _value_size(value: object) -> int:
+    if isinstance(value, str):
+        return len(value) if value.isascii() else 4 * len(value)
+    if isinstance(value, (bytes, bytearray)):
+        return len(value)
+    if isinstance(value, (list, tuple)):
+        return sum(_value_size(v) + 2 for v in value)
+    return 10  # bool, int, float
+
+
+def _attributes_size(attributes: object) -> int:
+    if not attributes:
+        return 0
+    items = attributes.items() if hasattr(attributes, "items") else ()
+    return sum(len(k) + _value_size(v) + _FIELD_OVERHEAD for k, v in items)
+
+
+def span_size(span: ReadableSpan) -> int:
+    """An upper estimate of the span's OTLP protobuf size in bytes (without resource and scope,
+    which are sent once per request)."""
+    size = _SPAN_OVERHEAD + _value_size(span.name) + _attributes_size(span.attributes)
+    for event in span.events:
+        size += _FIELD_OVERHEAD + 12 + _value_size(event.name) + _attributes_size(event.attributes)
+    for link in span.links:
+        size += _FIELD_OVERHEAD + 32 + _attributes_size(link.attributes)
+    description = span.status.description if span.status is not None else None
+    return size + _value_size(description or "")
+
+
+def is_decision_span(span: ReadableSpan) -> bool:
+    """A span that carries a decision worth keeping over content: a block or warning, a
+    violation, an enforcement bypass or an error."""
+    attrs = span.attributes or {}
+    if attrs.get(names.POLICY_DECISION) in ("block", "warn"):
+        return True
+    if attrs.get(names.ENFORCEMENT_BYPASSED) or attrs.get(names.ENFORCEMENT_UNAVAILABLE):
+        return True
+    if span.status is not None and span.status.status_code == StatusCode.ERROR:
+        return True
+    return any(e.name == names.EVENT_VIOLATION for e in span.events)
+
+
 class BoundedBatchSpanProcessor(SpanProcessor):
     """Batches finished spans into a bounded queue exported by a daemon thread.
 
     ``on_end`` never blocks (a full queue drops the span and counts it); ``force_flush`` and
     ``shutdown`` return within their timeout whatever the exporter does.
+
+    The queue is bounded by span count and by estimated encoded bytes; so is each export
+    request. Decision spans (:func:`is_decision_span`) have precedence: a full queue evicts
+    other spans to admit one, and they are exported first.
     """
 
     def __init__(
@@ -47,9 +99,11 @@ class BoundedBatchSpanProcessor(SpanProcessor):
         schedule_delay: float = 1.0,
         default_timeout: float = 5.0,
         span_filter: Callable[[ReadableSpan], bool] | None = None,
+        max_queue_bytes: int = 16 * 1024 * 1024,
+        max_export_batch_bytes: int = 1024 * 1024,
     ) -> None:
-        if max_queue_size < 1 or max_export_batch_size < 1:
-            raise ValueError("max_queue_size and max_export_batch_size must be >= 1")
+        if min(max_queue_size, max_export_batch_size, max_queue_bytes, max_export_batch_bytes) < 1:
+            raise ValueError("queue and batch bounds (spans and bytes) must be >= 1")
         self._exporter = exporter
         self._name = name
         self._max_queue = max_queue_size
@@ -57,7 +111,12 @@ class BoundedBatchSpanProcessor(SpanProcessor):
         self._delay = schedule_delay
         self._default_timeout = default_timeout
         self._filter = span_filter
-        self._queue: collections.deque[ReadableSpan] = collections.deque()
+        self._max_bytes = max_queue_bytes
+        self._batch_bytes = max_export_batch_bytes
+        # (span, estimated size); decision spans in their own queue, exported first.
+        self._priority: collections.deque[tuple[ReadableSpan, int]] = collections.deque()
+        self._queue: collections.deque[tuple[ReadableSpan, int]] = collections.deque()
+        self.queued_bytes = 0
         self._cond = threading.Condition()
         self._enqueued = 0  # spans accepted into the queue, ever
         self._settled = 0  # accepted spans whose export finished (either way)
@@ -84,18 +143,42 @@ class BoundedBatchSpanProcessor(SpanProcessor):
             return
         if span.context is None or not span.context.trace_flags.sampled:
             return
+        try:
+            size = span_size(span)
+            decision = is_decision_span(span)
+        except Exception:  # a span this code cannot read is not worth breaking the app for
+            logger.debug("execlave: could not size a span", exc_info=True)
+            size, decision = self._batch_bytes, False
         with self._cond:
             if self._stopping:
                 self.dropped_after_shutdown += 1
                 return
-            if len(self._queue) >= self._max_queue:
+            if decision:
+                # Make room by evicting other spans, oldest first.
+                while self._queue and not self._fits(size):
+                    _, evicted = self._queue.popleft()
+                    self.queued_bytes -= evicted
+                    self._settled += 1  # counted as enqueued earlier: settled as dropped
+                    self.dropped_queue_full += 1
+                    self._log_drop_once("queue full")
+                admit = self._fits(size) or not self._priority
+            else:
+                admit = self._fits(size)
+            if not admit:
                 self.dropped_queue_full += 1
                 self._log_drop_once("queue full")
                 return
-            self._queue.append(span)
+            (self._priority if decision else self._queue).append((span, size))
+            self.queued_bytes += size
             self._enqueued += 1
-            if len(self._queue) >= self._batch:
+            if self._queued_count() >= self._batch or self.queued_bytes >= self._batch_bytes:
                 self._cond.notify_all()
+
+    def _queued_count(self) -> int:
+        return len(self._priority) + len(self._queue)
+
+    def _fits(self, size: int) -> bool:
+        return self._queued_count() < self._max_queue and self.queued_bytes + size <= self._max_bytes
 
     def force_flush(self, timeout_millis: int | None = None) -> bool:
         timeout = self._default_timeout if timeout_millis is None else timeout_millis / 1000.0
@@ -128,8 +211,10 @@ class BoundedBatchSpanProcessor(SpanProcessor):
         ok = self.flush(timeout)
         with self._cond:
             self._stopping = True
-            leftover = len(self._queue)
+            leftover = self._queued_count()
             self._queue.clear()
+            self._priority.clear()
+            self.queued_bytes = 0
             self.dropped_export_failed += leftover
             self._settled += leftover
             self._cond.notify_all()
@@ -171,14 +256,14 @@ class BoundedBatchSpanProcessor(SpanProcessor):
     def _run(self) -> None:
         while True:
             with self._cond:
-                if not self._queue and not self._stopping:
+                if not self._queued_count() and not self._stopping:
                     self._cond.wait(self._delay)
-                if self._stopping and not self._queue:
+                if self._stopping and not self._queued_count():
                     return
-                if not self._queue:
+                if not self._queued_count():
                     continue
-                n = min(len(self._queue), self._batch)
-                batch = [self._queue.popleft() for _ in range(n)]
+                batch = self._take_batch()
+                n = len(batch)
                 self._batch_seq += 1
                 seq = self._batch_seq
                 self._in_flight = n
@@ -195,6 +280,21 @@ class BoundedBatchSpanProcessor(SpanProcessor):
                         self._log_drop_once("export failed")
                 self._settled += len(batch)
                 self._cond.notify_all()
+
+    def _take_batch(self) -> list[ReadableSpan]:
+        """Up to the batch's span and byte bounds (at least one span), decision spans first."""
+        batch: list[ReadableSpan] = []
+        total = 0
+        for queue in (self._priority, self._queue):
+            while queue and len(batch) < self._batch:
+                span, size = queue[0]
+                if batch and total + size > self._batch_bytes:
+                    return batch
+                queue.popleft()
+                self.queued_bytes -= size
+                total += size
+                batch.append(span)
+        return batch
 
     def _export(self, batch: Sequence[ReadableSpan]) -> bool:
         try:
@@ -245,6 +345,12 @@ class ConsoleTreeProcessor(SpanProcessor):
         return True
 
 
+def _printable(value: object) -> str:
+    """Terminal-safe text: control characters escaped, at most 1 KiB per field."""
+    text = value if isinstance(value, str) else str(value)
+    return escape_controls(text[:1024])
+
+
 def render_tree(spans: Sequence[ReadableSpan]) -> str:
     ids = {s.context.span_id for s in spans if s.context is not None}
     children: dict[int | None, list[ReadableSpan]] = {}
@@ -259,10 +365,10 @@ def render_tree(spans: Sequence[ReadableSpan]) -> str:
         for s in children.get(parent, []):
             attrs = s.attributes or {}
             ms = ((s.end_time or 0) - (s.start_time or 0)) / 1e6
-            line = f"{'  ' * depth}{s.name}  {ms:.1f} ms"
+            line = f"{'  ' * depth}{_printable(s.name)}  {ms:.1f} ms"
             decision = attrs.get(names.POLICY_DECISION)
             if decision is not None:
-                line += f"  decision={decision}"
+                line += f"  decision={_printable(decision)}"
             if s.status.status_code.name == "ERROR":
                 line += "  [ERROR]"
             lines.append(line)
@@ -271,7 +377,9 @@ def render_tree(spans: Sequence[ReadableSpan]) -> str:
                     a = ev.attributes or {}
                     mode = a.get(names.POLICY_ENFORCEMENT_MODE)
                     message = a.get(names.VIOLATION_MESSAGE, "")
-                    lines.append(f"{'  ' * (depth + 1)}! {a.get(names.POLICY_ID)} ({mode}): {message}")
+                    policy = _printable(a.get(names.POLICY_ID))
+                    indent = "  " * (depth + 1)
+                    lines.append(f"{indent}! {policy} ({_printable(mode)}): {_printable(message)}")
             if s.context is not None:
                 walk(s.context.span_id, depth + 1)
 

@@ -31,6 +31,7 @@ from opentelemetry.trace import Status, StatusCode
 from ..errors import AgentPausedError, EnforcementUnavailableError, PolicyBlockedError
 from ..policy.types import CheckRequest, Decision, ToolCall
 from . import names
+from .bounds import bound_name, bound_violation, exception_attributes, status_text
 from .governed import record_decision, record_events
 from .processors import is_execlave_span
 
@@ -96,22 +97,23 @@ class GovernanceSpanProcessor(SpanProcessor):
             self._stop(span, exc)
             return
         except Exception as exc:
-            error = EnforcementUnavailableError(f"execlave could not evaluate tool {tool!r}; failing closed")
+            shown = bound_name(tool)
+            error = EnforcementUnavailableError(f"execlave could not evaluate tool {shown!r}; failing closed")
             error.__cause__ = exc
-            logger.warning("execlave: governance check failed for tool %r", tool, exc_info=True)
+            logger.warning("execlave: governance check failed for tool %r", shown, exc_info=True)
             self._stop(span, error)
             return
         record_decision(span, decision)
         record_events(span, decision, with_excerpt=False)
         if decision.blocked:
-            self._stop(span, PolicyBlockedError(decision.blocking_violations))
+            self._stop(span, PolicyBlockedError([bound_violation(v) for v in decision.blocking_violations]))
 
     def _stop(self, span: Span, error: Exception) -> None:
         span.set_attribute(names.POLICY_DECISION, "block")
-        span.record_exception(error)
+        span.add_event("exception", exception_attributes(error))
         if not self.raise_on_block:
             return
-        span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"[:512]))
+        span.set_status(Status(StatusCode.ERROR, status_text(error)))
         span.end()
         raise error
 
