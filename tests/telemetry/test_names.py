@@ -31,10 +31,9 @@ def test_operation_values_are_semantic_convention_values() -> None:
     values = getattr(gen_ai, "GenAiOperationNameValues", None)
     known = {v.value for v in values} if values is not None else set()
     for value in (names.OP_INVOKE_AGENT, names.OP_EXECUTE_TOOL, names.OP_CHAT):
-        assert not known or value in known, value
-    assert (
-        names.OP_CHECK_TOOL not in known
-    )  # ours: carried as execlave.operation, never gen_ai.operation.name
+        member = getattr(values, value.upper(), None)  # older releases (0.48b0) lack the agent values
+        assert member is None or member.value == value, value
+    assert names.OP_CHECK_TOOL not in known  # ours: carried as execlave.operation, not gen_ai.operation.name
 
 
 def _is_module(dotted: str) -> bool:
