@@ -176,16 +176,15 @@ def classic_components(counter: ExecutionCounter, args: argparse.Namespace) -> N
 
     def span(client: Execlave) -> Callable[[], Callable[[int], None]]:
         def make() -> Callable[[int], None]:
+            from execlave.adapter import AgentIdentity
             from execlave.policy.types import Decision
 
             decision = Decision("allow", policy_set_version=1)
-            governed_span = client._telemetry.governed_span
+            agent = AgentIdentity(AGENT_ID, name="ops_assistant")
 
             def run(n: int) -> None:
                 for _ in range(n):
-                    with governed_span(
-                        "invoke_agent ops_assistant", attributes=attrs, check=lambda: decision
-                    ):
+                    with client.round_span(agent, check=lambda: decision):
                         pass
 
             return run
@@ -230,7 +229,7 @@ def classic_components(counter: ExecutionCounter, args: argparse.Namespace) -> N
             if step == "reply tool calls":
                 return lambda n: [gov.reply_calls(TOOL_REPLY) for _ in range(n)] and None
             calls = gov.reply_calls(TOOL_REPLY)
-            return lambda n: [gov.check_requested(gov.sync_checks(calls)) for _ in range(n)] and None
+            return lambda n: [gov.check_requested(calls) for _ in range(n)] and None
 
         return make
 

@@ -26,9 +26,9 @@ KEY = "exk_live_BENCH_0000000000000000"
 
 async def rounds(exe: Execlave, n: int) -> float:
     requests = [CheckRequest(agent_id="bench-agent", input=f"round {i}") for i in range(n)]
-    await exe._acheck(CheckRequest(agent_id="bench-agent", input="warm-up"))  # one connection, imports
+    await exe.adecide(CheckRequest(agent_id="bench-agent", input="warm-up"))  # one connection, imports
     start = time.perf_counter()
-    decisions = await asyncio.gather(*(exe._acheck(r) for r in requests))
+    decisions = await asyncio.gather(*(exe.adecide(r) for r in requests))
     elapsed = time.perf_counter() - start
     assert all(d.allowed and not d.bypasses for d in decisions)
     return elapsed

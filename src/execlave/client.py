@@ -4,16 +4,19 @@ Framework adapters (``execlave.integrations``) are thin layers over it."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ._config import BY_NAME, DEFAULT_BASE_URL, DEFAULT_ENVIRONMENT, ConnectionOptions, resolve
 from ._ids import validate_agent_id
+from .adapter import AgentIdentity, Check
 from .connection import (
     OUTAGE_MODES,
     Connection,
@@ -25,18 +28,21 @@ from .connection import (
     validate_timings,
 )
 from .connection.ingest import execlave_span_exporter
-from .errors import ExeclaveError
+from .errors import ExeclaveError, PolicyBlockedError
 from .policy import CheckRequest, Decision, PolicyEngine, PolicySource, ToolCall, ToolOutput
 from .policy.loader import resolve_policy_source
 from .policy.pii import mask_pii
-from .telemetry import GovernanceSpanProcessor, Telemetry, TelemetryConfig, resolve_capture_content
+from .policy.types import ALLOW, Violation
+from .telemetry import GovernanceSpanProcessor, Telemetry, TelemetryConfig, names, resolve_capture_content
 from .telemetry.bounds import SecretRedactingMasker
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
-    from opentelemetry.trace import TracerProvider
+    from opentelemetry.trace import Tracer, TracerProvider
+    from opentelemetry.util.types import AttributeValue
 
-__all__ = ["Execlave"]
+    from .telemetry import GovernedSpan
+
 
 _log = logging.getLogger("execlave")
 _announced = threading.Event()
@@ -77,6 +83,11 @@ def _tool_outputs(outputs: Sequence[Mapping[str, Any] | ToolOutput] | None) -> t
                 f"e.g. {{'name': 'search_docs', 'output': '...'}}; got {type(item).__name__}"
             )
     return tuple(found)
+
+
+def _not_enforced() -> Decision:
+    """The check of a trace-only agent: nothing is evaluated or sent."""
+    return ALLOW
 
 
 def _spans_destination(tracer_provider: object, otlp_endpoint: str | None, console: bool) -> str:
@@ -269,27 +280,185 @@ class Execlave:
 
     # -- enforcement -------------------------------------------------------------------------
 
-    def _check(self, request: CheckRequest, history: Sequence[Mapping[str, Any]] | None = None) -> Decision:
-        """The single decision point every adapter and :meth:`enforce_policy` go through: local
-        policies first (a local block never reaches the server), then Execlave when a key is set."""
+    # -- the adapter interface (docs/adapters.md) ---------------------------------------------
+
+    def decide(self, request: CheckRequest, history: Sequence[Mapping[str, Any]] | None = None) -> Decision:
+        """Decide ``request``: local policies first (a local block never reaches the server), then
+        Execlave when a key is set. The single decision point of every adapter, of
+        :meth:`enforce_policy` and of :meth:`span_processor`. Never raises for a block (the
+        :class:`~execlave.policy.Decision` says ``blocked``); raises an
+        :class:`~execlave.errors.EnforcementHaltError` when Execlave stops the agent (paused,
+        denied, approval timeout, outage in ``fail_closed`` mode). Blocks the calling thread while
+        Execlave answers: async code uses :meth:`adecide`."""
         local = self._engine.evaluate(request)
         if local.blocked or self._connection is None:
             return local
         return Decision.merge([local, self._connection.check(request, history)])
 
-    @property
-    def _decides_remotely(self) -> bool:
-        """Whether a check may wait on Execlave's API; async adapters then await :meth:`_acheck`."""
-        return self._connection is not None
-
-    async def _acheck(
+    async def adecide(
         self, request: CheckRequest, history: Sequence[Mapping[str, Any]] | None = None
     ) -> Decision:
-        """:meth:`_check` for async adapters: the server's decision is awaited (httpx.AsyncClient)."""
+        """:meth:`decide` for async code: Execlave's answer is awaited (an ``httpx.AsyncClient``),
+        so the event loop never waits on the network; local policies run in-process."""
         local = self._engine.evaluate(request)
         if local.blocked or self._connection is None:
             return local
         return Decision.merge([local, await self._connection.acheck(request, history)])
+
+    def prepare_check(self, build: Callable[[], CheckRequest]) -> Check:
+        """A check for :meth:`round_span` / :meth:`tool_span`: ``build()`` and :meth:`decide` run
+        inside the span, so a failure in either (a bug reading the framework's messages, say)
+        fails closed and is recorded like any error on execlave's path."""
+        return lambda: self.decide(build())
+
+    async def aprepare_check(self, build: Callable[[], CheckRequest]) -> Check:
+        """:meth:`prepare_check` for async code: when the decision may wait on Execlave it is awaited
+        now (:meth:`adecide`) and the returned check replays it, or re-raises its failure, inside
+        the span; in-process decisions are made lazily, as :meth:`prepare_check` does."""
+        if self._connection is None:
+            return self.prepare_check(build)
+        try:
+            decision = await self.adecide(build())
+        except Exception as exc:
+            failure = exc
+
+            def replay_failure() -> Decision:
+                raise failure
+
+            return replay_failure
+        return lambda: decision
+
+    def check_request(self, agent: AgentIdentity, **fields: Any) -> CheckRequest:
+        """A :class:`~execlave.policy.CheckRequest` for ``agent`` in this client's environment:
+        ``input=``, ``tool_calls=``, ``tool_outputs=``, ``count_request=`` (once per round)."""
+        return agent.request(self.environment, **fields)
+
+    def round_span(
+        self, agent: AgentIdentity, *, check: Check | None = None, kind: str | None = None
+    ) -> AbstractContextManager[GovernedSpan]:
+        """An ``invoke_agent {agent}`` span around one round (a reply, a turn) of ``agent``.
+
+        ``check`` runs first, inside the span; a block raises
+        :class:`~execlave.errors.PolicyBlockedError` from the ``with`` statement after the decision
+        is recorded, and any other failure of the check fails closed. ``kind`` marks a round that is
+        no reply (``execlave.round.kind``, e.g. ``"summary"``). The yielded handle's
+        ``check(another)`` decides more within the round (a block raises there), ``decision`` is
+        the round's decision so far, ``record_content(key, text)`` records PII-masked content when
+        capture is on."""
+        attributes: dict[str, AttributeValue] = {names.GEN_AI_OPERATION_NAME: names.OP_INVOKE_AGENT}
+        attributes.update(agent.attributes)
+        check = check if agent.enforced else None
+        if kind is not None:
+            attributes[names.ROUND_KIND] = kind
+        return self._telemetry.governed_span(
+            names.span_name(names.OP_INVOKE_AGENT, agent.display_name), attributes=attributes, check=check
+        )
+
+    def tool_span(
+        self,
+        agent: AgentIdentity,
+        call: ToolCall,
+        *,
+        check: Check,
+        requested: bool = False,
+        handoff: bool = False,
+    ) -> AbstractContextManager[GovernedSpan]:
+        """A span for one tool call of ``agent``, the child of the span that is current.
+
+        ``requested=False``: ``execute_tool {tool}`` around a real execution; ``check`` (the call,
+        with the arguments the tool will receive) runs first and a block raises
+        :class:`~execlave.errors.PolicyBlockedError` before the tool runs. ``requested=True``:
+        ``check_tool {tool}`` for a call a model asked for, checked before any call runs; a block
+        is recorded (ERROR status) but not raised, so that every requested call is checked and the
+        adapter raises once (``governed.decision.blocked`` says so). ``handoff`` marks a call that
+        hands the conversation to another agent."""
+        attributes: dict[str, AttributeValue]
+        if requested:
+            attributes = {names.EXECLAVE_OPERATION: names.OP_CHECK_TOOL, names.TOOL_PHASE: "requested"}
+        else:
+            attributes = {names.GEN_AI_OPERATION_NAME: names.OP_EXECUTE_TOOL}
+        attributes[names.GEN_AI_TOOL_NAME] = call.name
+        attributes.update(agent.attributes)
+        if call.call_id is not None:
+            attributes[names.GEN_AI_TOOL_CALL_ID] = call.call_id
+        if handoff:
+            attributes[names.TOOL_HANDOFF] = True
+        operation = names.OP_CHECK_TOOL if requested else names.OP_EXECUTE_TOOL
+        if not agent.enforced:
+            check = _not_enforced
+        return self._telemetry.governed_span(
+            names.span_name(operation, call.name),
+            attributes=attributes,
+            check=check,
+            raise_on_block=not requested,
+            per_call=requested,  # past the round's span budget, allowed calls are counted, not spanned
+        )
+
+    @property
+    def tracer(self) -> Tracer:
+        """The tracer execlave's own spans are made with (scope ``execlave``), for an adapter's
+        spans that decide nothing (a conversation around several rounds, say)."""
+        return self._telemetry.tracer
+
+    def check_requested(
+        self,
+        agent: AgentIdentity,
+        calls: Iterable[ToolCall],
+        *,
+        handoff: Callable[[ToolCall], bool] | None = None,
+    ) -> None:
+        """Check every tool call a model just asked for, before any of them runs: one
+        ``check_tool {tool}`` span each (see :meth:`tool_span`; ``handoff`` tells which calls hand
+        the conversation over), then one :class:`~execlave.errors.PolicyBlockedError` with every
+        blocking violation, if any call was blocked."""
+        checks = [(call, self.prepare_check(self._tool_request(agent, call))) for call in calls]
+        self._check_requested(agent, checks, handoff)  # a trace-only agent's checks are skipped there
+
+    async def acheck_requested(
+        self,
+        agent: AgentIdentity,
+        calls: Iterable[ToolCall],
+        *,
+        handoff: Callable[[ToolCall], bool] | None = None,
+    ) -> None:
+        """:meth:`check_requested` for async code: Execlave's answers are awaited."""
+        if not agent.enforced:
+            self._check_requested(agent, [(call, _not_enforced) for call in calls], handoff)
+            return
+        checks = [(call, await self.aprepare_check(self._tool_request(agent, call))) for call in calls]
+        self._check_requested(agent, checks, handoff)
+
+    def _tool_request(self, agent: AgentIdentity, *calls: ToolCall) -> Callable[[], CheckRequest]:
+        return lambda: self.check_request(agent, tool_calls=calls)
+
+    def _check_requested(
+        self,
+        agent: AgentIdentity,
+        checks: Sequence[tuple[ToolCall, Check]],
+        handoff: Callable[[ToolCall], bool] | None,
+    ) -> None:
+        blocking: list[Violation] = []
+        for call, check in checks:
+            marked = handoff is not None and handoff(call)
+            with self.tool_span(agent, call, check=check, requested=True, handoff=marked) as governed:
+                if governed.decision.blocked:
+                    blocking.extend(governed.decision.blocking_violations)
+                    with contextlib.suppress(Exception):  # telemetry faults never break the agent
+                        governed.set_error(f"tool call {call.name!r} blocked by policy")  # masked, bounded
+        if blocking:
+            raise PolicyBlockedError(blocking)
+
+    def model_span(self, agent: AgentIdentity, *, check: Check) -> AbstractContextManager[GovernedSpan]:
+        """A ``chat {agent}`` span around one model call made outside any round of an instrumented
+        agent (a team's selector model, say); ``check`` runs first and a block raises, as in
+        :meth:`round_span`."""
+        attributes: dict[str, AttributeValue] = {names.GEN_AI_OPERATION_NAME: names.OP_CHAT}
+        attributes.update(agent.attributes)
+        return self._telemetry.governed_span(
+            names.span_name(names.OP_CHAT, agent.display_name),
+            attributes=attributes,
+            check=check if agent.enforced else None,
+        )
 
     def register_agent(
         self,
@@ -361,9 +530,11 @@ class Execlave:
             count_request=True,
         )
         history = list(conversation_history) if conversation_history else None
-        attributes = {"gen_ai.agent.id": agent_id, "execlave.operation": "enforce_policy"}
+        attributes = {names.GEN_AI_AGENT_ID: agent_id, names.EXECLAVE_OPERATION: names.OP_ENFORCE_POLICY}
         with self._telemetry.governed_span(
-            f"enforce_policy {agent_id}", attributes=attributes, check=lambda: self._check(request, history)
+            names.span_name(names.OP_ENFORCE_POLICY, agent_id),
+            attributes=attributes,
+            check=lambda: self.decide(request, history),
         ) as governed:
             return {"allowed": True, "warnings": governed.decision.warnings}
 
@@ -383,7 +554,7 @@ class Execlave:
 
     def span_processor(self, *, raise_on_block: bool = False) -> GovernanceSpanProcessor:
         """A SpanProcessor that governs other instrumentations' tool spans (see its docs for limits)."""
-        return GovernanceSpanProcessor(self._check, raise_on_block=raise_on_block)
+        return GovernanceSpanProcessor(self.decide, raise_on_block=raise_on_block)
 
     # -- telemetry lifecycle -----------------------------------------------------------------
 

@@ -345,7 +345,7 @@ def test_a_failing_check_fails_closed(exe: Execlave, monkeypatch: pytest.MonkeyP
     def broken(request: Any) -> Any:
         raise KeyError("bug in a policy")
 
-    monkeypatch.setattr(exe, "_check", broken)
+    monkeypatch.setattr(exe, "decide", broken)
     with pytest.raises(EnforcementUnavailableError):
         agent.generate_reply(messages=[{"role": "user", "content": "hello"}])
     assert script.calls == 0

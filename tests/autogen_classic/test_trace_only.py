@@ -41,7 +41,7 @@ def test_trace_only_never_reaches_the_engine(exe: Execlave, monkeypatch: pytest.
     def no_checks(request: object) -> None:
         raise AssertionError("a trace-only agent must not evaluate anything")
 
-    monkeypatch.setattr(exe, "_check", no_checks)
+    monkeypatch.setattr(exe, "decide", no_checks)
     agent = instrument_autogen_agent(
         scripted_agent("a", Script("ok")), exe, agent_id="agent-a", enforce=False
     )

@@ -102,7 +102,7 @@ async def test_async_approval_awaits(approving, make_client):
     exe = make_client(approving.base_url)
     decide_when_polled(approving, "approved")
     request = CheckRequest(agent_id="pay-agent", input="pay invoice 7", tool_calls=(ToolCall("pay_invoice"),))
-    assert (await exe._acheck(request)).allowed
+    assert (await exe.adecide(request)).allowed
     assert len(approving.calls("approvals.verify")) == 1
 
 

@@ -181,8 +181,8 @@ async def test_async_path_uses_the_same_contract(api, make_client):
     exe = make_client(api.base_url)
     from execlave.policy import CheckRequest
 
-    assert (await exe._acheck(CheckRequest(agent_id="ops-assistant", input="hello"))).allowed
-    decision = await exe._acheck(CheckRequest(agent_id="ops-assistant", input="refund 900"))
+    assert (await exe.adecide(CheckRequest(agent_id="ops-assistant", input="hello"))).allowed
+    decision = await exe.adecide(CheckRequest(agent_id="ops-assistant", input="refund 900"))
     assert decision.blocked and decision.violations[0]["policyId"] == "pol_7"
 
 

@@ -177,7 +177,7 @@ def test_a_cancelled_trial_request_does_not_wedge_the_breaker_open(api, make_cli
     api.fault["enforce"] = "hang"
 
     async def cancel_the_trial() -> None:
-        task = asyncio.ensure_future(exe._acheck(CheckRequest(agent_id="ops-assistant", input="trial")))
+        task = asyncio.ensure_future(exe.adecide(CheckRequest(agent_id="ops-assistant", input="trial")))
         while not any(c.body and c.body.get("input") == "trial" for c in api.calls("enforce")):
             await asyncio.sleep(0.01)
         task.cancel()

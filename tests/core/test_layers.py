@@ -62,6 +62,8 @@ def test_the_import_contracts_are_kept():
         ("telemetry/config.py", "import autogen_agentchat", "telemetry/ records and exports"),
         ("connection/bypass.py", "from .. import client", "connection/ (the Execlave wire)"),
         ("cli.py", "from . import client", "the CLI works offline"),
+        ("integrations/ag2.py", "from ..connection import decisions", "integrations/ drive the client"),
+        ("integrations/_base.py", "from .autogen import _messages", "integrations/_base.py names no"),
     ],
 )
 def test_a_wrong_way_import_breaks_its_contract(tmp_path, module, wrong_way, contract):

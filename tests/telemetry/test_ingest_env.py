@@ -15,6 +15,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from execlave import Execlave
+from execlave.adapter import AgentIdentity
 from execlave.policy import NO_POLICIES
 from support.ingest_receiver import INGEST, IngestReceiver
 from support.secrets import INGEST_KEY
@@ -23,8 +24,7 @@ COLLECTOR_TOKEN = "collector-token-not-for-execlave"
 
 
 def _round(exe: Execlave, agent_id: str = "ops-assistant") -> None:
-    attributes = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.id": agent_id}
-    with exe._telemetry.governed_span(f"invoke_agent {agent_id}", attributes=attributes):
+    with exe.round_span(AgentIdentity(agent_id)):
         pass
 
 

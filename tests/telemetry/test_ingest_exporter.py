@@ -33,9 +33,12 @@ ROUND = {"gen_ai.operation.name": "invoke_agent", **AGENT}
 
 
 def tool(op: str, name: str, call_id: str = "call-1") -> dict[str, Any]:
-    phase = {"execlave.tool.phase": "requested"} if op == "check_tool" else {}
+    # A requested call's check is no GenAI operation: execlave.operation, not gen_ai.operation.name.
+    if op == "check_tool":
+        phase: dict[str, Any] = {"execlave.operation": op, "execlave.tool.phase": "requested"}
+    else:
+        phase = {"gen_ai.operation.name": op}
     return {
-        "gen_ai.operation.name": op,
         "gen_ai.tool.name": name,
         "gen_ai.tool.call.id": call_id,
         **phase,

@@ -18,24 +18,18 @@ from typing import Any
 import httpx
 
 from ..policy.types import CheckRequest, Decision
-from ._http import Api, Secret, normalise_base_url, parse_api_key, redact_url, unwrap
+from ._http import Api as Api
+from ._http import Secret as Secret
+from ._http import normalise_base_url as normalise_base_url
+from ._http import parse_api_key as parse_api_key
+from ._http import redact_url as redact_url
+from ._http import unwrap as unwrap
 from .agents import Agents
 from .approvals import Approvals
 from .bypass import BypassWindows
-from .decisions import OUTAGE_MODES, Breaker, Decider, OutageMode
-
-__all__ = [
-    "OUTAGE_MODES",
-    "Api",
-    "Connection",
-    "OutageMode",
-    "Secret",
-    "normalise_base_url",
-    "parse_api_key",
-    "redact_url",
-    "unwrap",
-    "validate_timings",
-]
+from .decisions import OUTAGE_MODES as OUTAGE_MODES
+from .decisions import Breaker, Decider
+from .decisions import OutageMode as OutageMode
 
 
 def validate_timings(**seconds: object) -> None:

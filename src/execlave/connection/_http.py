@@ -18,8 +18,6 @@ import httpx
 
 from .._version import __version__
 
-__all__ = ["Api", "Secret", "parse_api_key", "redact_url", "unwrap"]
-
 USER_AGENT = f"execlave-sdk-python/{__version__}"
 _log = logging.getLogger("execlave.connection")
 

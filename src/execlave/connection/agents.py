@@ -20,8 +20,6 @@ import httpx
 from ..errors import ExeclaveAuthError, ExeclaveError
 from ._http import Api, unwrap
 
-__all__ = ["AGENTS_PATH", "Agents"]
-
 AGENTS_PATH = "/api/v1/agents"
 MAX_TRACKED = 1024  # agent ids remembered for UUID lookup and heartbeats (bounded against id floods)
 LOOKUPS_PER_ROUND = 8

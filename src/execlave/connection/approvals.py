@@ -24,8 +24,6 @@ from ..errors import (
 )
 from ._http import Api, unwrap
 
-__all__ = ["APPROVALS_PATH", "Approvals"]
-
 APPROVALS_PATH = "/api/v1/approvals"
 _RETRY = frozenset({408, 429, 500, 502, 503, 504})
 

@@ -22,8 +22,6 @@ import httpx
 from .._version import __version__
 from ._http import Api
 
-__all__ = ["BYPASS_PATH", "REASONS", "BypassWindows"]
-
 BYPASS_PATH = "/api/v1/sdk/bypass-windows"
 REASONS = ("circuit_breaker_open", "network_error", "server_error", "plan_limit_exceeded")
 _MAX_AGENT_ID, _MAX_SOURCE, _MAX_MESSAGE, _MAX_PER_REQUEST = 256, 64, 500, 100

@@ -42,8 +42,6 @@ from .agents import Agents
 from .approvals import Approvals
 from .bypass import BypassWindows
 
-__all__ = ["ENFORCE_PATH", "Breaker", "Decider", "DecisionCache", "OutageMode", "enforce_body"]
-
 ENFORCE_PATH = "/api/v1/policies/enforce"
 OutageMode = Literal["fail_open", "fail_closed"]
 OUTAGE_MODES = ("fail_open", "fail_closed")

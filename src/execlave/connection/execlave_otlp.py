@@ -19,8 +19,6 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from .._version import __version__
 
-__all__ = ["ExeclaveOtlpExporter", "traces_url"]
-
 logger = logging.getLogger("execlave")
 
 

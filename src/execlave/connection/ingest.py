@@ -26,18 +26,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from .._version import __version__
-from .trace_records import MAX_CONTENT_CHARS, TRACE_STATUSES, Masker, span_to_record
-
-__all__ = [
-    "INGEST_PATH",
-    "MAX_CONTENT_CHARS",
-    "MAX_TRACES_PER_REQUEST",
-    "OTLP_ENDPOINT_ENV",
-    "TRACE_STATUSES",
-    "TraceIngestExporter",
-    "execlave_span_exporter",
-    "span_to_record",
-]
+from .trace_records import MAX_CONTENT_CHARS as MAX_CONTENT_CHARS
+from .trace_records import TRACE_STATUSES as TRACE_STATUSES
+from .trace_records import Masker, span_to_record
 
 logger = logging.getLogger("execlave")
 

@@ -23,8 +23,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from ..errors import ExeclaveError
-
-__all__ = ["MAX_CONTENT_CHARS", "MAX_TEXT_CHARS", "TRACE_STATUSES", "Masker", "span_to_record"]
+from ..telemetry import names
 
 logger = logging.getLogger("execlave")
 
@@ -37,10 +36,43 @@ TRACE_STATUSES = frozenset(
     {"success", "error", "timeout", "policy_blocked", "limit_exceeded", "flagged_for_review"}
 )
 """The platform's trace statuses; execlave sends ``success``, ``error`` and ``policy_blocked``."""
-_INPUT_ATTRIBUTES = ("gen_ai.input.messages", "gen_ai.tool.call.arguments", "gen_ai.prompt")
-_OUTPUT_ATTRIBUTES = ("gen_ai.output.messages", "gen_ai.tool.call.result", "gen_ai.completion")
-_SPAN_TYPES = {"invoke_agent": "agent", "execute_tool": "tool", "check_tool": "tool"}
-_TOOL_PHASES = {"execute_tool": "executed", "check_tool": "requested"}
+_INPUT_ATTRIBUTES = (names.GEN_AI_INPUT_MESSAGES, names.GEN_AI_TOOL_CALL_ARGUMENTS, names.GEN_AI_PROMPT)
+_OUTPUT_ATTRIBUTES = (names.GEN_AI_OUTPUT_MESSAGES, names.GEN_AI_TOOL_CALL_RESULT, names.GEN_AI_COMPLETION)
+# By operation: gen_ai.operation.name, else execlave.operation (check_tool, enforce_policy).
+_SPAN_TYPES = {
+    names.OP_INVOKE_AGENT: "agent",
+    names.OP_EXECUTE_TOOL: "tool",
+    names.OP_CHECK_TOOL: "tool",
+    names.OP_ENFORCE_POLICY: "guardrail",
+}
+_TOOL_PHASES = {names.OP_EXECUTE_TOOL: "executed", names.OP_CHECK_TOOL: "requested"}
+_VIOLATION_FIELDS = {
+    names.POLICY_ID: "policyId",
+    names.POLICY_NAME: "policyName",
+    names.POLICY_TYPE: "policyType",
+    names.POLICY_ENFORCEMENT_MODE: "enforcementMode",
+    names.VIOLATION_SEVERITY: "severity",
+    names.VIOLATION_TARGET: "target",
+    names.VIOLATION_TOOL_NAME: "toolName",
+}
+_IDENTITY_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("agentId", (names.GEN_AI_AGENT_ID,)),
+    ("sessionId", (names.GEN_AI_CONVERSATION_ID,)),
+    ("userId", (names.USER_ID, "enduser.id")),
+)
+_METADATA_FIELDS = (
+    ("agentName", names.GEN_AI_AGENT_NAME),
+    ("toolName", names.GEN_AI_TOOL_NAME),
+    ("toolCallId", names.GEN_AI_TOOL_CALL_ID),
+    ("handoff", names.TOOL_HANDOFF),
+    ("policyDecision", names.POLICY_DECISION),
+    ("violationCount", names.POLICY_VIOLATION_COUNT),
+    ("policyIds", names.POLICY_IDS),
+    ("policySetVersion", names.POLICY_SET_VERSION),
+    ("agentPaused", names.AGENT_PAUSED),
+    ("enforcementUnavailable", names.ENFORCEMENT_UNAVAILABLE),
+    ("enforcementBypassed", names.ENFORCEMENT_BYPASSED),
+)
 _WITHHELD = "message not sent: content capture is off"
 
 Masker = Callable[[str], str]
@@ -122,22 +154,14 @@ def _content(attrs: Mapping[str, Any], names: Iterable[str], masker: Masker) -> 
 
 
 def _violations(span: ReadableSpan, masker: Masker) -> list[dict[str, Any]]:
-    keys = {
-        "execlave.policy.id": "policyId",
-        "execlave.policy.name": "policyName",
-        "execlave.policy.type": "policyType",
-        "execlave.policy.enforcement_mode": "enforcementMode",
-        "execlave.violation.severity": "severity",
-        "execlave.violation.target": "target",
-        "execlave.violation.tool_name": "toolName",
-    }
+    keys = _VIOLATION_FIELDS
     out: list[dict[str, Any]] = []
     for event in span.events:
-        if event.name != "execlave.policy.violation" or len(out) >= MAX_VIOLATIONS:
+        if event.name != names.EVENT_VIOLATION or len(out) >= MAX_VIOLATIONS:
             continue
         a = event.attributes or {}
         item = {field: _json_value(a[key]) for key, field in keys.items() if a.get(key) is not None}
-        message = a.get("execlave.violation.message")
+        message = a.get(names.VIOLATION_MESSAGE)
         if isinstance(message, str):
             masked = _mask(message, masker)
             if masked is not None:
@@ -163,10 +187,10 @@ def _error_fields(
 ) -> dict[str, str]:
     kind, message = _exception(span)
     if status == "policy_blocked":
-        if attrs.get("execlave.agent.paused"):
+        if attrs.get(names.AGENT_PAUSED):
             text = "agent paused (kill switch)"
         else:
-            ids = attrs.get("execlave.policy.ids") or ()
+            ids = attrs.get(names.POLICY_IDS) or ()
             text = "blocked by policy " + ", ".join(str(i) for i in ids) if ids else "blocked by policy"
         return {"errorType": kind or "PolicyBlockedError", "errorMessage": _bounded(text)}
     if status != "error":
@@ -189,18 +213,13 @@ def span_to_record(
     attrs: Mapping[str, Any] = span.attributes or {}
     context = span.context
     span_id = context.span_id if context is not None else 0
-    operation = attrs.get("gen_ai.operation.name")
+    operation = attrs.get(names.GEN_AI_OPERATION_NAME) or attrs.get(names.EXECLAVE_OPERATION)
     if not isinstance(operation, str):
         operation = ""
-    if operation in _SPAN_TYPES:
-        span_type = _SPAN_TYPES[operation]
-    elif attrs.get("execlave.operation") == "enforce_policy":
-        span_type = "guardrail"
-    else:
-        span_type = "chain"
+    span_type = _SPAN_TYPES.get(operation, "chain")
 
-    decision = attrs.get("execlave.policy.decision")
-    if decision == "block" or attrs.get("execlave.agent.paused"):
+    decision = attrs.get(names.POLICY_DECISION)
+    if decision == "block" or attrs.get(names.AGENT_PAUSED):
         status = "policy_blocked"
     elif span.status.status_code == StatusCode.ERROR:
         status = "error"
@@ -217,13 +236,8 @@ def span_to_record(
     }
     if environment:
         record["environment"] = environment
-    identity: tuple[tuple[str, tuple[str, ...]], ...] = (
-        ("agentId", ("gen_ai.agent.id",)),
-        ("sessionId", ("gen_ai.conversation.id",)),
-        ("userId", ("user.id", "enduser.id")),
-    )
-    for field, names in identity:
-        for name in names:
+    for field, keys in _IDENTITY_FIELDS:
+        for name in keys:
             value = attrs.get(name)
             if isinstance(value, str) and value:
                 record[field] = _bounded(value, 256)
@@ -247,26 +261,14 @@ def span_to_record(
         metadata["operation"] = operation
     if operation in _TOOL_PHASES:
         metadata["toolPhase"] = _TOOL_PHASES[operation]
-    for key, name in (
-        ("agentName", "gen_ai.agent.name"),
-        ("toolName", "gen_ai.tool.name"),
-        ("toolCallId", "gen_ai.tool.call.id"),
-        ("handoff", "execlave.tool.handoff"),
-        ("policyDecision", "execlave.policy.decision"),
-        ("violationCount", "execlave.policy.violation_count"),
-        ("policyIds", "execlave.policy.ids"),
-        ("policySetVersion", "execlave.policy.set_version"),
-        ("agentPaused", "execlave.agent.paused"),
-        ("enforcementUnavailable", "execlave.enforcement.unavailable"),
-        ("enforcementBypassed", "execlave.enforcement.bypassed"),
-    ):
+    for key, name in _METADATA_FIELDS:
         value = attrs.get(name)
         if value is not None:
             metadata[key] = _json_value(value)
     reasons = [
-        _json_value((e.attributes or {}).get("execlave.bypass.reason"))
+        _json_value((e.attributes or {}).get(names.BYPASS_REASON))
         for e in span.events
-        if e.name == "execlave.enforcement.bypass"
+        if e.name == names.EVENT_BYPASS
     ]
     if reasons:
         metadata["bypassReasons"] = reasons[:MAX_VIOLATIONS]
@@ -275,8 +277,8 @@ def span_to_record(
         metadata["violations"] = violations
 
     if capture_content:
-        for field, names in (("input", _INPUT_ATTRIBUTES), ("output", _OUTPUT_ATTRIBUTES)):
-            text, cut = _content(attrs, names, masker)
+        for field, keys in (("input", _INPUT_ATTRIBUTES), ("output", _OUTPUT_ATTRIBUTES)):
+            text, cut = _content(attrs, keys, masker)
             if text is not None:
                 record[field] = text
                 if cut:

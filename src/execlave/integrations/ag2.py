@@ -37,26 +37,22 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from opentelemetry import context as otel_context
-from opentelemetry.util.types import AttributeValue
 
 from .._ids import validate_agent_id
+from ..client import Execlave as _Execlave
 from ..errors import EnforcementHaltError
 from ..policy.types import ToolCall, ToolOutput
+from ..telemetry import names
 from ..telemetry.conversation import conversation_context
-from .autogen._common import MARKER, AgentGovernor, Check, set_error
+from ._base import MARKER, AgentGovernor, set_error
+from ._compat_ag2 import factory_parts, middleware_list
 from .autogen._messages import parse_arguments
 
 if TYPE_CHECKING:
     from ..client import Execlave
     from ..telemetry import GovernedSpan
 
-__all__ = [
-    "ExeclaveMiddleware",
-    "ToolCallBlocked",
-    "instrument_ag2_agent",
-    "is_ag2_agent",
-    "uninstrument_ag2_agent",
-]
+__all__ = ["ExeclaveMiddleware"]
 
 _GOVERNANCE_ERRORS = (EnforcementHaltError,)  # all that stops a round
 _AGENT_KEY = "__ag2_agent__"  # where ag2 puts the running Agent in context.dependencies
@@ -78,7 +74,7 @@ def is_ag2_agent(obj: object) -> bool:
     return (
         module.split(".", 1)[0] == "ag2"
         and callable(getattr(obj, "add_middleware", None))
-        and isinstance(getattr(obj, "_middleware", None), list)
+        and middleware_list(obj) is not None
         and callable(getattr(obj, "ask", None))
     )
 
@@ -202,18 +198,6 @@ class _AG2Governor(AgentGovernor):
     def binding(self) -> str:
         return f"agent_id={self.agent_id!r} on {_describe_client(self.exe)}"
 
-    def execute_span(self, call: ToolCall, check: Check) -> Any:
-        attributes: dict[str, AttributeValue] = {
-            "gen_ai.operation.name": "execute_tool",
-            "gen_ai.tool.name": call.name,
-            **self.base_attributes,
-        }
-        if call.call_id is not None:
-            attributes["gen_ai.tool.call.id"] = call.call_id
-        return self.exe._telemetry.governed_span(
-            f"execute_tool {call.name}", attributes=attributes, check=check
-        )
-
 
 @functools.lru_cache(maxsize=256)
 def _governor(
@@ -242,7 +226,7 @@ class _Conversation:
     __slots__ = ("_context", "_token")
 
     def __init__(self, gov: _AG2Governor, context: Any) -> None:
-        bound = gov.base_attributes.get("gen_ai.conversation.id")
+        bound = gov.identity.conversation_id
         stream_id = getattr(getattr(context, "stream", None), "id", None)
         conversation_id = bound if bound is not None else stream_id
         self._context = None if conversation_id is None else conversation_context(str(conversation_id))
@@ -288,7 +272,7 @@ class ExeclaveMiddleware:
         enforce: bool = True,
     ) -> None:
         validate_agent_id(agent_id)
-        if not callable(getattr(exe, "_check", None)) or getattr(exe, "_telemetry", None) is None:
+        if not isinstance(exe, _Execlave):
             raise TypeError(
                 "ExeclaveMiddleware needs exe=<an execlave.Execlave client>, e.g. "
                 f"Middleware(ExeclaveMiddleware, exe=Execlave(), agent_id='ops-assistant'); got {exe!r}"
@@ -331,13 +315,8 @@ class ExeclaveMiddleware:
         conversation = _Conversation(gov, context)
         try:
             # Kill switch and rate limit: one request per turn, before anything runs.
-            check = await gov.acheck_for(lambda: gov.request(count_request=True))
-            with (
-                conversation,
-                gov.exe._telemetry.governed_span(
-                    gov.span_name, attributes=gov.round_attributes, check=check
-                ) as governed,
-            ):
+            check = await gov.acheck(lambda: gov.request(count_request=True))
+            with conversation, gov.round_span(check) as governed:
                 self._round = governed
                 try:
                     response = await call_next(event, context)
@@ -359,13 +338,8 @@ class ExeclaveMiddleware:
         self._raise_pending()
         if self._round is None:  # e.g. under a ConditionalMiddleware that skipped on_turn
             gov = self._gov
-            check = await gov.acheck_for(lambda: gov.request(count_request=True))
-            with (
-                _Conversation(gov, context),
-                gov.exe._telemetry.governed_span(
-                    gov.span_name, attributes=gov.round_attributes, check=check
-                ) as governed,
-            ):
+            check = await gov.acheck(lambda: gov.request(count_request=True))
+            with _Conversation(gov, context), gov.round_span(check) as governed:
                 return await self._llm_call(governed, call_next, events, context)
         return await self._llm_call(self._round, call_next, events, context)
 
@@ -410,12 +384,12 @@ class ExeclaveMiddleware:
         gov = self._gov
         text, outputs = self._unchecked(events)
         if text is not None or outputs:
-            check = await gov.acheck_for(lambda: gov.request(input=text, tool_outputs=tuple(outputs)))
+            check = await gov.acheck(lambda: gov.request(input=text, tool_outputs=tuple(outputs)))
             governed.check(check)
         response = await call_next(events, context)
         calls = _response_calls(response)
         if calls:  # before any of them runs: the response has not reached the stream yet
-            gov.check_requested(await gov.async_checks(calls))
+            await gov.acheck_requested(calls)
         return response
 
     def _unchecked(self, events: Iterable[Any]) -> tuple[str | None, list[ToolOutput]]:
@@ -462,7 +436,7 @@ def _record_result(governed: GovernedSpan, result: Any) -> None:
         set_error(governed, "tool execution failed")
     output = _result_output(result)
     if output is not None:
-        governed.record_content("gen_ai.tool.call.result", output.content)
+        governed.record_content(names.GEN_AI_TOOL_CALL_RESULT, output.content)
 
 
 # -- instrument_autogen_agent for ag2.Agent --------------------------------------------------------
@@ -470,10 +444,9 @@ def _record_result(governed: GovernedSpan, result: Any) -> None:
 
 def _execlave_factories(agent: Any) -> list[tuple[Any, dict[str, Any]]]:
     found: list[tuple[Any, dict[str, Any]]] = []
-    for factory in getattr(agent, "_middleware", None) or ():
-        cls = getattr(factory, "_cls", None)
+    for factory in middleware_list(agent) or ():
+        cls, options = factory_parts(factory)
         if isinstance(cls, type) and issubclass(cls, ExeclaveMiddleware):
-            options = getattr(factory, "_options", None)
             found.append((factory, dict(options) if isinstance(options, dict) else {}))
     return found
 
@@ -529,8 +502,8 @@ def instrument_ag2_agent(
 def uninstrument_ag2_agent(agent: Any) -> Any:
     """Remove every execlave middleware from the agent; a no-op on an agent without one."""
     factories = {id(f) for f, _ in _execlave_factories(agent)}
-    middleware = getattr(agent, "_middleware", None)
-    if factories and isinstance(middleware, list):
+    middleware = middleware_list(agent)
+    if factories and middleware is not None:
         middleware[:] = [m for m in middleware if id(m) not in factories]
     with contextlib.suppress(Exception):
         agent.__dict__.pop(MARKER, None)

@@ -2,7 +2,8 @@
 
 ``evaluate`` is safe to call from any number of threads. The plan is replaced as a whole on
 ``reload`` (a single reference assignment), so a request sees either the old set or the new
-one, never a mix. Only rate-limit windows and the kill switch are mutable; both are guarded.
+one, never a mix. Only rate-limit windows and the kill switch are mutable: the windows are
+updated under a lock; the kill switch is a dict whose single set, pop and lookup are atomic.
 """
 
 from __future__ import annotations
@@ -22,16 +23,19 @@ from ..errors import AgentPausedError
 from .normalize import normalize_text, strip_invisible, strip_pattern
 from .pii import detect_pii, mask_normalized, mask_pii
 from .schema import (
+    RULE_MODELS,
     InjectionScanPolicy,
+    InjectionScanRule,
     PiiAccessPolicy,
+    PiiAccessRule,
     Policy,
     RateLimitPolicy,
+    RateLimitRule,
     ToolInvocationPolicy,
+    ToolInvocationRule,
     compile_pattern,
 )
 from .types import CheckRequest, Decision, Outcome, ToolCall, ToolOutput, Violation
-
-__all__ = ["PolicyEngine", "normalize_tool_name"]
 
 _EXCERPT_CHARS = 80
 # A JSON escape: a surrogate pair, one \uXXXX, or a one-letter escape.
@@ -395,11 +399,15 @@ class _AgentPlan:
     policy_ids: tuple[str, ...]
 
 
+# By rule model; the policy types come from schema.RULE_MODELS (a type without a compiler fails here).
+_BY_RULE: dict[type, Callable[[Any], _Compiled]] = {
+    ToolInvocationRule: _ToolPolicy,
+    InjectionScanRule: _InjectionPolicy,
+    PiiAccessRule: _PiiPolicy,
+    RateLimitRule: _RatePolicy,
+}
 _COMPILERS: dict[str, Callable[[Any], _Compiled]] = {
-    "tool_invocation": _ToolPolicy,
-    "injection_scan": _InjectionPolicy,
-    "pii_access": _PiiPolicy,
-    "rate_limit": _RatePolicy,
+    policy_type: _BY_RULE[rule] for policy_type, rule in RULE_MODELS.items()
 }
 
 

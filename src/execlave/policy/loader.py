@@ -40,8 +40,6 @@ from .schema import (
     program_budget,
 )
 
-__all__ = ["NO_POLICIES", "PolicySource", "baseline_policies", "load_policies"]
-
 MAX_FILE_BYTES = 1 << 20
 """Largest policy file read (1 MiB)."""
 MAX_DEPTH = 64

@@ -24,8 +24,6 @@ from __future__ import annotations
 import unicodedata
 from functools import cache
 
-__all__ = ["normalize_text", "strip_invisible", "strip_pattern"]
-
 # Letters that render as nothing (not in Mn/Me/Cf, but used the same way).
 _BLANK_LETTERS = (0x115F, 0x1160, 0x3164, 0xFFA0, 0x2800)
 # Every Mn/Me/Cf/Nd/Pd code point lies in planes 0, 1 and 14 (planes 2-3 hold CJK ideographs,

@@ -24,17 +24,6 @@ import re2
 
 from .normalize import fold_text, normalize_text
 
-__all__ = [
-    "PII_TYPES",
-    "PiiType",
-    "detect_pii",
-    "find_pii",
-    "iban_valid",
-    "luhn_valid",
-    "mask_normalized",
-    "mask_pii",
-]
-
 PiiType = Literal["email", "ssn", "credit_card", "phone", "iban", "ip_address", "secret"]
 PII_TYPES: tuple[PiiType, ...] = get_args(PiiType)
 Span = tuple[str, int, int]

@@ -38,8 +38,6 @@ from pydantic import (
 
 from .pii import PiiType
 
-__all__ = ["Policy"]
-
 EnforcementMode = Literal["block", "warn", "monitor"]
 Severity = Literal["low", "medium", "high", "critical"]
 

@@ -11,8 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["CheckRequest", "Decision", "ToolCall", "ToolOutput"]
-
 Outcome = Literal["allow", "warn", "block"]
 Violation = dict[str, Any]
 """``policyId, policyName, policyType, enforcementMode, severity, message, target`` (+ ``toolName``)."""

@@ -18,21 +18,6 @@ from .._terminal import printable
 from ..policy.normalize import strip_invisible
 from ..policy.pii import mask_pii
 
-__all__ = [
-    "DEFAULT_ATTRIBUTE_LENGTH",
-    "MAX_MESSAGE_CHARS",
-    "MAX_NAME_CHARS",
-    "MAX_SCAN_CHARS",
-    "SecretRedactingMasker",
-    "bound_name",
-    "bound_span_name",
-    "bound_text",
-    "bound_violation",
-    "escape_controls",
-    "exception_attributes",
-    "resolve_attribute_length",
-]
-
 Masker = Callable[[str], str]
 
 MAX_NAME_CHARS = 128

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
-__all__ = ["CAPTURE_CONTENT_ENV", "DEFAULT_SERVICE_NAME", "TelemetryConfig", "resolve_capture_content"]
 
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 _CAPTURE_ON = {"true", "span_only", "event_only", "span_and_event"}

@@ -24,23 +24,13 @@ from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from ..errors import AgentPausedError, ExeclaveError, PolicyBlockedError
+from . import names
 from .bounds import Masker, exception_attributes, status_text
-
-__all__ = [
-    "CONVERSATION_ID",
-    "CONVERSATION_SPAN",
-    "Conversation",
-    "ConversationScope",
-    "conversation_context",
-    "current_conversation",
-    "note_error",
-    "with_conversation_id",
-]
 
 logger = logging.getLogger("execlave")
 
-CONVERSATION_SPAN = "execlave.conversation"
-CONVERSATION_ID = "gen_ai.conversation.id"
+CONVERSATION_SPAN = names.CONVERSATION_SPAN
+CONVERSATION_ID = names.GEN_AI_CONVERSATION_ID
 _KEY = otel_context.create_key("execlave.conversation")
 
 
@@ -127,7 +117,7 @@ class ConversationScope:
         conversation_id = conversation_id or uuid.uuid4().hex
         attrs: dict[str, AttributeValue] = {
             **(attributes or {}),
-            "execlave.conversation.kind": kind,
+            names.CONVERSATION_KIND: kind,
             CONVERSATION_ID: conversation_id,
         }
         try:
@@ -176,10 +166,10 @@ class ConversationScope:
                 span.set_status(Status(StatusCode.ERROR, status_text(error, masker)))
                 halted = self.conversation.error
                 if isinstance(halted, ExeclaveError):
-                    span.set_attribute("execlave.conversation.halted", True)
+                    span.set_attribute(names.CONVERSATION_HALTED, True)
                 if isinstance(halted, (PolicyBlockedError, AgentPausedError)):
                     # The conversation was stopped by policy (Execlave's trace status policy_blocked).
-                    span.set_attribute("execlave.policy.decision", "block")
+                    span.set_attribute(names.POLICY_DECISION, "block")
             span.end()
         except Exception:
             logger.debug("execlave: could not end the conversation span", exc_info=True)

@@ -19,6 +19,7 @@ from opentelemetry.util.types import AttributeValue
 from .._version import __version__
 from ..errors import AgentPausedError, EnforcementUnavailableError, PolicyBlockedError
 from ..policy.types import Decision
+from . import names
 from .bounds import MAX_MESSAGE_CHARS, bound_name, bound_span_name, bound_text, resolve_attribute_length
 from .config import DEFAULT_SERVICE_NAME, TelemetryConfig, resolve_capture_content
 from .conversation import note_error, with_conversation_id
@@ -27,14 +28,12 @@ from .metric_pipeline import MeterPipeline, build_meter_pipeline
 from .metrics import Metrics
 from .processors import SCOPE_NAME, BoundedBatchSpanProcessor, ConsoleTreeProcessor, is_execlave_span
 
-__all__ = ["Telemetry"]
-
 logger = logging.getLogger("execlave")
 
 _PROTOCOLS = {"http/protobuf", "grpc"}
 # Attributes holding a model- or app-chosen name or id: exported masked, escaped and bounded.
 _NAME_ATTRIBUTES = frozenset(
-    {"gen_ai.tool.name", "gen_ai.tool.call.id", "gen_ai.agent.name", "execlave.violation.tool_name"}
+    {names.GEN_AI_TOOL_NAME, names.GEN_AI_TOOL_CALL_ID, names.GEN_AI_AGENT_NAME, names.VIOLATION_TOOL_NAME}
 )
 
 
@@ -413,8 +412,8 @@ class _GovernedSpanContext:
                 record_events(self._parent, governed.decision, with_excerpt=False, masker=tel._masker)
             self._parent.set_attributes(
                 {
-                    "execlave.round.tool_calls": budget.calls,
-                    "execlave.round.tool_spans_omitted": budget.omitted,
+                    names.ROUND_TOOL_CALLS: budget.calls,
+                    names.ROUND_TOOL_SPANS_OMITTED: budget.omitted,
                 }
             )
         except Exception:
@@ -425,7 +424,7 @@ class _GovernedSpanContext:
         budget = self._budget
         if budget is not None and budget.omitted == 0:
             try:
-                self._parent.set_attribute("execlave.round.tool_calls", budget.calls)
+                self._parent.set_attribute(names.ROUND_TOOL_CALLS, budget.calls)
             except Exception:
                 logger.debug("execlave: could not count a call", exc_info=True)
 

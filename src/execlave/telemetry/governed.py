@@ -22,6 +22,7 @@ from ..errors import (
     blocked_error,
 )
 from ..policy.types import ALLOW, Decision
+from . import names
 from .bounds import (
     MAX_MESSAGE_CHARS,
     TRUNCATED,
@@ -33,19 +34,17 @@ from .bounds import (
     status_text,
 )
 
-__all__ = ["GovernedSpan", "record_decision", "record_events", "violation_attributes"]
-
 logger = logging.getLogger("execlave")
 
 _VIOLATION_KEYS = {
-    "policyId": "execlave.policy.id",
-    "policyName": "execlave.policy.name",
-    "policyType": "execlave.policy.type",
-    "enforcementMode": "execlave.policy.enforcement_mode",
-    "severity": "execlave.violation.severity",
-    "message": "execlave.violation.message",
-    "target": "execlave.violation.target",
-    "toolName": "execlave.violation.tool_name",
+    "policyId": names.POLICY_ID,
+    "policyName": names.POLICY_NAME,
+    "policyType": names.POLICY_TYPE,
+    "enforcementMode": names.POLICY_ENFORCEMENT_MODE,
+    "severity": names.VIOLATION_SEVERITY,
+    "message": names.VIOLATION_MESSAGE,
+    "target": names.VIOLATION_TARGET,
+    "toolName": names.VIOLATION_TOOL_NAME,
 }
 
 
@@ -65,19 +64,19 @@ def violation_attributes(
         else:
             attrs[name] = bound_text(value, MAX_MESSAGE_CHARS, masker)
     if with_excerpt and isinstance(violation.get("excerpt"), str):
-        attrs["execlave.violation.excerpt"] = bound_text(violation["excerpt"], MAX_MESSAGE_CHARS, masker)
+        attrs[names.VIOLATION_EXCERPT] = bound_text(violation["excerpt"], MAX_MESSAGE_CHARS, masker)
     return attrs
 
 
-def record_decision(span: Span, decision: Decision, *, with_excerpt: bool = False) -> None:
+def record_decision(span: Span, decision: Decision) -> None:
     """Decision attributes on the span plus one ``execlave.policy.violation`` event per violation."""
     try:
         span.set_attributes(
             {
-                "execlave.policy.decision": decision.outcome,
-                "execlave.policy.violation_count": len(decision.violations),
-                "execlave.policy.ids": list(decision.violated_policy_ids),
-                "execlave.policy.set_version": decision.policy_set_version,
+                names.POLICY_DECISION: decision.outcome,
+                names.POLICY_VIOLATION_COUNT: len(decision.violations),
+                names.POLICY_IDS: list(decision.violated_policy_ids),
+                names.POLICY_SET_VERSION: decision.policy_set_version,
             }
         )
     except Exception:
@@ -91,14 +90,14 @@ def record_events(
         return
     for reason in decision.bypasses:
         try:
-            span.set_attribute("execlave.enforcement.bypassed", True)
-            span.add_event("execlave.enforcement.bypass", {"execlave.bypass.reason": reason})
+            span.set_attribute(names.ENFORCEMENT_BYPASSED, True)
+            span.add_event(names.EVENT_BYPASS, {names.BYPASS_REASON: reason})
         except Exception:
             logger.debug("execlave: could not record a bypass", exc_info=True)
     for violation in decision.violations:
         try:
             span.add_event(
-                "execlave.policy.violation",
+                names.EVENT_VIOLATION,
                 violation_attributes(violation, with_excerpt=with_excerpt, masker=masker),
             )
         except Exception:
@@ -210,9 +209,9 @@ class GovernedSpan:
                 self.span.add_event("exception", exception_attributes(exc, limit=limit, masker=self._masker))
             self.span.set_status(Status(StatusCode.ERROR, status_text(exc, self._masker)))
             if isinstance(exc, AgentPausedError):
-                self.span.set_attribute("execlave.agent.paused", True)
-                self.span.set_attribute("execlave.policy.decision", "block")
+                self.span.set_attribute(names.AGENT_PAUSED, True)
+                self.span.set_attribute(names.POLICY_DECISION, "block")
             elif isinstance(exc, EnforcementUnavailableError):
-                self.span.set_attribute("execlave.enforcement.unavailable", True)
+                self.span.set_attribute(names.ENFORCEMENT_UNAVAILABLE, True)
         except Exception:
             logger.debug("execlave: could not record an error on the span", exc_info=True)

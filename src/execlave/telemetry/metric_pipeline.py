@@ -21,8 +21,6 @@ from typing import Any
 
 from opentelemetry import metrics
 
-__all__ = ["MeterPipeline", "build_meter_pipeline"]
-
 logger = logging.getLogger("execlave")
 
 _PROTOCOLS = {"http/protobuf", "grpc"}

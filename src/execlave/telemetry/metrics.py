@@ -19,15 +19,14 @@ from opentelemetry.util.types import AttributeValue
 
 from .._version import __version__
 from ..policy.types import Decision
+from . import names
 from .bounds import bound_name
-
-__all__ = ["DURATION", "Metrics"]
 
 logger = logging.getLogger("execlave")
 
-DURATION = "gen_ai.client.operation.duration"
-_TIMED = {"invoke_agent", "execute_tool"}
-_NAMES = frozenset({"gen_ai.tool.name", "gen_ai.agent.name"})
+DURATION = names.METRIC_OPERATION_DURATION
+_TIMED = {names.OP_INVOKE_AGENT, names.OP_EXECUTE_TOOL}
+_NAMES = frozenset({names.GEN_AI_TOOL_NAME, names.GEN_AI_AGENT_NAME})
 # GenAI semconv explicit bucket boundaries for gen_ai.client.operation.duration (seconds).
 _BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 _DROP_REASONS = {
@@ -53,16 +52,16 @@ class Metrics:
         provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
         meter = provider.get_meter("execlave", __version__)
         self.decisions = meter.create_counter(
-            "execlave.policy.decisions", unit="{decision}", description="Policy checks by outcome"
+            names.METRIC_DECISIONS, unit="{decision}", description="Policy checks by outcome"
         )
         self.violations = meter.create_counter(
-            "execlave.policy.violations", unit="{violation}", description="Policy violations by policy"
+            names.METRIC_VIOLATIONS, unit="{violation}", description="Policy violations by policy"
         )
         self.blocked_tools = meter.create_counter(
-            "execlave.tool.blocked", unit="{call}", description="Tool calls blocked before they ran"
+            names.METRIC_TOOLS_BLOCKED, unit="{call}", description="Tool calls blocked before they ran"
         )
         self.bypasses = meter.create_counter(
-            "execlave.enforcement.bypasses", unit="{check}", description="Checks passed undecided (fail_open)"
+            names.METRIC_BYPASSES, unit="{check}", description="Checks passed undecided (fail_open)"
         )
         try:
             self.duration = meter.create_histogram(
@@ -84,8 +83,7 @@ class Metrics:
                     return []
                 values = current()
                 return [
-                    Observation(values.get(k, 0), {"execlave.drop.reason": r})
-                    for k, r in _DROP_REASONS.items()
+                    Observation(values.get(k, 0), {names.DROP_REASON: r}) for k, r in _DROP_REASONS.items()
                 ]
 
             def exported(options: CallbackOptions) -> Iterable[Observation]:
@@ -93,13 +91,13 @@ class Metrics:
                 return [] if current is None else [Observation(current().get("spans_exported", 0))]
 
             meter.create_observable_counter(
-                "execlave.spans.dropped",
+                names.METRIC_SPANS_DROPPED,
                 [dropped],
                 unit="{span}",
                 description="Spans execlave's exporters dropped",
             )
             meter.create_observable_counter(
-                "execlave.spans.exported",
+                names.METRIC_SPANS_EXPORTED,
                 [exported],
                 unit="{span}",
                 description="Spans execlave's exporters sent",
@@ -108,16 +106,16 @@ class Metrics:
     def decision(self, decision: Decision, span_attributes: Mapping[str, AttributeValue] | None) -> None:
         """One policy check's decision: outcome, violations by policy, blocked tool calls, bypasses."""
         try:
-            base = _pick(span_attributes, "gen_ai.agent.id", "gen_ai.operation.name")
-            self.decisions.add(1, {**base, "execlave.policy.decision": decision.outcome})
-            agent = _pick(span_attributes, "gen_ai.agent.id")
+            base = _pick(span_attributes, names.GEN_AI_AGENT_ID, names.GEN_AI_OPERATION_NAME)
+            self.decisions.add(1, {**base, names.POLICY_DECISION: decision.outcome})
+            agent = _pick(span_attributes, names.GEN_AI_AGENT_ID)
             blocked_tools: set[str] = set()
             for v in decision.violations:
                 attrs: dict[str, AttributeValue] = dict(agent)
                 for key, name in (
-                    ("policyId", "execlave.policy.id"),
-                    ("enforcementMode", "execlave.policy.enforcement_mode"),
-                    ("target", "execlave.violation.target"),
+                    ("policyId", names.POLICY_ID),
+                    ("enforcementMode", names.POLICY_ENFORCEMENT_MODE),
+                    ("target", names.VIOLATION_TARGET),
                 ):
                     value = v.get(key)
                     if value is not None:
@@ -127,17 +125,17 @@ class Metrics:
                 if v.get("enforcementMode") == "block" and v.get("target") == "tool_call" and tool:
                     blocked_tools.add(bound_name(tool))
             for tool in sorted(blocked_tools):
-                self.blocked_tools.add(1, {**agent, "gen_ai.tool.name": tool})
+                self.blocked_tools.add(1, {**agent, names.GEN_AI_TOOL_NAME: tool})
             for reason in decision.bypasses:
-                self.bypasses.add(1, {**agent, "execlave.bypass.reason": str(reason)})
+                self.bypasses.add(1, {**agent, names.BYPASS_REASON: str(reason)})
         except Exception:
             logger.debug("execlave: could not record decision metrics", exc_info=True)
 
     def halted(self, outcome: str, span_attributes: Mapping[str, AttributeValue] | None) -> None:
         """A check that ended without a decision: ``paused`` (kill switch) or ``error`` (fail closed)."""
         try:
-            base = _pick(span_attributes, "gen_ai.agent.id", "gen_ai.operation.name")
-            self.decisions.add(1, {**base, "execlave.policy.decision": outcome})
+            base = _pick(span_attributes, names.GEN_AI_AGENT_ID, names.GEN_AI_OPERATION_NAME)
+            self.decisions.add(1, {**base, names.POLICY_DECISION: outcome})
         except Exception:
             logger.debug("execlave: could not record decision metrics", exc_info=True)
 
@@ -146,9 +144,11 @@ class Metrics:
     ) -> None:
         """Duration of an ``invoke_agent`` round or an ``execute_tool`` execution."""
         try:
-            if not span_attributes or span_attributes.get("gen_ai.operation.name") not in _TIMED:
+            if not span_attributes or span_attributes.get(names.GEN_AI_OPERATION_NAME) not in _TIMED:
                 return
-            attrs = _pick(span_attributes, "gen_ai.operation.name", "gen_ai.agent.name", "gen_ai.tool.name")
+            attrs = _pick(
+                span_attributes, names.GEN_AI_OPERATION_NAME, names.GEN_AI_AGENT_NAME, names.GEN_AI_TOOL_NAME
+            )
             if exc is not None:
                 attrs["error.type"] = type(exc).__qualname__
             self.duration.record(max(seconds, 0.0), attrs)

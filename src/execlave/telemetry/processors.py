@@ -20,16 +20,8 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import StatusCode
 
+from . import names
 from .bounds import escape_controls
-
-__all__ = [
-    "SCOPE_NAME",
-    "BoundedBatchSpanProcessor",
-    "ConsoleTreeProcessor",
-    "is_decision_span",
-    "is_execlave_span",
-    "span_size",
-]
 
 SCOPE_NAME = "execlave"
 logger = logging.getLogger("execlave")
@@ -77,13 +69,13 @@ def is_decision_span(span: ReadableSpan) -> bool:
     """A span that carries a decision worth keeping over content: a block or warning, a
     violation, an enforcement bypass or an error."""
     attrs = span.attributes or {}
-    if attrs.get("execlave.policy.decision") in ("block", "warn"):
+    if attrs.get(names.POLICY_DECISION) in ("block", "warn"):
         return True
-    if attrs.get("execlave.enforcement.bypassed") or attrs.get("execlave.enforcement.unavailable"):
+    if attrs.get(names.ENFORCEMENT_BYPASSED) or attrs.get(names.ENFORCEMENT_UNAVAILABLE):
         return True
     if span.status is not None and span.status.status_code == StatusCode.ERROR:
         return True
-    return any(e.name == "execlave.policy.violation" for e in span.events)
+    return any(e.name == names.EVENT_VIOLATION for e in span.events)
 
 
 class BoundedBatchSpanProcessor(SpanProcessor):
@@ -374,18 +366,18 @@ def render_tree(spans: Sequence[ReadableSpan]) -> str:
             attrs = s.attributes or {}
             ms = ((s.end_time or 0) - (s.start_time or 0)) / 1e6
             line = f"{'  ' * depth}{_printable(s.name)}  {ms:.1f} ms"
-            decision = attrs.get("execlave.policy.decision")
+            decision = attrs.get(names.POLICY_DECISION)
             if decision is not None:
                 line += f"  decision={_printable(decision)}"
             if s.status.status_code.name == "ERROR":
                 line += "  [ERROR]"
             lines.append(line)
             for ev in s.events:
-                if ev.name == "execlave.policy.violation":
+                if ev.name == names.EVENT_VIOLATION:
                     a = ev.attributes or {}
-                    mode = a.get("execlave.policy.enforcement_mode")
-                    message = a.get("execlave.violation.message", "")
-                    policy = _printable(a.get("execlave.policy.id"))
+                    mode = a.get(names.POLICY_ENFORCEMENT_MODE)
+                    message = a.get(names.VIOLATION_MESSAGE, "")
+                    policy = _printable(a.get(names.POLICY_ID))
                     indent = "  " * (depth + 1)
                     lines.append(f"{indent}! {policy} ({_printable(mode)}): {_printable(message)}")
             if s.context is not None:

@@ -30,23 +30,22 @@ from opentelemetry.trace import Status, StatusCode
 
 from ..errors import AgentPausedError, EnforcementUnavailableError, PolicyBlockedError
 from ..policy.types import CheckRequest, Decision, ToolCall
+from . import names
 from .bounds import bound_name, bound_violation, exception_attributes, status_text
 from .governed import record_decision, record_events
 from .processors import is_execlave_span
 
-__all__ = ["GovernanceSpanProcessor", "tool_name_of"]
-
 logger = logging.getLogger("execlave")
-_PREFIX = "execute_tool "
+_PREFIX = names.span_name(names.OP_EXECUTE_TOOL, "")
 
 
 def tool_name_of(name: str, attributes: object) -> str | None:
     """The tool a span executes, or None if it is not a tool span."""
     attrs = attributes if hasattr(attributes, "get") else {}
-    tool = attrs.get("gen_ai.tool.name")
+    tool = attrs.get(names.GEN_AI_TOOL_NAME)
     if isinstance(tool, str) and tool:
         return tool
-    if attrs.get("gen_ai.operation.name") == "execute_tool" or name.startswith(_PREFIX):
+    if attrs.get(names.GEN_AI_OPERATION_NAME) == names.OP_EXECUTE_TOOL or name.startswith(_PREFIX):
         parsed = name[len(_PREFIX) :].strip() if name.startswith(_PREFIX) else ""
         return parsed or None
     return None
@@ -56,7 +55,7 @@ class GovernanceSpanProcessor(SpanProcessor):
     """Evaluate tool policies at ``on_start`` of other instrumentations' tool spans.
 
     Args:
-        check: the decision function (``Execlave._check``), called with a ``CheckRequest``
+        check: the decision function (``Execlave.decide``), called with a ``CheckRequest``
             holding the agent and one ``ToolCall``.
         raise_on_block: raise ``PolicyBlockedError`` from ``on_start`` on a block (after ending
             the span with ERROR status). Also raises ``AgentPausedError`` and
@@ -72,7 +71,7 @@ class GovernanceSpanProcessor(SpanProcessor):
         check: Callable[[CheckRequest], Decision],
         *,
         raise_on_block: bool = False,
-        agent_id_attribute: str = "gen_ai.agent.id",
+        agent_id_attribute: str = names.GEN_AI_AGENT_ID,
         default_agent_id: str = "unknown-agent",
     ) -> None:
         self._check = check
@@ -110,7 +109,7 @@ class GovernanceSpanProcessor(SpanProcessor):
             self._stop(span, PolicyBlockedError([bound_violation(v) for v in decision.blocking_violations]))
 
     def _stop(self, span: Span, error: Exception) -> None:
-        span.set_attribute("execlave.policy.decision", "block")
+        span.set_attribute(names.POLICY_DECISION, "block")
         span.add_event("exception", exception_attributes(error))
         if not self.raise_on_block:
             return

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TypeVar
 
 from ..._ids import validate_agent_id
-from ._common import MARKER, require_client
+from .._base import MARKER, require_client
 from .agentchat import (
     instrument_agentchat_agent,
     is_agentchat_agent,

@@ -14,14 +14,6 @@ from typing import Any
 
 from ...policy.types import ToolCall, ToolOutput
 
-__all__ = [
-    "content_text",
-    "extract_tool_calls",
-    "parse_arguments",
-    "received",
-    "tool_name",
-]
-
 
 def _get(obj: Any, key: str) -> Any:
     """``obj[key]`` for mappings, ``obj.key`` for objects; None when absent or on any error."""

@@ -48,22 +48,19 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 
 from ..._ids import validate_agent_id
+from ...adapter import Check
 from ...errors import EnforcementHaltError
 from ...policy.types import ToolCall, ToolOutput
-from ._common import AgentGovernor, Check, already_bound, patch_instance, require_client, restore_instance
+from ...telemetry import names
+from .._base import AgentGovernor, already_bound, patch_instance, require_client, restore_instance
+from ._compat_agentchat import context_messages, handoff_names, model_context, participants
 from ._messages import parse_arguments
 
 if TYPE_CHECKING:
     from ...client import Execlave
     from ...telemetry import GovernedSpan
 
-__all__ = [
-    "govern_model_client",
-    "instrument_agentchat_agent",
-    "is_agentchat_agent",
-    "raise_policy_blocks",
-    "uninstrument_agentchat_agent",
-]
+__all__ = ["govern_model_client"]
 
 _LAST_BLOCK = "_execlave_last_block"
 # Errors an instrumented agent raised, for raise_policy_blocks(); a list per team run.
@@ -238,14 +235,13 @@ class _AgentChatGovernor(AgentGovernor):
         self, agent: Any, exe: Execlave, agent_id: str, session_id: str | None, user_id: str | None
     ) -> None:
         super().__init__(agent, exe, agent_id, session_id, user_id)
-        handoffs = getattr(agent, "_handoffs", None)
-        self.handoff_names = frozenset(handoffs) if isinstance(handoffs, dict) else frozenset()
+        self.handoff_names = handoff_names(agent)
 
     def is_handoff(self, call: ToolCall) -> bool:
         return call.name in self.handoff_names or call.name.startswith("transfer_to_")
 
     async def input_check(self, messages: Any) -> Check:
-        return await self.acheck_for(
+        return await self.acheck(
             lambda: self.request(
                 input=input_text(messages),
                 tool_outputs=tuple(handoff_outputs(messages)),
@@ -254,17 +250,17 @@ class _AgentChatGovernor(AgentGovernor):
         )
 
     async def memory_check(self, event: Any) -> Check:
-        return await self.acheck_for(lambda: self.request(input=memory_text(event)))
+        return await self.acheck(lambda: self.request(input=memory_text(event)))
 
     async def output_check(self, event: Any) -> Check:
-        return await self.acheck_for(lambda: self.request(tool_outputs=tuple(execution_outputs(event))))
+        return await self.acheck(lambda: self.request(tool_outputs=tuple(execution_outputs(event))))
 
     async def repair_context(self, mark: int | None) -> None:
         """Drop the tool-call / tool-result messages a blocked turn left in the model context,
         so the next turn starts from a valid history (no assistant tool call without results)."""
-        ctx = getattr(self.agent, "_model_context", None)
-        messages = getattr(ctx, "_messages", None)
-        if isinstance(messages, list):
+        ctx = model_context(self.agent)
+        messages = context_messages(self.agent)
+        if messages is not None:
             floor = mark if mark is not None else 0
             while len(messages) > floor and _dangling(messages[-1]):
                 messages.pop()
@@ -281,8 +277,8 @@ class _AgentChatGovernor(AgentGovernor):
                 await ctx.add_message(message)
 
     def context_mark(self) -> int | None:
-        messages = getattr(getattr(self.agent, "_model_context", None), "_messages", None)
-        return len(messages) if isinstance(messages, list) else None
+        messages = context_messages(self.agent)
+        return len(messages) if messages is not None else None
 
     def record_error(self, exc: BaseException) -> None:
         entry = (next(_SEQ), exc)
@@ -303,9 +299,7 @@ class _Round:
 
     def __init__(self, gov: _AgentChatGovernor, check: Check) -> None:
         self._ctx = contextvars.copy_context()
-        self._cm = gov.exe._telemetry.governed_span(
-            gov.span_name, attributes=gov.round_attributes, check=check
-        )
+        self._cm = gov.round_span(check)
         self.governed: GovernedSpan = self._ctx.run(self._cm.__enter__)
         self._span_context = trace.set_span_in_context(self.governed.span)
         self._token: Token[Context] | None = None
@@ -357,7 +351,7 @@ def _make_stream(gov: _AgentChatGovernor, original: Callable[..., AsyncGenerator
                     # event, and the reflection call has not been made for an execution event.
                     kind = _kind(event)
                     if kind == "request":
-                        gov.check_requested(await gov.async_checks(request_calls(event)))
+                        await gov.acheck_requested(request_calls(event))
                     elif kind == "execution":
                         turn.governed.check(await gov.output_check(event))
                     elif kind == "memory":
@@ -373,7 +367,7 @@ def _make_stream(gov: _AgentChatGovernor, original: Callable[..., AsyncGenerator
                     # still ends. After the Response (on_messages stops there) it already has.
                     if not turn.ended:
                         with contextlib.suppress(Exception):
-                            turn.governed.span.set_attribute("execlave.stream.closed_early", True)
+                            turn.governed.span.set_attribute(names.STREAM_CLOSED_EARLY, True)
                     break
         except _GOVERNANCE_ERRORS as exc:
             await inner.aclose()
@@ -434,7 +428,7 @@ def instrument_agentchat_agent(
             f"0.4-0.7, with on_messages_stream); got {type(agent).__name__}"
         )
     require_client(exe, "instrument_autogen_agent")
-    if already_bound(agent, exe, agent_id, enforce):
+    if already_bound(agent, exe, agent_id, enforce, "uninstrument_autogen_agent"):
         return agent
     gov = _AgentChatGovernor(agent, exe, agent_id, session_id, user_id)
     if not enforce:
@@ -468,15 +462,11 @@ class _GovernedModelClient:
 
     def _span(self, check: Check) -> Any:
         gov = self._execlave_gov
-        return gov.exe._telemetry.governed_span(
-            f"chat {gov.agent_name}",
-            attributes={"gen_ai.operation.name": "chat", **gov.base_attributes},
-            check=check,
-        )
+        return gov.exe.model_span(gov.identity, check=check)
 
     async def _check(self, messages: Any) -> Check:
         gov = self._execlave_gov
-        return await gov.acheck_for(
+        return await gov.acheck(
             lambda: gov.request(
                 input=model_input_text(messages), tool_outputs=tuple(handoff_outputs([_Carrier(messages)]))
             )
@@ -534,7 +524,7 @@ def govern_model_client(
 
 def _participants(team: Any) -> list[Any]:
     found: list[Any] = []
-    for member in getattr(team, "_participants", None) or ():
+    for member in participants(team):
         found.append(member)
         found.extend(_participants(member))  # nested teams
     return found

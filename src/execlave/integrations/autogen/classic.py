@@ -15,39 +15,36 @@ import json
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.util.types import AttributeValue
-
 from ..._ids import validate_agent_id
+from ...adapter import Check
 from ...errors import EnforcementHaltError
 from ...policy.types import CheckRequest, ToolCall
-from ._common import (
+from ...telemetry import names
+from .._base import (
     MARKER,
     AgentGovernor,
-    Check,
     already_bound,
     patch_instance,
     require_client,
     restore_instance,
     set_error,
 )
+from . import _compat_classic as compat
 from ._messages import extract_tool_calls, received, tool_name
 
 if TYPE_CHECKING:
     from ...client import Execlave
     from ...telemetry import GovernedSpan
 
-__all__ = ["instrument_classic_agent", "is_classic_agent", "uninstrument_classic_agent"]
 
 _PATCHED = (
     "generate_reply",
     "a_generate_reply",
     "execute_function",
     "a_execute_function",
-    "_append_oai_message",
-    "_reflection_with_llm",
     "chat_messages_for_summary",
-    "_summarize_chat",
     "process_all_messages_before_reply",
+    *compat.PATCHED_PRIVATES,
 )
 _UNPARSED = object()
 _STOPS = (EnforcementHaltError,)  # all that stops a round
@@ -57,7 +54,7 @@ _ROUND: ContextVar[tuple[Any, GovernedSpan] | None] = ContextVar("execlave_class
 
 def is_classic_agent(agent: object) -> bool:
     """Duck-typed: a classic ``ConversableAgent`` has ``generate_reply`` and ``_oai_messages``."""
-    return callable(getattr(agent, "generate_reply", None)) and hasattr(agent, "_oai_messages")
+    return callable(getattr(agent, "generate_reply", None)) and compat.has_message_store(agent)
 
 
 class _ClassicGovernor(AgentGovernor):
@@ -72,14 +69,6 @@ class _ClassicGovernor(AgentGovernor):
         self.summary_stop: Exception | None = None
         # The system message as last checked (or as the developer set it at instrument time).
         self.checked_system = self.system_message()
-        self.summary_attributes: dict[str, AttributeValue] = {
-            **self.round_attributes,
-            "execlave.round.kind": "summary",
-        }
-        self.selection_attributes: dict[str, AttributeValue] = {
-            **self.round_attributes,
-            "execlave.round.kind": "speaker_selection",
-        }
         # Group chat messages already checked for speaker selection (manager agents only).
         self.selection_checked = 0
         self.selection_pending = 0
@@ -98,14 +87,12 @@ class _ClassicGovernor(AgentGovernor):
         current = self.system_message()
         if current is None or current == self.checked_system:
             return
-        check = self.check_for(lambda: self.request(input=current))
+        check = self.check(lambda: self.request(input=current))
         current_round = _ROUND.get()
         if current_round is not None and current_round[0] is self:
             current_round[1].check(check)
         else:
-            with self.exe._telemetry.governed_span(
-                self.span_name, attributes=self.round_attributes, check=check
-            ):
+            with self.round_span(check):
                 pass
         self.checked_system = current
 
@@ -131,7 +118,7 @@ class _ClassicGovernor(AgentGovernor):
                 sending = arguments.get("role") == "assistant"
             if not sending:
                 return
-            stored = self.agent._oai_messages[arguments["conversation_id"]][-1]
+            stored = compat.stored_messages(self.agent, arguments["conversation_id"])[-1]
             self.sent[id(stored)] = stored
         except Exception:
             return
@@ -144,7 +131,7 @@ class _ClassicGovernor(AgentGovernor):
         if sender is None:
             return []
         try:
-            return self.agent._oai_messages[sender]
+            return compat.stored_messages(self.agent, sender)
         except Exception:
             return []
 
@@ -182,15 +169,13 @@ class _ClassicGovernor(AgentGovernor):
         return self.request(input=text, tool_outputs=tuple(outputs), count_request=True)
 
     def selection_span(self, check: Check) -> Any:
-        return self.exe._telemetry.governed_span(
-            self.span_name, attributes=self.selection_attributes, check=check
-        )
+        return self.round_span(check, kind="speaker_selection")
 
     def round_check(self, messages: Any, sender: Any) -> Check:
-        return self.check_for(lambda: self.round_request(messages, sender))
+        return self.check(lambda: self.round_request(messages, sender))
 
     async def round_acheck(self, messages: Any, sender: Any) -> Check:
-        return await self.acheck_for(lambda: self.round_request(messages, sender))
+        return await self.acheck(lambda: self.round_request(messages, sender))
 
     # -- reply tool calls ----------------------------------------------------------------
 
@@ -206,7 +191,7 @@ class _ClassicGovernor(AgentGovernor):
         when that fails (AutoGen then runs nothing and reports the error)."""
         try:
             raw = func_call.get("arguments", "{}")
-            return json.loads(self.agent._format_json_str(raw))
+            return json.loads(compat.repair_arguments(self.agent, raw))
         except Exception:
             return _UNPARSED
 
@@ -227,18 +212,6 @@ class _ClassicGovernor(AgentGovernor):
             return tuple(found)
         return tuple(ToolCall(c.name, c.arguments, str(call_id)) for c in found)
 
-    def execute_span(self, call: ToolCall, check: Check) -> Any:
-        attributes: dict[str, AttributeValue] = {
-            "gen_ai.operation.name": "execute_tool",
-            "gen_ai.tool.name": call.name,
-            **self.base_attributes,
-        }
-        if call.call_id is not None:
-            attributes["gen_ai.tool.call.id"] = call.call_id
-        return self.exe._telemetry.governed_span(
-            f"execute_tool {call.name}", attributes=attributes, check=check
-        )
-
     @staticmethod
     def record_result(governed: GovernedSpan, result: Any) -> None:
         success: Any = None
@@ -250,7 +223,7 @@ class _ClassicGovernor(AgentGovernor):
             set_error(governed, "tool execution failed")
         if content is not None and governed is not None:
             governed.record_content(
-                "gen_ai.tool.call.result", content if isinstance(content, str) else repr(content)
+                names.GEN_AI_TOOL_CALL_RESULT, content if isinstance(content, str) else repr(content)
             )
 
 
@@ -273,7 +246,6 @@ def _prompt_and_messages(signature: inspect.Signature | None, args: Any, kwargs:
 
 
 def _make_wrappers(gov: _ClassicGovernor, originals: dict[str, Any]) -> dict[str, Any]:
-    telemetry = gov.exe._telemetry
     wrappers: dict[str, Any] = {}
 
     generate = originals.get("generate_reply")
@@ -281,15 +253,13 @@ def _make_wrappers(gov: _ClassicGovernor, originals: dict[str, Any]) -> dict[str
 
         @functools.wraps(generate)
         def generate_reply(messages: Any = None, sender: Any = None, *args: Any, **kwargs: Any) -> Any:
-            with telemetry.governed_span(
-                gov.span_name, attributes=gov.round_attributes, check=gov.round_check(messages, sender)
-            ) as governed:
+            with gov.round_span(gov.round_check(messages, sender)) as governed:
                 token = _ROUND.set((gov, governed))
                 try:
                     reply = generate(messages, sender, *args, **kwargs)
                 finally:
                     _ROUND.reset(token)
-                gov.check_requested(gov.sync_checks(gov.reply_calls(reply)))
+                gov.check_requested(gov.reply_calls(reply))
                 return reply
 
         wrappers["generate_reply"] = generate_reply
@@ -304,15 +274,13 @@ def _make_wrappers(gov: _ClassicGovernor, originals: dict[str, Any]) -> dict[str
             # Decisions are awaited (a server-side decision uses httpx.AsyncClient) and replayed
             # inside the span, so the event loop is never blocked on the network.
             check = await gov.round_acheck(messages, sender)
-            with telemetry.governed_span(
-                gov.span_name, attributes=gov.round_attributes, check=check
-            ) as governed:
+            with gov.round_span(check) as governed:
                 token = _ROUND.set((gov, governed))
                 try:
                     reply = await a_generate(messages, sender, *args, **kwargs)
                 finally:
                     _ROUND.reset(token)
-                gov.check_requested(await gov.async_checks(gov.reply_calls(reply)))
+                await gov.acheck_requested(gov.reply_calls(reply))
                 return reply
 
         wrappers["a_generate_reply"] = a_generate_reply
@@ -350,9 +318,9 @@ def _make_wrappers(gov: _ClassicGovernor, originals: dict[str, Any]) -> dict[str
         @functools.wraps(reflect)
         def _reflection_with_llm(*args: Any, **kwargs: Any) -> Any:
             prompt, messages = _prompt_and_messages(reflect_signature, args, kwargs)
-            check = gov.check_for(lambda: gov.summary_request(messages, prompt))
+            check = gov.check(lambda: gov.summary_request(messages, prompt))
             try:
-                with telemetry.governed_span(gov.span_name, attributes=gov.summary_attributes, check=check):
+                with gov.round_span(check, kind="summary"):
                     return reflect(*args, **kwargs)
             except _STOPS as exc:
                 gov.summary_stop = exc
@@ -380,8 +348,8 @@ def _make_wrappers(gov: _ClassicGovernor, originals: dict[str, Any]) -> dict[str
         @functools.wraps(for_summary)
         def chat_messages_for_summary(*args: Any, **kwargs: Any) -> Any:
             messages = for_summary(*args, **kwargs)
-            check = gov.check_for(lambda: gov.summary_request(messages))
-            with telemetry.governed_span(gov.span_name, attributes=gov.summary_attributes, check=check):
+            check = gov.check(lambda: gov.summary_request(messages))
+            with gov.round_span(check, kind="summary"):
                 return messages
 
         wrappers["chat_messages_for_summary"] = chat_messages_for_summary
@@ -424,7 +392,7 @@ def _selection_wrappers(gov: _ClassicGovernor, groupchat: Any) -> dict[str, Any]
 
         @functools.wraps(select)
         def select_speaker(*args: Any, **kwargs: Any) -> Any:
-            check = gov.check_for(lambda: gov.selection_request(groupchat))
+            check = gov.check(lambda: gov.selection_request(groupchat))
             with gov.selection_span(check):
                 gov.selection_checked = gov.selection_pending
                 return select(*args, **kwargs)
@@ -435,7 +403,7 @@ def _selection_wrappers(gov: _ClassicGovernor, groupchat: Any) -> dict[str, Any]
 
         @functools.wraps(a_select)
         async def a_select_speaker(*args: Any, **kwargs: Any) -> Any:
-            check = await gov.acheck_for(lambda: gov.selection_request(groupchat))
+            check = await gov.acheck(lambda: gov.selection_request(groupchat))
             with gov.selection_span(check):
                 gov.selection_checked = gov.selection_pending
                 return await a_select(*args, **kwargs)
@@ -455,7 +423,7 @@ def instrument_classic_agent(
 ) -> Any:
     agent_id = validate_agent_id(agent_id)
     require_client(exe, "instrument_autogen_agent")
-    if already_bound(agent, exe, agent_id, enforce):
+    if already_bound(agent, exe, agent_id, enforce, "uninstrument_autogen_agent"):
         return agent
     gov = _ClassicGovernor(agent, exe, agent_id, session_id, user_id)
     if not enforce:
@@ -475,11 +443,7 @@ def _groupchats(agent: Any) -> list[Any]:
     """A manager's group chat and the copies of it AutoGen keeps as its reply functions'
     ``config`` (``register_reply`` stores ``copy.copy(config)``; the copies share the messages)."""
     found: dict[int, Any] = {}
-    candidates = [getattr(agent, "groupchat", None)]
-    reply_funcs = getattr(agent, "_reply_func_list", None)
-    for entry in reply_funcs if isinstance(reply_funcs, list) else ():
-        if isinstance(entry, dict):
-            candidates.extend((entry.get("config"), entry.get("init_config")))
+    candidates = [getattr(agent, "groupchat", None), *compat.reply_func_configs(agent)]
     for candidate in candidates:
         if candidate is not None and callable(getattr(candidate, "select_speaker", None)):
             found.setdefault(id(candidate), candidate)

@@ -27,14 +27,15 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.util.types import AttributeValue
 
+from ...telemetry import names
 from ...telemetry.conversation import Conversation, ConversationScope
+from .._base import MARKER
 from . import _background
-from ._common import MARKER
+from ._compat_agentchat import participants
 
 if TYPE_CHECKING:
     from ...client import Execlave
 
-__all__ = ["conversation", "instrument_conversations", "uninstrument_conversations"]
 
 _ORIGINALS = "_execlave_conversation_originals"
 _CLIENT = "_execlave_client"
@@ -58,9 +59,9 @@ def conversation(
     """
     attributes: dict[str, AttributeValue] = {}
     if name:
-        attributes["gen_ai.agent.name"] = name
+        attributes[names.GEN_AI_AGENT_NAME] = name
     scope = ConversationScope(
-        exe._telemetry.tracer, kind="explicit", attributes=attributes, conversation_id=conversation_id
+        exe.tracer, kind="explicit", attributes=attributes, conversation_id=conversation_id
     )
     try:
         with scope as conv:
@@ -75,9 +76,9 @@ def _attributes(agent: Any, agent_id: str | None) -> dict[str, AttributeValue]:
     name = getattr(agent, "name", None)
     attrs: dict[str, AttributeValue] = {}
     if isinstance(name, str) and name:
-        attrs["gen_ai.agent.name"] = name
+        attrs[names.GEN_AI_AGENT_NAME] = name
     if agent_id:
-        attrs["gen_ai.agent.id"] = agent_id
+        attrs[names.GEN_AI_AGENT_ID] = agent_id
     return attrs
 
 
@@ -90,16 +91,16 @@ class _Opener:
         self.exe = exe
         self.attributes = _attributes(agent, agent_id)
         if user_id is not None:
-            self.attributes["user.id"] = str(user_id)
+            self.attributes[names.USER_ID] = str(user_id)
         self.session_id = None if session_id is None else str(session_id)
 
     def scope(self, kind: str, recipient: Any = None) -> ConversationScope:
         attrs = dict(self.attributes)
         peer = getattr(recipient, "name", None)
         if isinstance(peer, str) and peer:
-            attrs["execlave.conversation.recipient"] = peer
+            attrs[names.CONVERSATION_RECIPIENT] = peer
         return ConversationScope(
-            self.exe._telemetry.tracer, kind=kind, attributes=attrs, conversation_id=self.session_id
+            self.exe.tracer, kind=kind, attributes=attrs, conversation_id=self.session_id
         )
 
 
@@ -265,7 +266,7 @@ _PREPARERS: list[Callable[[Any], None]] = []
 
 def _instrumented_member(team: Any) -> Any:
     """The first instrumented participant (nested teams included), or None."""
-    for member in getattr(team, "_participants", None) or ():
+    for member in participants(team):
         if getattr(member, MARKER, False):
             return member
         found = _instrumented_member(member)
@@ -295,7 +296,7 @@ def remove_team_preparer(prepare: Callable[[Any], None]) -> None:
 
 
 def _prepare_members(team: Any) -> None:
-    for member in getattr(team, "_participants", None) or ():
+    for member in participants(team):
         for prepare in list(_PREPARERS):
             prepare(member)
         _prepare_members(member)
@@ -319,8 +320,8 @@ def patch_team_class() -> bool:
         if client is None:
             return original(self, *args, **kwargs)
         name = getattr(self, "name", None) or type(self).__name__
-        attrs: dict[str, AttributeValue] = {"gen_ai.agent.name": str(name)}
-        scope = ConversationScope(client._telemetry.tracer, kind="team.run_stream", attributes=attrs)
+        attrs: dict[str, AttributeValue] = {names.GEN_AI_AGENT_NAME: str(name)}
+        scope = ConversationScope(client.tracer, kind="team.run_stream", attributes=attrs)
         with scope:
             inner = original(self, *args, **kwargs)
         return _stream(scope, inner)

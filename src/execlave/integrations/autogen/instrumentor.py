@@ -34,7 +34,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 
 from ..._ids import validate_agent_id
 from ...errors import EnforcementUnavailableError
-from ._common import MARKER
+from .._base import MARKER
 from .conversation import add_team_preparer, patch_team_class, remove_team_preparer, unpatch_team_class
 
 if TYPE_CHECKING:
