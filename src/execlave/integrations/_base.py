@@ -101,6 +101,25 @@ class AgentGovernor:
         await self.exe.acheck_requested(self.identity, calls, handoff=self.is_handoff)
 
 
+class EventKinds:
+    """Classify framework events by class name (subclasses included, so a framework's own
+    subclasses count), cached per class: ``EventKinds({"ToolCallRequestEvent": "request"})(event)``.
+    Matching by name keeps the adapters free of framework imports at module level."""
+
+    def __init__(self, kinds: dict[str, str]) -> None:
+        self._kinds = kinds
+        self._cache: dict[type, str | None] = {}
+
+    def __call__(self, event: Any) -> str | None:
+        cls = type(event)
+        try:
+            return self._cache[cls]
+        except KeyError:
+            kind = next((self._kinds[c.__name__] for c in cls.__mro__ if c.__name__ in self._kinds), None)
+            self._cache[cls] = kind
+            return kind
+
+
 def require_client(exe: object, caller: str) -> None:
     """A clear TypeError when the second argument is not the Execlave client."""
     if not isinstance(exe, _Execlave):

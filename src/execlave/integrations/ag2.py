@@ -44,7 +44,7 @@ from ..errors import EnforcementHaltError
 from ..policy.types import ToolCall, ToolOutput
 from ..telemetry import names
 from ..telemetry.conversation import conversation_context
-from ._base import MARKER, AgentGovernor, set_error
+from ._base import MARKER, AgentGovernor, EventKinds, set_error
 from ._compat_ag2 import factory_parts, middleware_list
 from .autogen._messages import parse_arguments
 
@@ -81,23 +81,14 @@ def is_ag2_agent(obj: object) -> bool:
 
 # -- event shapes ----------------------------------------------------------------------------
 
-_KINDS = {
-    "ModelRequest": "request",
-    "ToolResultsEvent": "results",
-    "ToolResultEvent": "result",
-    "CompactionSummary": "summary",
-}
-_KIND_CACHE: dict[type, str | None] = {}
-
-
-def _kind(event: Any) -> str | None:
-    cls = type(event)
-    try:
-        return _KIND_CACHE[cls]
-    except KeyError:
-        kind = next((_KINDS[c.__name__] for c in cls.__mro__ if c.__name__ in _KINDS), None)
-        _KIND_CACHE[cls] = kind
-        return kind
+_kind = EventKinds(
+    {
+        "ModelRequest": "request",
+        "ToolResultsEvent": "results",
+        "ToolResultEvent": "result",
+        "CompactionSummary": "summary",
+    }
+)
 
 
 def _data_text(data: Any) -> str:

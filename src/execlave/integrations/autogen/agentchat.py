@@ -52,7 +52,7 @@ from ...adapter import Check
 from ...errors import EnforcementHaltError
 from ...policy.types import ToolCall, ToolOutput
 from ...telemetry import names
-from .._base import AgentGovernor, already_bound, patch_instance, require_client, restore_instance
+from .._base import AgentGovernor, EventKinds, already_bound, patch_instance, require_client, restore_instance
 from ._compat_agentchat import context_messages, handoff_names, model_context, participants
 from ._messages import parse_arguments
 
@@ -197,25 +197,15 @@ def execution_outputs(event: Any) -> list[ToolOutput]:
     return outputs
 
 
-_KINDS = {
-    "ToolCallRequestEvent": "request",
-    "ToolCallExecutionEvent": "execution",
-    "MemoryQueryEvent": "memory",
-    "Response": "response",
-}
-_KIND_CACHE: dict[type, str | None] = {}
-
-
-def _kind(event: Any) -> str | None:
-    """``request`` / ``execution`` / ``memory`` / ``response`` for the AgentChat events we act on (by class
-    name, subclasses included), else None. Cached per class."""
-    cls = type(event)
-    try:
-        return _KIND_CACHE[cls]
-    except KeyError:
-        kind = next((_KINDS[c.__name__] for c in cls.__mro__ if c.__name__ in _KINDS), None)
-        _KIND_CACHE[cls] = kind
-        return kind
+# request / execution / memory / response: the AgentChat events the adapter acts on.
+_kind = EventKinds(
+    {
+        "ToolCallRequestEvent": "request",
+        "ToolCallExecutionEvent": "execution",
+        "MemoryQueryEvent": "memory",
+        "Response": "response",
+    }
+)
 
 
 def _dangling(message: Any) -> bool:
