@@ -65,14 +65,8 @@ class Connection:
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        validate_timings(
-            request_timeout=request_timeout,
-            decision_cache_ttl=decision_cache_ttl,
-            approval_timeout=approval_timeout,
-            approval_poll_interval=approval_poll_interval,
-            status_poll_interval=status_poll_interval,
-            heartbeat_interval=heartbeat_interval,
-        )
+        # The options arrive validated: the client checks them (validate_timings, the outage modes)
+        # with or without a key, before anything is built.
         self.api = Api(
             base_url, key, timeout=request_timeout, transport=transport, async_transport=async_transport
         )
