@@ -79,6 +79,9 @@ class Telemetry:
                 self.owns_provider = True
         self.tracer_provider: Any = provider
         self.tracer: trace.Tracer = provider.get_tracer(SCOPE_NAME, __version__)
+        # The API's no-op tracer (a no-op or non-SDK provider, OTEL_SDK_DISABLED) starts no span:
+        # governed spans then skip naming, bounding and context entirely (checks run the same).
+        self.never_records: bool = type(self.tracer) is trace.NoOpTracer
         meter_provider = config.meter_provider
         self._meters: MeterPipeline | None = None
         if meter_provider is None and self.owns_provider:  # metrics go with execlave's traces
@@ -325,7 +328,7 @@ class _GovernedSpanContext:
         self._governed: GovernedSpan | None = None
         self._parent: Any = None
         self._budget: _RoundBudget | None = None
-        if per_call:
+        if per_call and not telemetry.never_records:
             parent = trace.get_current_span()
             if parent.is_recording():
                 try:
@@ -367,14 +370,14 @@ class _GovernedSpanContext:
                 deferred = budget.spans >= tel.max_tool_spans_per_round
                 if not deferred:
                     budget.spans += 1
-        span = INVALID_SPAN if deferred else self._open_span()
+        span = INVALID_SPAN if deferred or tel.never_records else self._open_span()
         governed = self._governed = GovernedSpan(
             span,
             capture_content=tel.capture_content,
             masker=tel._masker,
             max_attribute_length=tel.max_attribute_length,
+            on_decision=lambda decision: tel.metrics.decision(decision, attributes),
         )
-        governed.on_decision = lambda decision: tel.metrics.decision(decision, attributes)
         self._start = time.monotonic()
         if check is not None:
             try:
@@ -404,7 +407,7 @@ class _GovernedSpanContext:
                     budget.omitted += 1
             if promote:
                 span = self._open_span()
-                governed.span = span
+                governed.use_span(span)
                 record_decision(span, governed.decision)
                 for decision in governed._decisions:
                     record_events(span, decision, with_excerpt=tel.capture_content, masker=tel._masker)
@@ -439,10 +442,11 @@ class _GovernedSpanContext:
             if isinstance(exc, PolicyBlockedError):
                 governed._on_block_passing(exc)
             governed._fail(exc)
-        try:
-            governed.span.end()
-        except Exception:
-            logger.debug("execlave: could not end span", exc_info=True)
+        if governed.span is not INVALID_SPAN:
+            try:
+                governed.span.end()
+            except Exception:
+                logger.debug("execlave: could not end span", exc_info=True)
         if self._token is not None:
             try:
                 otel_context.detach(self._token)  # type: ignore[arg-type]

@@ -75,12 +75,19 @@ def _context_text(message: Any) -> str | None:
     return "\n".join(texts) if texts else None
 
 
+# Built once: ``json.loads(s, strict=...)`` builds a new decoder on every call.
+_DECODERS = (json.JSONDecoder(), json.JSONDecoder(strict=False))
+
+
 def parse_arguments(arguments: Any) -> Any:
     """JSON-decode a string of arguments when it parses; otherwise return it unchanged."""
     if isinstance(arguments, (str, bytes, bytearray)):
-        for strict in (True, False):  # AutoGen itself accepts raw control characters in strings
+        # AutoGen itself accepts raw control characters in strings: strict first, then lenient.
+        for decoder in _DECODERS:
             try:
-                return json.loads(arguments, strict=strict)
+                if isinstance(arguments, str):
+                    return decoder.decode(arguments)
+                return json.loads(arguments, strict=decoder.strict)
             except (ValueError, TypeError, RecursionError):
                 continue
         return arguments if isinstance(arguments, str) else _as_str(arguments)
