@@ -138,7 +138,7 @@ class _ClassicGovernor(AgentGovernor):
     def round_request(self, messages: Any, sender: Any) -> CheckRequest:
         messages = self._resolve(messages, sender)
         last = messages[-1] if isinstance(messages, list) and messages else None
-        text, outputs = received(messages, self.is_own)
+        text, outputs = received(messages, own=self.sent)
         return self.request(
             input=text,
             tool_calls=tuple(extract_tool_calls(last)),
@@ -150,7 +150,7 @@ class _ClassicGovernor(AgentGovernor):
         """``summary_method="reflection_with_llm"`` sends a chat (and a summary prompt) to a model
         outside any reply round: what the agent has not itself sent or already checked is
         checked here, as a round's input and tool results would be."""
-        text, outputs = received(messages, self.is_own)
+        text, outputs = received(messages, own=self.sent)
         parts = [part for part in (text, prompt if isinstance(prompt, str) else None) if part]
         return self.request(
             input="\n".join(parts) if parts else None, tool_outputs=tuple(outputs), count_request=True
@@ -179,9 +179,11 @@ class _ClassicGovernor(AgentGovernor):
 
     # -- reply tool calls ----------------------------------------------------------------
 
-    @staticmethod
-    def reply_calls(reply: Any) -> list[ToolCall]:
-        return [] if reply is None or isinstance(reply, str) else extract_tool_calls(reply)
+    def reply_calls(self, reply: Any) -> list[ToolCall]:
+        """The calls a reply requests; a trace-only agent's spans need their names and ids only."""
+        if reply is None or isinstance(reply, str):
+            return []
+        return extract_tool_calls(reply, parse=self.enforce)
 
     # -- execution -----------------------------------------------------------------------
 
