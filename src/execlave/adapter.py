@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ._ids import validate_agent_id
@@ -70,7 +71,7 @@ class AgentIdentity:
         # The same on every round: built once (never mutated; telemetry copies what it bounds).
         round_attributes: dict[str, AttributeValue] = {names.GEN_AI_OPERATION_NAME: names.OP_INVOKE_AGENT}
         round_attributes.update(attributes)
-        object.__setattr__(self, "round_attributes", round_attributes)
+        object.__setattr__(self, "round_attributes", MappingProxyType(round_attributes))
         object.__setattr__(self, "round_span_name", names.span_name(names.OP_INVOKE_AGENT, self.display_name))
 
     @property

@@ -127,6 +127,8 @@ _bound_short = functools.lru_cache(maxsize=_CACHE_ENTRIES)(_bound)
 
 def bound_name(name: object, masker: Masker | None = None) -> str:
     """A model-chosen name as exported: masked, escaped, at most :data:`MAX_NAME_CHARS`."""
+    if type(name) is str and len(name) <= _CACHED_CHARS:  # the per-round case, straight to the cache
+        return _bound_short(name, MAX_NAME_CHARS, masker or mask_pii)
     return bound_text(name, MAX_NAME_CHARS, masker)
 
 

@@ -9,6 +9,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -25,7 +26,7 @@ from .config import DEFAULT_SERVICE_NAME, TelemetryConfig, resolve_capture_conte
 from .conversation import note_error, with_conversation_id
 from .governed import GovernedSpan, record_decision, record_events
 from .metric_pipeline import MeterPipeline, build_meter_pipeline
-from .metrics import Metrics
+from .metrics import TIMED_OPERATIONS, Metrics
 from .processors import SCOPE_NAME, BoundedBatchSpanProcessor, ConsoleTreeProcessor, is_execlave_span
 
 logger = logging.getLogger("execlave")
@@ -35,6 +36,10 @@ _PROTOCOLS = {"http/protobuf", "grpc"}
 _NAME_ATTRIBUTES = frozenset(
     {names.GEN_AI_TOOL_NAME, names.GEN_AI_TOOL_CALL_ID, names.GEN_AI_AGENT_NAME, names.VIOLATION_TOOL_NAME}
 )
+
+
+_BOUNDED_CACHE_ENTRIES = 256
+_OPEN_SPANS_ENTRIES = 4096
 
 
 class _RoundBudget:
@@ -67,6 +72,11 @@ class Telemetry:
         # that is never ended does not leak its budget).
         self._budgets: weakref.WeakKeyDictionary[Any, _RoundBudget] = weakref.WeakKeyDictionary()
         self._budget_lock = threading.Lock()
+        # Bounded name and attributes of spans whose attributes are a read-only mapping (the same
+        # agent's rounds): bounding is deterministic, so it is done once per mapping and name.
+        # Governed spans open now, by id(span): their per-call children find their budget here.
+        self._open_spans: dict[int, _GovernedSpanContext] = {}
+        self._bounded_cache: dict[int, tuple[Any, str, str, dict[str, AttributeValue]]] = {}
         self._shutdown_done = False
         self._lock = threading.Lock()
 
@@ -229,6 +239,11 @@ class Telemetry:
     def _bounded(
         self, name: str, attributes: Mapping[str, AttributeValue] | None
     ) -> tuple[str, dict[str, AttributeValue] | None]:
+        frozen = type(attributes) is MappingProxyType  # never changes (an agent's round attributes)
+        if frozen:
+            hit = self._bounded_cache.get(id(attributes))
+            if hit is not None and hit[0] is attributes and hit[1] == name:
+                return hit[2], dict(hit[3])
         bounded_name = bound_span_name(name, self._masker)
         if not attributes:
             return bounded_name, None
@@ -244,6 +259,12 @@ class Telemetry:
                 out[key] = bound_text(value, min(limit, MAX_MESSAGE_CHARS), self._masker)
             else:
                 out[key] = value
+        if frozen:
+            cache = self._bounded_cache
+            if len(cache) >= _BOUNDED_CACHE_ENTRIES:
+                cache.clear()
+            cache[id(attributes)] = (attributes, name, bounded_name, out)  # holds it: the id stays its
+            return bounded_name, dict(out)
         return bounded_name, out
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -310,7 +331,17 @@ class _GovernedSpanContext:
     """The context manager behind :meth:`Telemetry.governed_span` (a plain class: it runs on
     every round and tool call, so it avoids generator-based context managers)."""
 
-    __slots__ = ("_args", "_budget", "_governed", "_parent", "_start", "_telemetry", "_token")
+    __slots__ = (
+        "_args",
+        "_budget",
+        "_child_budget",
+        "_governed",
+        "_opened",
+        "_parent",
+        "_start",
+        "_telemetry",
+        "_token",
+    )
 
     def __init__(
         self,
@@ -328,14 +359,22 @@ class _GovernedSpanContext:
         self._governed: GovernedSpan | None = None
         self._parent: Any = None
         self._budget: _RoundBudget | None = None
+        self._child_budget: _RoundBudget | None = None  # of the per-call spans opened under this one
+        self._opened: Span | None = None  # this span while it is open and recording
         if per_call and not telemetry.never_records:
             parent = trace.get_current_span()
             if parent.is_recording():
+                owner = telemetry._open_spans.get(id(parent))
                 try:
                     with telemetry._budget_lock:
-                        budget = telemetry._budgets.get(parent)
-                        if budget is None:
-                            budget = telemetry._budgets[parent] = _RoundBudget()
+                        if owner is not None and owner._opened is parent:  # a governed span (a round)
+                            budget = owner._child_budget
+                            if budget is None:
+                                budget = owner._child_budget = _RoundBudget()
+                        else:  # another instrumentation's span
+                            budget = telemetry._budgets.get(parent)
+                            if budget is None:
+                                budget = telemetry._budgets[parent] = _RoundBudget()
                     self._parent, self._budget = parent, budget
                 except TypeError:  # a span type that cannot be weakly referenced: no budget
                     pass
@@ -357,6 +396,12 @@ class _GovernedSpanContext:
             self._token = otel_context.attach(trace.set_span_in_context(span))
         except Exception:
             logger.debug("execlave: could not make a span current", exc_info=True)
+        if self._opened is None:
+            self._opened = span
+            spans = tel._open_spans
+            if len(spans) >= _OPEN_SPANS_ENTRIES:  # spans never ended (abandoned): forgotten
+                spans.clear()
+            spans[id(span)] = self  # found by its per-call children (their budget)
         return span
 
     def __enter__(self) -> GovernedSpan:
@@ -436,7 +481,13 @@ class _GovernedSpanContext:
         if governed is None:
             return
         self._governed = None
-        _count(self._telemetry, self._args[1], exc, time.monotonic() - self._start)
+        opened = self._opened
+        if opened is not None:
+            self._telemetry._open_spans.pop(id(opened), None)
+            self._opened = None
+        attributes = self._args[1]
+        if exc is not None or (attributes and attributes.get(names.GEN_AI_OPERATION_NAME) in TIMED_OPERATIONS):
+            _count(self._telemetry, attributes, exc, time.monotonic() - self._start)
         if exc is not None:
             note_error(exc)  # the conversation's root ends ERROR even if the framework swallows exc
             if isinstance(exc, PolicyBlockedError):

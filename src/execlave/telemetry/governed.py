@@ -141,7 +141,11 @@ class GovernedSpan:
         self._capture = capture_content
         self._masker = masker
         self._own_block: PolicyBlockedError | None = None
-        self.use_span(span)
+        self.span = span
+        try:  # as use_span (inlined: this runs for every span)
+            self.recording = span is not INVALID_SPAN and bool(span.is_recording())
+        except Exception:
+            self.recording = False
 
     def use_span(self, span: Span) -> None:
         """Record on ``span`` from now on. Whether it records is asked once: on a span that

@@ -26,7 +26,8 @@ from .bounds import bound_name
 logger = logging.getLogger("execlave")
 
 DURATION = names.METRIC_OPERATION_DURATION
-_TIMED = {names.OP_INVOKE_AGENT, names.OP_EXECUTE_TOOL}
+TIMED_OPERATIONS = frozenset({names.OP_INVOKE_AGENT, names.OP_EXECUTE_TOOL})
+"""The operations whose duration is recorded (``operation``); others are not timed."""
 _NAMES = frozenset({names.GEN_AI_TOOL_NAME, names.GEN_AI_AGENT_NAME})
 # GenAI semconv explicit bucket boundaries for gen_ai.client.operation.duration (seconds).
 _BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
@@ -192,7 +193,7 @@ class Metrics:
             if not span_attributes:
                 return
             operation = span_attributes.get(names.GEN_AI_OPERATION_NAME)
-            if operation not in _TIMED:
+            if operation not in TIMED_OPERATIONS:
                 return
             attrs = _duration_attributes(
                 operation,

@@ -84,6 +84,8 @@ class _ClassicGovernor(AgentGovernor):
         """After AutoGen's own hooks ran (``update_agent_state``: ``UpdateSystemMessage`` renders
         context variables, which tools set, into the system message): a system message that
         changed since it was last checked gets the input checks before the model sees it."""
+        if not self.enforce:  # trace only: nothing to check
+            return
         current = self.system_message()
         if current is None or current == self.checked_system:
             return
@@ -171,10 +173,14 @@ class _ClassicGovernor(AgentGovernor):
     def selection_span(self, check: Check) -> Any:
         return self.round_span(check, kind="speaker_selection")
 
-    def round_check(self, messages: Any, sender: Any) -> Check:
+    def round_check(self, messages: Any, sender: Any) -> Check | None:
+        if not self.enforce:  # trace only: the round's span runs no check
+            return None
         return self.check(lambda: self.round_request(messages, sender))
 
-    async def round_acheck(self, messages: Any, sender: Any) -> Check:
+    async def round_acheck(self, messages: Any, sender: Any) -> Check | None:
+        if not self.enforce:
+            return None
         return await self.acheck(lambda: self.round_request(messages, sender))
 
     # -- reply tool calls ----------------------------------------------------------------
