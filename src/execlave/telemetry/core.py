@@ -421,7 +421,7 @@ class _GovernedSpanContext:
             capture_content=tel.capture_content,
             masker=tel._masker,
             max_attribute_length=tel.max_attribute_length,
-            on_decision=lambda decision: tel.metrics.decision(decision, attributes),
+            on_decision=_decision_metrics(tel.metrics, attributes),
         )
         self._start = time.monotonic()
         if check is not None:
@@ -486,7 +486,11 @@ class _GovernedSpanContext:
             self._telemetry._open_spans.pop(id(opened), None)
             self._opened = None
         attributes = self._args[1]
-        if exc is not None or (attributes and attributes.get(names.GEN_AI_OPERATION_NAME) in TIMED_OPERATIONS):
+        if exc is not None or (
+            attributes
+            and attributes.get(names.GEN_AI_OPERATION_NAME) in TIMED_OPERATIONS
+            and self._telemetry.metrics.durations_live()
+        ):
             _count(self._telemetry, attributes, exc, time.monotonic() - self._start)
         if exc is not None:
             note_error(exc)  # the conversation's root ends ERROR even if the framework swallows exc
@@ -504,6 +508,15 @@ class _GovernedSpanContext:
             except Exception:
                 logger.debug("execlave: could not detach span context", exc_info=True)
             self._token = None
+
+
+def _decision_metrics(
+    metrics: Metrics, attributes: Mapping[str, AttributeValue] | None
+) -> Callable[[Decision], None] | None:
+    """What records a span's decisions in metrics; None while no meter would receive them."""
+    if not metrics.decisions_live():
+        return None
+    return lambda decision: metrics.decision(decision, attributes)
 
 
 def _count(

@@ -71,7 +71,9 @@ def _decision_attributes(agent_id: Any, operation: Any, outcome: str) -> dict[st
 
 
 @_frozen
-def _duration_attributes(operation: Any, agent: Any, tool: Any, error: str | None) -> dict[str, AttributeValue]:
+def _duration_attributes(
+    operation: Any, agent: Any, tool: Any, error: str | None
+) -> dict[str, AttributeValue]:
     attrs: dict[str, AttributeValue] = {names.GEN_AI_OPERATION_NAME: operation}
     if agent is not None:
         attrs[names.GEN_AI_AGENT_NAME] = bound_name(agent)
@@ -80,6 +82,20 @@ def _duration_attributes(operation: Any, agent: Any, tool: Any, error: str | Non
     if error is not None:
         attrs["error.type"] = error
     return attrs
+
+
+_NO_OPS = frozenset({metrics.NoOpCounter, metrics.NoOpHistogram})
+_UNBOUND = object()
+
+
+def _live(instrument: Any) -> bool:
+    """Whether recording on ``instrument`` can reach a meter: not a no-op instrument, and not the
+    API's placeholder before any meter provider is set (it binds itself when one is set later,
+    so this is asked again for every span). Type checks are exact: no ABC machinery per span."""
+    real = getattr(instrument, "_real_instrument", _UNBOUND)
+    if real is _UNBOUND:  # not the API's placeholder
+        return type(instrument) not in _NO_OPS
+    return real is not None
 
 
 class Metrics:
@@ -141,6 +157,20 @@ class Metrics:
                 unit="{span}",
                 description="Spans execlave's exporters sent",
             )
+
+    def decisions_live(self) -> bool:
+        """False when :meth:`decision` would record nothing (no meter provider yet, or a no-op one)."""
+        try:
+            return _live(self.decisions)  # one provider makes (or binds) all the instruments
+        except Exception:
+            return True
+
+    def durations_live(self) -> bool:
+        """False when :meth:`operation` would record nothing."""
+        try:
+            return _live(self.duration)
+        except Exception:
+            return True
 
     def decision(self, decision: Decision, span_attributes: Mapping[str, AttributeValue] | None) -> None:
         """One policy check's decision: outcome, violations by policy, blocked tool calls, bypasses."""

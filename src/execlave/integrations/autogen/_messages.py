@@ -137,7 +137,9 @@ def _calls_of(call: Any, parse: bool = True) -> list[ToolCall]:
         if name is None or (text := _as_str(name)) in seen:
             continue
         seen.add(text)
-        calls.append(ToolCall(name=text, arguments=parse_arguments(arguments) if parse else None, call_id=cid))
+        calls.append(
+            ToolCall(name=text, arguments=parse_arguments(arguments) if parse else None, call_id=cid)
+        )
     if not calls:  # nameless: still checked, as "" (an allow list blocks it)
         source = function if function is not None and not isinstance(function, str) else call
         arguments = parse_arguments(_get(source, "arguments")) if parse else None
