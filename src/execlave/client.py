@@ -291,7 +291,7 @@ class Execlave:
         denied, approval timeout, outage in ``fail_closed`` mode). Blocks the calling thread while
         Execlave answers: async code uses :meth:`adecide`."""
         local = self._engine.evaluate(request)
-        if local.blocked or self._connection is None:
+        if self._connection is None or local.blocked:
             return local
         return Decision.merge([local, self._connection.check(request, history)])
 
@@ -309,7 +309,8 @@ class Execlave:
         """A check for :meth:`round_span` / :meth:`tool_span`: ``build()`` and :meth:`decide` run
         inside the span, so a failure in either (a bug reading the framework's messages, say)
         fails closed and is recorded like any error on execlave's path."""
-        return lambda: self.decide(build())
+        decide = self.decide
+        return lambda: decide(build())
 
     async def aprepare_check(self, build: Callable[[], CheckRequest]) -> Check:
         """:meth:`prepare_check` for async code: when the decision may wait on Execlave it is awaited
@@ -432,8 +433,8 @@ class Execlave:
 
     def _tool_check(self, agent: AgentIdentity, call: ToolCall) -> Check:
         """:meth:`prepare_check` of one requested call (built and decided inside its span)."""
-        environment = self.environment
-        return lambda: self.decide(agent.request(environment, tool_calls=(call,)))
+        environment, decide = self.environment, self.decide
+        return lambda: decide(agent.request(environment, tool_calls=(call,)))
 
     def _check_requested(
         self,

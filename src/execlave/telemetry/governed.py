@@ -176,12 +176,17 @@ class GovernedSpan:
             raise EnforcementUnavailableError(
                 f"execlave policy check returned {type(decision).__name__}, not a Decision; failing closed"
             )
-        self._add(decision)
+        decisions = self._decisions
+        if decisions or self.recording:
+            self._add(decision)
+        else:  # the first decision on a span that records nothing (as _add, inlined)
+            decisions.append(decision)
+            self.decision = decision
         if self.on_decision is not None:
             self.on_decision(decision)  # metrics; never raises (see telemetry.metrics)
         if self.recording and (decision.violations or decision.bypasses):
             record_events(self.span, decision, with_excerpt=self._capture, masker=self._masker)
-        if decision.blocked and raise_on_block:
+        if decision.outcome == "block" and raise_on_block:
             # Names and messages in the error are bounded like on the span: apps log it and
             # hand it to their clients.
             error = blocked_error([bound_violation(v, self._masker) for v in decision.blocking_violations])

@@ -141,7 +141,8 @@ class _ClassicGovernor(AgentGovernor):
         messages = self._resolve(messages, sender)
         last = messages[-1] if isinstance(messages, list) and messages else None
         text, outputs = received(messages, own=self.sent)
-        return self.request(
+        return self.identity.request(  # = self.request(...), without the keyword relay (per round)
+            self.exe.environment,
             input=text,
             tool_calls=tuple(extract_tool_calls(last)),
             tool_outputs=tuple(outputs),
@@ -176,7 +177,7 @@ class _ClassicGovernor(AgentGovernor):
     def round_check(self, messages: Any, sender: Any) -> Check | None:
         if not self.enforce:  # trace only: the round's span runs no check
             return None
-        return self.check(lambda: self.round_request(messages, sender))
+        return self.exe.prepare_check(lambda: self.round_request(messages, sender))
 
     async def round_acheck(self, messages: Any, sender: Any) -> Check | None:
         if not self.enforce:
