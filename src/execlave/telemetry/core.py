@@ -385,8 +385,12 @@ class _GovernedSpanContext:
         tel = self._telemetry
         try:
             bounded_name, bounded_attributes = tel._bounded(name, attributes)
+            context = otel_context.get_current()  # read once: the conversation and the parent
             span: Span = tel.tracer.start_span(
-                bounded_name, kind=kind, attributes=with_conversation_id(bounded_attributes, tel._masker)
+                bounded_name,
+                context=context,
+                kind=kind,
+                attributes=with_conversation_id(bounded_attributes, tel._masker, context),
             )
         except Exception:
             # A broken tracer must not switch enforcement off: govern without a span.
@@ -421,7 +425,8 @@ class _GovernedSpanContext:
             capture_content=tel.capture_content,
             masker=tel._masker,
             max_attribute_length=tel.max_attribute_length,
-            on_decision=_decision_metrics(tel.metrics, attributes),
+            metrics=tel.metrics,
+            metric_attributes=attributes,
         )
         self._start = time.monotonic()
         if check is not None:
@@ -508,15 +513,6 @@ class _GovernedSpanContext:
             except Exception:
                 logger.debug("execlave: could not detach span context", exc_info=True)
             self._token = None
-
-
-def _decision_metrics(
-    metrics: Metrics, attributes: Mapping[str, AttributeValue] | None
-) -> Callable[[Decision], None] | None:
-    """What records a span's decisions in metrics; None while no meter would receive them."""
-    if not metrics.decisions_live():
-        return None
-    return lambda decision: metrics.decision(decision, attributes)
 
 
 def _count(

@@ -33,6 +33,7 @@ from .bounds import (
     exception_attributes,
     status_text,
 )
+from .metrics import Metrics
 
 logger = logging.getLogger("execlave")
 
@@ -120,6 +121,8 @@ class GovernedSpan:
         "_max_length",
         "_own_block",
         "decision",
+        "metric_attributes",
+        "metrics",
         "on_decision",
         "recording",
         "span",
@@ -133,8 +136,12 @@ class GovernedSpan:
         masker: Callable[[str], str],
         max_attribute_length: int = 8192,
         on_decision: Callable[[Decision], None] | None = None,
+        metrics: Metrics | None = None,
+        metric_attributes: Mapping[str, AttributeValue] | None = None,
     ) -> None:
-        self.on_decision = on_decision  # called with each decision (metrics); never raises
+        self.on_decision = on_decision  # called with each decision; never raises
+        self.metrics = metrics  # each decision is counted there (when a meter would receive it)
+        self.metric_attributes = metric_attributes
         self._max_length = max_attribute_length
         self.decision: Decision = ALLOW
         self._decisions: list[Decision] = []
@@ -182,8 +189,11 @@ class GovernedSpan:
         else:  # the first decision on a span that records nothing (as _add, inlined)
             decisions.append(decision)
             self.decision = decision
+        metrics = self.metrics
+        if metrics is not None and metrics.decisions_live():
+            metrics.decision(decision, self.metric_attributes)  # never raises
         if self.on_decision is not None:
-            self.on_decision(decision)  # metrics; never raises (see telemetry.metrics)
+            self.on_decision(decision)
         if self.recording and (decision.violations or decision.bypasses):
             record_events(self.span, decision, with_excerpt=self._capture, masker=self._masker)
         if decision.outcome == "block" and raise_on_block:

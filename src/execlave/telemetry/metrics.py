@@ -160,17 +160,19 @@ class Metrics:
 
     def decisions_live(self) -> bool:
         """False when :meth:`decision` would record nothing (no meter provider yet, or a no-op one)."""
-        try:
-            return _live(self.decisions)  # one provider makes (or binds) all the instruments
-        except Exception:
-            return True
+        instrument = self.decisions  # one provider makes (or binds) all the instruments
+        real = getattr(instrument, "_real_instrument", _UNBOUND)  # as _live, inlined: once per check
+        if real is _UNBOUND:
+            return type(instrument) not in _NO_OPS
+        return real is not None
 
     def durations_live(self) -> bool:
         """False when :meth:`operation` would record nothing."""
-        try:
-            return _live(self.duration)
-        except Exception:
-            return True
+        instrument = self.duration
+        real = getattr(instrument, "_real_instrument", _UNBOUND)  # as _live, inlined: once per round
+        if real is _UNBOUND:
+            return type(instrument) not in _NO_OPS
+        return real is not None
 
     def decision(self, decision: Decision, span_attributes: Mapping[str, AttributeValue] | None) -> None:
         """One policy check's decision: outcome, violations by policy, blocked tool calls, bypasses."""
