@@ -176,9 +176,7 @@ class GovernedSpan:
             raise
         except Exception as exc:
             raise _unavailable(exc) from exc
-        return self._accept(decision, raise_on_block)
-
-    def _accept(self, decision: object, raise_on_block: bool) -> Decision:
+        # What follows runs on every check: kept in this one frame.
         if not isinstance(decision, Decision):
             raise EnforcementUnavailableError(
                 f"execlave policy check returned {type(decision).__name__}, not a Decision; failing closed"

@@ -86,8 +86,11 @@ class _ClassicGovernor(AgentGovernor):
         changed since it was last checked gets the input checks before the model sees it."""
         if not self.enforce:  # trace only: nothing to check
             return
-        current = self.system_message()
-        if current is None or current == self.checked_system:
+        try:  # as system_message(), inlined: this runs on every round
+            current = self.agent.system_message
+        except Exception:
+            return
+        if not isinstance(current, str) or current == self.checked_system:
             return
         check = self.check(lambda: self.request(input=current))
         current_round = _ROUND.get()
@@ -177,7 +180,8 @@ class _ClassicGovernor(AgentGovernor):
     def round_check(self, messages: Any, sender: Any) -> Check | None:
         if not self.enforce:  # trace only: the round's span runs no check
             return None
-        return self.exe.prepare_check(lambda: self.round_request(messages, sender))
+        decide = self.exe.decide  # = exe.prepare_check(build), one frame less per round
+        return lambda: decide(self.round_request(messages, sender))
 
     async def round_acheck(self, messages: Any, sender: Any) -> Check | None:
         if not self.enforce:
@@ -268,7 +272,9 @@ def _make_wrappers(gov: _ClassicGovernor, originals: dict[str, Any]) -> dict[str
                     reply = generate(messages, sender, *args, **kwargs)
                 finally:
                     _ROUND.reset(token)
-                gov.check_requested(gov.reply_calls(reply))
+                calls = gov.reply_calls(reply)
+                if calls:
+                    gov.check_requested(calls)
                 return reply
 
         wrappers["generate_reply"] = generate_reply
@@ -289,7 +295,9 @@ def _make_wrappers(gov: _ClassicGovernor, originals: dict[str, Any]) -> dict[str
                     reply = await a_generate(messages, sender, *args, **kwargs)
                 finally:
                     _ROUND.reset(token)
-                await gov.acheck_requested(gov.reply_calls(reply))
+                calls = gov.reply_calls(reply)
+                if calls:
+                    await gov.acheck_requested(calls)
                 return reply
 
         wrappers["a_generate_reply"] = a_generate_reply
