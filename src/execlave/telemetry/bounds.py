@@ -120,9 +120,11 @@ def _bound(raw: str, limit: int, masker: Masker) -> str:
     return _cut(escape_controls(masked), limit)
 
 
-_CACHED_CHARS = 256
+_CACHED_CHARS = CACHED_CHARS = 256
+"""Texts up to this length are bounded once (see :func:`bound_short`)."""
 _CACHE_ENTRIES = 2048
-_bound_short = functools.lru_cache(maxsize=_CACHE_ENTRIES)(_bound)
+_bound_short = bound_short = functools.lru_cache(maxsize=_CACHE_ENTRIES)(_bound)
+"""``_bound(raw, limit, masker)`` for a str of at most :data:`CACHED_CHARS`, cached."""
 
 
 def bound_name(name: object, masker: Masker | None = None) -> str:

@@ -21,7 +21,16 @@ from .._version import __version__
 from ..errors import AgentPausedError, EnforcementUnavailableError, PolicyBlockedError
 from ..policy.types import Decision
 from . import names
-from .bounds import MAX_MESSAGE_CHARS, bound_name, bound_span_name, bound_text, resolve_attribute_length
+from .bounds import (
+    CACHED_CHARS,
+    MAX_MESSAGE_CHARS,
+    MAX_NAME_CHARS,
+    bound_name,
+    bound_short,
+    bound_span_name,
+    bound_text,
+    resolve_attribute_length,
+)
 from .config import DEFAULT_SERVICE_NAME, TelemetryConfig, resolve_capture_content
 from .conversation import note_error, with_conversation_id
 from .governed import GovernedSpan, record_decision, record_events
@@ -250,9 +259,15 @@ class Telemetry:
         limit = self.max_attribute_length
         reveals = self._reveals
         out: dict[str, AttributeValue] = {}
+        masker = self._masker
         for key, value in attributes.items():
             if key in _NAME_ATTRIBUTES:
-                out[key] = bound_name(value, self._masker)
+                # bound_name(value, masker), straight to its cache for the usual short name
+                out[key] = (
+                    bound_short(value, MAX_NAME_CHARS, masker)
+                    if type(value) is str and len(value) <= CACHED_CHARS
+                    else bound_name(value, masker)
+                )
             elif isinstance(value, str) and (
                 len(value) > limit or not value.isprintable() or (reveals is not None and reveals(value))
             ):

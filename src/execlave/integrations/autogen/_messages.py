@@ -130,11 +130,11 @@ def _calls_of(call: Any, parse: bool = True) -> list[ToolCall]:
         candidates.append((function.get("name"), function.get("arguments")))
     elif function is not None:
         candidates.append((_get(function, "name"), _get(function, "arguments")))
-    cid = None if call_id is None else _as_str(call_id)
+    cid = None if call_id is None else call_id if type(call_id) is str else _as_str(call_id)
     calls: list[ToolCall] = []
     seen: set[str] = set()
     for name, arguments in candidates:
-        if name is None or (text := _as_str(name)) in seen:
+        if name is None or (text := name if type(name) is str else _as_str(name)) in seen:
             continue
         seen.add(text)
         calls.append(
@@ -168,11 +168,17 @@ def extract_tool_calls(message: Any, *, parse: bool = True) -> list[ToolCall]:
     """Every tool call in a message or reply: each entry of ``tool_calls`` and the legacy
     ``function_call``. Dicts or objects; never raises. ``parse=False``: names and ids only
     (arguments None), for spans that check nothing."""
-    if type(message) is dict and message.get("tool_calls") is None and message.get("function_call") is None:
-        return []  # the common case: a message without calls
+    if type(message) is dict:  # the common case, read directly
+        entries = message.get("tool_calls")
+        if entries is None and message.get("function_call") is None:
+            return []  # a message without calls
+        if type(entries) is not list:
+            entries = _iter_calls(entries)
+    else:
+        entries = _iter_calls(_get(message, "tool_calls"))
     calls: list[ToolCall] = []
     try:
-        for entry in _iter_calls(_get(message, "tool_calls")):
+        for entry in entries:
             try:
                 calls.extend(_calls_of(entry, parse))
             except Exception:

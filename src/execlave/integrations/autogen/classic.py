@@ -266,7 +266,8 @@ def _make_wrappers(gov: _ClassicGovernor, originals: dict[str, Any]) -> dict[str
 
         @functools.wraps(generate)
         def generate_reply(messages: Any = None, sender: Any = None, *args: Any, **kwargs: Any) -> Any:
-            with gov.round_span(gov.round_check(messages, sender)) as governed:
+            # gov.round_span(...), one frame less per round
+            with gov.exe.round_span(gov.identity, check=gov.round_check(messages, sender)) as governed:
                 token = _ROUND.set((gov, governed))
                 try:
                     reply = generate(messages, sender, *args, **kwargs)
@@ -372,7 +373,7 @@ def _make_wrappers(gov: _ClassicGovernor, originals: dict[str, Any]) -> dict[str
         wrappers["chat_messages_for_summary"] = chat_messages_for_summary
 
     process_all = originals.get("process_all_messages_before_reply")
-    if process_all is not None:
+    if process_all is not None and gov.enforce:  # only checks: a trace-only agent needs no wrapper
 
         @functools.wraps(process_all)
         def process_all_messages_before_reply(*args: Any, **kwargs: Any) -> Any:
