@@ -88,16 +88,6 @@ _NO_OPS = frozenset({metrics.NoOpCounter, metrics.NoOpHistogram})
 _UNBOUND = object()
 
 
-def _live(instrument: Any) -> bool:
-    """Whether recording on ``instrument`` can reach a meter: not a no-op instrument, and not the
-    API's placeholder before any meter provider is set (it binds itself when one is set later,
-    so this is asked again for every span). Type checks are exact: no ABC machinery per span."""
-    real = getattr(instrument, "_real_instrument", _UNBOUND)
-    if real is _UNBOUND:  # not the API's placeholder
-        return type(instrument) not in _NO_OPS
-    return real is not None
-
-
 class Metrics:
     """The instruments, created once per client."""
 
@@ -161,7 +151,9 @@ class Metrics:
     def decisions_live(self) -> bool:
         """False when :meth:`decision` would record nothing (no meter provider yet, or a no-op one)."""
         instrument = self.decisions  # one provider makes (or binds) all the instruments
-        real = getattr(instrument, "_real_instrument", _UNBOUND)  # as _live, inlined: once per check
+        # Not a no-op instrument, and not the API's placeholder before any meter provider is set
+        # (it binds itself when one is set later: asked again for every check).
+        real = getattr(instrument, "_real_instrument", _UNBOUND)
         if real is _UNBOUND:
             return type(instrument) not in _NO_OPS
         return real is not None
@@ -169,7 +161,7 @@ class Metrics:
     def durations_live(self) -> bool:
         """False when :meth:`operation` would record nothing."""
         instrument = self.duration
-        real = getattr(instrument, "_real_instrument", _UNBOUND)  # as _live, inlined: once per round
+        real = getattr(instrument, "_real_instrument", _UNBOUND)  # as in decisions_live
         if real is _UNBOUND:
             return type(instrument) not in _NO_OPS
         return real is not None
@@ -177,11 +169,11 @@ class Metrics:
     def decision(self, decision: Decision, span_attributes: Mapping[str, AttributeValue] | None) -> None:
         """One policy check's decision: outcome, violations by policy, blocked tool calls, bypasses."""
         try:
-            attrs = span_attributes or {}
+            given = span_attributes or {}
             self.decisions.add(
                 1,
                 _decision_attributes(
-                    attrs.get(names.GEN_AI_AGENT_ID), attrs.get(names.GEN_AI_OPERATION_NAME), decision.outcome
+                    given.get(names.GEN_AI_AGENT_ID), given.get(names.GEN_AI_OPERATION_NAME), decision.outcome
                 ),
             )
             if not (decision.violations or decision.bypasses):
