@@ -273,15 +273,15 @@ def received(
         if isinstance(message, str):
             texts.append(message)
             continue
-        if own is not None and own.get(id(message)) is message:
+        if own and own.get(id(message)) is message:
             break
         if is_own is not _never_own and is_own(message):
             break
         if type(message) is dict:  # the common case: no exception possible, no ABC checks
             role = message.get("role")
-            responses = message.get("tool_responses")
             content = message.get("content")
-            context = message.get("context")
+            responses = message["tool_responses"] if "tool_responses" in message else None
+            context = message["context"] if "context" in message else None
         else:
             role = _get(message, "role")
             responses = _get(message, "tool_responses")

@@ -141,14 +141,19 @@ class _ClassicGovernor(AgentGovernor):
             return []
 
     def round_request(self, messages: Any, sender: Any) -> CheckRequest:
-        messages = self._resolve(messages, sender)
+        if messages is None:
+            messages = self._resolve(messages, sender)
         last = messages[-1] if isinstance(messages, list) and messages else None
         text, outputs = received(messages, own=self.sent)
-        return self.identity.request(  # = self.request(...), without the keyword relay (per round)
-            self.exe.environment,
+        identity = self.identity
+        # = self.request(...), built directly: this runs on every round
+        return CheckRequest(
+            agent_id=identity.agent_id,
             input=text,
-            tool_calls=tuple(extract_tool_calls(last)),
+            tool_calls=tuple(extract_tool_calls(last)) if last is not None else (),
             tool_outputs=tuple(outputs),
+            environment=self.exe.environment,
+            metadata=identity.metadata,
             count_request=True,
         )
 
@@ -273,9 +278,10 @@ def _make_wrappers(gov: _ClassicGovernor, originals: dict[str, Any]) -> dict[str
                     reply = generate(messages, sender, *args, **kwargs)
                 finally:
                     _ROUND.reset(token)
-                calls = gov.reply_calls(reply)
-                if calls:
-                    gov.check_requested(calls)
+                if reply is not None and not isinstance(reply, str):  # a text reply requests no call
+                    calls = gov.reply_calls(reply)
+                    if calls:
+                        gov.check_requested(calls)
                 return reply
 
         wrappers["generate_reply"] = generate_reply
