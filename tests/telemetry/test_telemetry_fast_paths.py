@@ -68,3 +68,23 @@ def test_non_recording_spans_decide_and_raise_the_same(make_telemetry: Any, setu
             assert trace.get_current_span() is outer
     outcomes = sorted(p.attributes["execlave.policy.decision"] for p in _decisions(reader))
     assert outcomes == ["allow", "block"]
+
+
+def test_a_trace_only_agents_spans_record_no_decision(memory: Any) -> None:
+    from execlave import Execlave
+    from execlave.adapter import AgentIdentity, ToolCall
+    from execlave.policy import NO_POLICIES
+
+    provider, exporter = memory
+    exe = Execlave(policies=NO_POLICIES, tracer_provider=provider)
+    try:
+        agent = AgentIdentity("ops-bot", enforced=False)
+        with exe.round_span(agent):
+            exe.check_requested(agent, [ToolCall("delete_logs", {}, "c1")])
+    finally:
+        exe.shutdown(timeout=1.0)
+    spans = exporter.get_finished_spans()
+    assert [s.name for s in spans] == ["check_tool delete_logs", "invoke_agent ops-bot"]
+    for span in spans:  # nothing was decided: no decision is claimed
+        assert "execlave.policy.decision" not in (span.attributes or {})
+        assert (span.attributes or {})["execlave.enforcement.enabled"] is False

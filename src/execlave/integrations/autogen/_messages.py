@@ -280,8 +280,9 @@ def received(
         if type(message) is dict:  # the common case: no exception possible, no ABC checks
             role = message.get("role")
             content = message.get("content")
-            responses = message["tool_responses"] if "tool_responses" in message else None
-            context = message["context"] if "context" in message else None
+            # Rare keys: an `in` test costs less than a .get call (per message, every round).
+            responses = message["tool_responses"] if "tool_responses" in message else None  # noqa: SIM401
+            context = message["context"] if "context" in message else None  # noqa: SIM401
         else:
             role = _get(message, "role")
             responses = _get(message, "tool_responses")

@@ -145,12 +145,18 @@ class _ClassicGovernor(AgentGovernor):
             messages = self._resolve(messages, sender)
         last = messages[-1] if isinstance(messages, list) and messages else None
         text, outputs = received(messages, own=self.sent)
+        if last is None or (
+            type(last) is dict and last.get("tool_calls") is None and last.get("function_call") is None
+        ):
+            calls: tuple[ToolCall, ...] = ()  # what extract_tool_calls finds there, without the call
+        else:
+            calls = tuple(extract_tool_calls(last))
         identity = self.identity
         # = self.request(...), built directly: this runs on every round
         return CheckRequest(
             agent_id=identity.agent_id,
             input=text,
-            tool_calls=tuple(extract_tool_calls(last)) if last is not None else (),
+            tool_calls=calls,
             tool_outputs=tuple(outputs),
             environment=self.exe.environment,
             metadata=identity.metadata,
