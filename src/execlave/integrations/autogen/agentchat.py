@@ -39,7 +39,7 @@ import contextlib
 import contextvars
 import functools
 import itertools
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -140,7 +140,7 @@ def _carried_texts(message: Any, texts: list[str]) -> None:
     """What an LLM message carried in a handoff puts in front of the model, appended to ``texts``:
     its text content, an ``AssistantMessage.thought``, and the name and arguments of each
     ``FunctionCall`` it holds."""
-    content = _attr(message, "content")
+    content = getattr(message, "content", None)
     text = _text(content)
     if text:
         texts.append(text)
@@ -165,10 +165,10 @@ def turn_input(messages: Any) -> tuple[str | None, tuple[ToolOutput, ...]]:
     texts: list[str] = []
     outputs: list[ToolOutput] = []
     for message in messages or ():
-        text = _text(_attr(message, "content"))
+        text = _text(getattr(message, "content", None))
         if text:
             texts.append(text)
-        carried = _attr(message, "context")
+        carried = _attr(message, "context")  # a HandoffMessage's
         if carried:
             _llm_messages(carried, texts, outputs)
     return ("\n".join(texts) if texts else None), tuple(outputs)
@@ -186,7 +186,7 @@ def _llm_messages(messages: Any, texts: list[str], outputs: list[ToolOutput]) ->
 def memory_text(event: Any) -> str | None:
     """The text of a ``MemoryQueryEvent``: every ``MemoryContent`` it adds to the model context."""
     texts: list[str] = []
-    for item in _attr(event, "content") or ():
+    for item in getattr(event, "content", None) or ():
         content = getattr(item, "content", item)
         text = content if isinstance(content, str) else _text(content)
         if text is None and content is not None:
@@ -201,12 +201,12 @@ def request_calls(event: Any, *, parse: bool = True) -> list[ToolCall]:
     when they parse, as in the classic adapter; the name is checked either way). ``parse=False``
     (trace only: nothing looks at the arguments) keeps them as given."""
     calls: list[ToolCall] = []
-    for call in _attr(event, "content") or ():
-        call_id = _attr(call, "id")
-        arguments = _attr(call, "arguments")
+    for call in getattr(event, "content", None) or ():
+        call_id = getattr(call, "id", None)
+        arguments = getattr(call, "arguments", None)
         calls.append(
             ToolCall(
-                str(_attr(call, "name")),
+                str(getattr(call, "name", None)),
                 parse_arguments(arguments) if parse else arguments,
                 None if call_id is None else str(call_id),
             )
@@ -218,12 +218,13 @@ def execution_outputs(event: Any) -> list[ToolOutput]:
     """The ``FunctionExecutionResult`` list of a ``ToolCallExecutionEvent`` (or a
     ``FunctionExecutionResultMessage``) as ``ToolOutput``s."""
     outputs: list[ToolOutput] = []
-    for result in _attr(event, "content") or ():
-        content = _attr(result, "content")
+    for result in getattr(event, "content", None) or ():
+        content = getattr(result, "content", None)
         if not isinstance(content, str):
             content = _text(content) or ("" if content is None else str(content))
-        call_id = _attr(result, "call_id")
-        outputs.append(ToolOutput(content, _attr(result, "name"), None if call_id is None else str(call_id)))
+        call_id = getattr(result, "call_id", None)
+        name = _attr(result, "name")  # new in autogen-core 0.4.8
+        outputs.append(ToolOutput(content, name, None if call_id is None else str(call_id)))
     return outputs
 
 
@@ -264,14 +265,15 @@ class _AgentChatGovernor(AgentGovernor):
         text, outputs = turn_input(messages)
         return self.request(input=text, tool_outputs=outputs, count_request=True)
 
-    async def input_check(self, messages: Any) -> Check:
-        return await self.acheck(lambda: self._input_request(messages))
+    # Awaitables of the checks (no coroutine of their own: one frame less per check).
+    def input_check(self, messages: Any) -> Awaitable[Check]:
+        return self.acheck(lambda: self._input_request(messages))
 
-    async def memory_check(self, event: Any) -> Check:
-        return await self.acheck(lambda: self.request(input=memory_text(event)))
+    def memory_check(self, event: Any) -> Awaitable[Check]:
+        return self.acheck(lambda: self.request(input=memory_text(event)))
 
-    async def output_check(self, event: Any) -> Check:
-        return await self.acheck(lambda: self.request(tool_outputs=tuple(execution_outputs(event))))
+    def output_check(self, event: Any) -> Awaitable[Check]:
+        return self.acheck(lambda: self.request(tool_outputs=tuple(execution_outputs(event))))
 
     async def repair_context(self, mark: int | None) -> None:
         """Drop the tool-call / tool-result messages a blocked turn left in the model context,
@@ -339,16 +341,6 @@ def _make_stream(gov: _AgentChatGovernor, original: Callable[..., AsyncGenerator
     me = frozenset((id(gov),))
     attach, detach = otel_context.attach, otel_context.detach
 
-    async def on_event(turn: _Round, kind: str, event: Any) -> None:
-        """The inner generator is suspended here: no tool has run for a request event, and the
-        reflection (or first) model call has not been made for an execution (memory) event."""
-        if kind == "request":
-            await gov.acheck_requested(request_calls(event, parse=gov.enforce))
-        elif kind == "execution":
-            turn.governed.check(await gov.output_check(event))
-        elif kind == "memory":
-            turn.governed.check(await gov.memory_check(event))
-
     @functools.wraps(original)
     async def on_messages_stream(messages: Any, cancellation_token: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -377,9 +369,15 @@ def _make_stream(gov: _AgentChatGovernor, original: Callable[..., AsyncGenerator
                         break
                     finally:
                         _IN_TURN.reset(active)
+                    # The inner generator is suspended here: no tool has run for a request
+                    # event, and the reflection call has not been made for an execution event.
                     kind = _kind(event)
-                    if kind is not None and kind != "response":
-                        await on_event(turn, kind, event)
+                    if kind == "request":
+                        await gov.acheck_requested(request_calls(event, parse=gov.enforce))
+                    elif kind == "execution":
+                        turn.governed.check(await gov.output_check(event))
+                    elif kind == "memory":
+                        turn.governed.check(await gov.memory_check(event))
                 finally:
                     detach(token)
                 if kind == "response":
