@@ -40,12 +40,12 @@ import contextvars
 import functools
 import itertools
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.context import Context
 
 from ..._ids import validate_agent_id
 from ...adapter import Check
@@ -309,45 +309,35 @@ class _AgentChatGovernor(AgentGovernor):
             sink.append(entry)
 
 
-class _Round:
-    """The turn's governed span, kept out of the consumer's context.
-
-    An async generator runs each step in its consumer's context, and a consumer may close it
-    from another task; a span made current across ``yield`` would leak into the consumer and be
-    detached from the wrong context. So the span is entered and exited in a private context copy
-    and made current (:attr:`context`, attached by the stream) only while the inner generator
-    (or a check) runs."""
-
-    __slots__ = ("_cm", "_ctx", "context", "ended", "governed")
-
-    def __init__(self, gov: _AgentChatGovernor, check: Check) -> None:
-        self._ctx = contextvars.copy_context()
-        self._cm = gov.round_span(check)
-        self.governed: GovernedSpan = self._ctx.run(self._cm.__enter__)
-        self.context: Context = trace.set_span_in_context(self.governed.span)
-        self.ended = False
-
-    def end(self, exc: BaseException | None = None) -> None:
-        if self.ended:
-            return
-        self.ended = True
-        if exc is None:
-            self._ctx.run(self._cm.__exit__, None, None, None)
-        else:
-            self._ctx.run(self._cm.__exit__, type(exc), exc, exc.__traceback__)
+def _end(ctx: contextvars.Context, cm: AbstractContextManager[GovernedSpan], exc: BaseException) -> None:
+    """End the turn's span with ``exc`` (in its private context); ``exc`` is what the caller raises next."""
+    with contextlib.suppress(type(exc)):
+        ctx.run(cm.__exit__, type(exc), exc, exc.__traceback__)
 
 
 def _make_stream(gov: _AgentChatGovernor, original: Callable[..., AsyncGenerator[Any, None]]) -> Any:
+    """The governed ``on_messages_stream``.
+
+    The turn's span is kept out of the consumer's context: an async generator runs each step in
+    its consumer's context, and a consumer may close it from another task; a span made current
+    across ``yield`` would leak into the consumer and be detached from the wrong context. So the
+    span is entered and exited in a private context copy and made current only while the inner
+    generator (or a check) runs."""
     me = frozenset((id(gov),))
     attach, detach = otel_context.attach, otel_context.detach
 
     @functools.wraps(original)
     async def on_messages_stream(messages: Any, cancellation_token: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            turn = _Round(gov, await gov.input_check(messages))  # before the inner call
+            check = await gov.input_check(messages) if gov.enforce else None  # before the inner call
+            ctx = contextvars.copy_context()
+            cm = gov.round_span(check)
+            governed = ctx.run(cm.__enter__)
         except _GOVERNANCE_ERRORS as exc:
             gov.record_error(exc)
             raise
+        span_context = trace.set_span_in_context(governed.span)
+        ended = False
         mark = gov.context_mark()
         inner = original(messages, cancellation_token, *args, **kwargs)
         step = inner.__anext__
@@ -356,7 +346,7 @@ def _make_stream(gov: _AgentChatGovernor, original: Callable[..., AsyncGenerator
         in_turn = me
         try:
             while True:
-                token = attach(turn.context)  # the turn's span is current while the inner step runs
+                token = attach(span_context)  # the turn's span is current while the inner step runs
                 try:
                     current = _IN_TURN.get()
                     if current is not outer:
@@ -375,39 +365,43 @@ def _make_stream(gov: _AgentChatGovernor, original: Callable[..., AsyncGenerator
                     if kind == "request":
                         await gov.acheck_requested(request_calls(event, parse=gov.enforce))
                     elif kind == "execution":
-                        turn.governed.check(await gov.output_check(event))
+                        governed.check(await gov.output_check(event))
                     elif kind == "memory":
-                        turn.governed.check(await gov.memory_check(event))
+                        governed.check(await gov.memory_check(event))
                 finally:
                     detach(token)
                 if kind == "response":
                     # on_messages() stops consuming at the Response and never closes the
                     # stream: the turn ends here, not when the generator is collected.
-                    turn.end()
+                    ended = True
+                    ctx.run(cm.__exit__, None, None, None)
                 try:
                     yield event
                 except GeneratorExit:
                     # The consumer stopped early (before the Response): not an error; the span
                     # still ends. After the Response (on_messages stops there) it already has.
-                    if not turn.ended:
+                    if not ended:
                         with contextlib.suppress(Exception):
-                            turn.governed.span.set_attribute(names.STREAM_CLOSED_EARLY, True)
+                            governed.span.set_attribute(names.STREAM_CLOSED_EARLY, True)
                     break
         except _GOVERNANCE_ERRORS as exc:
             await inner.aclose()
             await gov.repair_context(mark)
             gov.record_error(exc)
-            with contextlib.suppress(type(exc)):
-                turn.end(exc)
+            if not ended:
+                ended = True
+                _end(ctx, cm, exc)
             raise
         except BaseException as exc:
             await inner.aclose()
-            with contextlib.suppress(type(exc)):
-                turn.end(exc)
+            if not ended:
+                ended = True
+                _end(ctx, cm, exc)
             raise
         if not exhausted:
             await inner.aclose()  # the consumer stopped early
-        turn.end()
+        if not ended:
+            ctx.run(cm.__exit__, None, None, None)
 
     return on_messages_stream
 
