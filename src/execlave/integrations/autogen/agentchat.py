@@ -94,6 +94,8 @@ def _surely_absent(cls: type, name: str) -> bool:
     messages and events are) where ``name`` is no field and no class attribute, extra fields are not
     allowed and the only ``__getattr__`` is pydantic's own. Anything else: False (ask ``getattr``)."""
     fields = getattr(cls, "__pydantic_fields__", None)
+    if fields is None:  # pydantic before 2.10
+        fields = getattr(cls, "model_fields", None)
     if not isinstance(fields, dict) or name in fields:
         return False
     if any(name in vars(c) for c in cls.__mro__):
