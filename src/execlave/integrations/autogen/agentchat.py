@@ -341,8 +341,9 @@ def _make_stream(gov: _AgentChatGovernor, original: Callable[..., AsyncGenerator
 
     @functools.wraps(original)
     async def on_messages_stream(messages: Any, cancellation_token: Any, *args: Any, **kwargs: Any) -> Any:
+        enforce = gov.enforce  # False: trace only, nothing is checked (no decision on the span)
         try:
-            check = await gov.input_check(messages) if gov.enforce else None  # before the inner call
+            check = await gov.input_check(messages) if enforce else None  # before the inner call
             ctx = contextvars.copy_context()
             cm = gov.round_span(check)
             governed = ctx.run(cm.__enter__)
@@ -375,11 +376,11 @@ def _make_stream(gov: _AgentChatGovernor, original: Callable[..., AsyncGenerator
                     # The inner generator is suspended here: no tool has run for a request
                     # event, and the reflection call has not been made for an execution event.
                     kind = _kind(event)
-                    if kind == "request":
-                        await gov.acheck_requested(request_calls(event, parse=gov.enforce))
-                    elif kind == "execution":
+                    if kind == "request":  # a check_tool span per call, traced even when not enforced
+                        await gov.acheck_requested(request_calls(event, parse=enforce))
+                    elif kind == "execution" and enforce:
                         governed.check(await gov.output_check(event))
-                    elif kind == "memory":
+                    elif kind == "memory" and enforce:
                         governed.check(await gov.memory_check(event))
                 finally:
                     detach(token)
