@@ -375,20 +375,24 @@ def _make_stream(gov: _AgentChatGovernor, original: Callable[..., AsyncGenerator
                         _IN_TURN.reset(active)
                     # The inner generator is suspended here: no tool has run for a request
                     # event, and the reflection call has not been made for an execution event.
-                    kind = _kind(event)
-                    if kind == "request":  # a check_tool span per call, traced even when not enforced
+                    kind = _kind(event)  # None for most events (streaming chunks, thoughts, ...)
+                    if kind is None:
+                        pass
+                    elif kind == "request":  # a check_tool span per call, traced even when not enforced
                         await gov.acheck_requested(request_calls(event, parse=enforce))
-                    elif kind == "execution" and enforce:
-                        governed.check(await gov.output_check(event))
-                    elif kind == "memory" and enforce:
-                        governed.check(await gov.memory_check(event))
+                    elif kind == "execution":
+                        if enforce:
+                            governed.check(await gov.output_check(event))
+                    elif kind == "memory":
+                        if enforce:
+                            governed.check(await gov.memory_check(event))
+                    elif kind == "response":
+                        # on_messages() stops consuming at the Response and never closes the
+                        # stream: the turn ends here, not when the generator is collected.
+                        ended = True
+                        ctx.run(cm.__exit__, None, None, None)
                 finally:
                     detach(token)
-                if kind == "response":
-                    # on_messages() stops consuming at the Response and never closes the
-                    # stream: the turn ends here, not when the generator is collected.
-                    ended = True
-                    ctx.run(cm.__exit__, None, None, None)
                 try:
                     yield event
                 except GeneratorExit:
