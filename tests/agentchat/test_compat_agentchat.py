@@ -59,8 +59,9 @@ def test_the_stream_switches_opentelemetry_context_like_attach_and_detach() -> N
 
     attach, detach = _context_switch()
     assert attach is not otel_context.attach, (
-        "opentelemetry's default runtime context is no longer a ContextVar in _RUNTIME_CONTEXT._current_context: "
-        "the stream falls back to attach/detach (src/execlave/integrations/autogen/agentchat.py, _context_switch)"
+        "opentelemetry's default runtime context is no longer a ContextVar in "
+        "_RUNTIME_CONTEXT._current_context: the stream falls back to attach/detach "
+        "(src/execlave/integrations/autogen/agentchat.py, _context_switch)"
     )
     span = NonRecordingSpan(SpanContext(trace_id=1, span_id=2, is_remote=False))
     before = otel_context.get_current()
