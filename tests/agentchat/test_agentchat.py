@@ -252,8 +252,9 @@ def test_attribute_reads_skip_only_what_a_message_class_cannot_have() -> None:
     assert _attr(plain, "context") is None
 
     carried = [UserMessage(content="carried text", source="planner")]
-    handoff = HandoffMessage(content="over", target="ops", source="planner", context=carried)
-    assert _attr(handoff, "context") == carried
+    if "context" in HandoffMessage.model_fields:  # not in autogen-agentchat 0.4.2
+        handoff = HandoffMessage(content="over", target="ops", source="planner", context=carried)
+        assert _attr(handoff, "context") == carried
 
     class WithProperty(TextMessage):
         @property
