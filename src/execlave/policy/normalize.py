@@ -21,7 +21,9 @@ detectors as plain ones. Every step is a linear pass.
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from collections.abc import Iterable
 from functools import cache
 
 # Letters that render as nothing (not in Mn/Me/Cf, but used the same way).
@@ -77,6 +79,38 @@ class _Tables:
         folds.update(dict.fromkeys(dashes, "-"))
         folds.update({ord(k): v for k, v in _CONFUSABLES.items()})
         self.folds = folds
+        # Each character to fold, by its string (what a search finds), and one character class
+        # holding them all (so a text's foldable characters are found at C speed).
+        self.fold_strings: dict[str, str] = {chr(code): value or "" for code, value in folds.items()}
+        self.removal_strings = {chr(code): value or "" for code, value in self.removals.items()}
+        self.foldable = _finders(folds)
+        self.removable = _finders(self.removals)
+
+
+# Any character outside the Basic Multilingual Plane.
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+
+
+def _finders(codes: Iterable[int]) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Patterns finding any of ``codes``: one for the BMP (a character class the ``re`` module
+    checks with one table lookup per character) and one for the other planes (a class with
+    astral ranges is checked range by range, so it runs only behind a one-range look-ahead and
+    only on texts that hold an astral character)."""
+    bmp = [code for code in codes if code < 0x10000]
+    astral = [code for code in codes if code >= 0x10000]
+    return re.compile(_char_class(bmp)), re.compile("(?=[\U00010000-\U0010ffff])" + _char_class(astral))
+
+
+def _char_class(codes: Iterable[int]) -> str:
+    """A regular-expression character class of ``codes`` (as ranges, in escapes)."""
+    ordered = sorted(codes)
+    ranges: list[list[int]] = []
+    for code in ordered:
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    return "[" + "".join(f"\\U{lo:08x}" + (f"-\\U{hi:08x}" if hi > lo else "") for lo, hi in ranges) + "]"
 
 
 @cache
@@ -84,32 +118,55 @@ def _tables() -> _Tables:
     return _Tables()
 
 
-_ASCII_WHITESPACE_RUNS = ("  ", "\n", "\t", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
+# Every character str.split() splits on (tests/policy/test_normalize_pii.py checks the list
+# against str.isspace on the running Python).
+_WHITESPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B)))
+_WHITESPACE += "\u2028\u2029\u202f\u205f\u3000"
+# What of it can be left after NFKD (which makes every other space a plain one).
+_WHITESPACE_AFTER_NFKD = _WHITESPACE[:9] + "\x85\u1680\u2028\u2029"
+_PEELS = 24  # distinct characters replaced one by one; a text with more is translated in one pass
 
 
-_MANY = 32  # above this many distinct characters to fold, one translate pass beats str.replace each
-_ASCII_BYTES = bytes(range(0x80))
-
-
-def _non_ascii(text: str) -> set[str]:
-    """The distinct non-ASCII characters of ``text``, with C-speed passes only: encoded, its
-    ASCII bytes deleted, decoded again (a lone surrogate travels as itself)."""
-    raw = text.encode("utf-8", "surrogatepass").translate(None, _ASCII_BYTES)
-    return set(raw.decode("utf-8", "surrogatepass"))
-
-
-def _fold(text: str, tables: _Tables) -> str:
-    """Apply the fold table (removals, digits, dashes, look-alikes) in linear time: str.replace
-    per distinct character to fold (a few, in prose), or one translate pass (many)."""
-    folds = tables.folds
-    found = [ch for ch in _non_ascii(text) if ord(ch) in folds]
-    if not found:
-        return text
-    if len(found) > _MANY:
-        return text.translate(folds)
-    for ch in found:
-        text = text.replace(ch, folds[ord(ch)] or "")
+def _apply(
+    text: str,
+    finders: tuple[re.Pattern[str], re.Pattern[str]],
+    values: dict[str, str],
+    table: dict[int, str | None],
+) -> str:
+    """``text`` with every character the finders find replaced by its value. Linear: each
+    distinct character is replaced throughout with one ``str.replace`` (C speed; the search
+    resumes where it stopped, since no value is itself one to replace), up to ``_PEELS`` of
+    them; a text with more distinct characters to replace has its rest translated in one pass."""
+    bmp, astral = finders
+    for found in (bmp, astral) if _ASTRAL.search(text) else (bmp,):
+        match = found.search(text)
+        peels = 0
+        while match is not None:
+            pos = match.start()
+            if peels == _PEELS:
+                return text.translate(table)  # what is replaced already stays as it is
+            ch = match.group()
+            text = text.replace(ch, values[ch])
+            peels += 1
+            match = found.search(text, pos)
     return text
+
+
+def _collapse(text: str, whitespace: str = _WHITESPACE) -> str:
+    """``" ".join(text.split())`` (every run of whitespace one space, none at either end) with
+    C-speed passes only: each whitespace character present becomes a space, then double spaces
+    are halved until none is left (a run of n spaces takes log n passes)."""
+    if text.isascii():
+        for ch in _WHITESPACE[:9]:
+            if ch in text:
+                text = text.replace(ch, " ")
+    else:
+        for ch in whitespace:
+            if ch in text:
+                text = text.replace(ch, " ")
+    while "  " in text:
+        text = text.replace("  ", " ")
+    return text.strip(" ")
 
 
 def strip_invisible(text: str) -> str:
@@ -118,9 +175,9 @@ def strip_invisible(text: str) -> str:
     and spacing are kept."""
     if text.isascii():
         return text
-    removals = _tables().removals
+    tables = _tables()
     text = unicodedata.normalize("NFKD", text)
-    return text.translate(removals) if any(ord(ch) in removals for ch in _non_ascii(text)) else text
+    return _apply(text, tables.removable, tables.removal_strings, tables.removals)
 
 
 def strip_pattern(pattern: str) -> str:
@@ -142,11 +199,12 @@ def fold_text(text: str) -> str:
         text = text.replace("\u03f2", "c").replace("\u03f9", "c")
     tables = _tables()
     base = unicodedata.normalize("NFKD", text).casefold()
-    folded = _fold(base, tables)
+    folded = _apply(base, tables.foldable, tables.fold_strings, tables.folds)
     # Case folding can produce characters that decompose further: fold once more, so
     # normalising twice changes nothing.
     if not folded.isascii() and not unicodedata.is_normalized("NFKD", folded):
-        folded = _fold(unicodedata.normalize("NFKD", folded).casefold(), tables)
+        base = unicodedata.normalize("NFKD", folded).casefold()
+        folded = _apply(base, tables.foldable, tables.fold_strings, tables.folds)
     return folded
 
 
@@ -154,7 +212,13 @@ def normalize_text(text: str) -> str:
     """NFKD, marks and format characters removed, digits and dashes folded to ASCII, common
     Cyrillic/Greek look-alikes folded to Latin, case folded, every run of whitespace collapsed
     to one space. The whole text is returned."""
-    folded = fold_text(text)
-    if folded.isascii() and not any(run in folded for run in _ASCII_WHITESPACE_RUNS):
+    if text.isascii():
+        folded = text.lower()
+        if (
+            "  " in folded or "\n" in folded or "\t" in folded or "\r" in folded or "\x0b" in folded
+            or "\x0c" in folded or "\x1c" in folded or "\x1d" in folded or "\x1e" in folded
+            or "\x1f" in folded
+        ):  # fmt: skip
+            return _collapse(folded)
         return folded.strip()
-    return " ".join(folded.split())
+    return _collapse(fold_text(text), _WHITESPACE_AFTER_NFKD)
