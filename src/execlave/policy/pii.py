@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from array import array
 from collections.abc import Callable, Iterable, Iterator
+from functools import cache
 from itertools import accumulate
 from typing import Any, Literal, get_args
 
@@ -274,6 +275,37 @@ _RUN_VALIDATORS: dict[str, Callable[[str, int, int], Iterator[tuple[int, int]]]]
 }
 _MATCH_VALIDATORS: dict[str, Callable[[str], bool]] = {"ssn": _ssn_ok}
 _MASKS: dict[str, str] = {name: f"[{name.upper()}]" for name in _PATTERNS}
+
+
+def byte_matcher(compiled: Any) -> Callable[[bytes], bool]:
+    """Whether ``compiled`` (an RE2 pattern) matches anywhere in UTF-8 ``data``: the question most
+    checks end with (no match), asked of RE2 directly, without the wrapper's per-call generator,
+    encoding and offset translation (the caller encodes each text once per request)."""
+    raw = getattr(compiled, "_regexp", None)
+    anchor = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
+    if raw is None or anchor is None or not hasattr(raw, "Match"):  # another google-re2 layout
+        return lambda data: compiled.search(data) is not None
+    match = raw.Match
+
+    def found(data: bytes) -> bool:
+        return match(anchor, data, 0, len(data))[0][0] >= 0
+
+    return found
+
+
+def pii_alternation(types: frozenset[str]) -> str:
+    """One pattern matching every candidate of ``types`` (empty if there are none)."""
+    return "|".join(f"(?:{_PATTERNS[name]})" for name in PII_TYPES if name in types)
+
+
+@cache
+def any_pii_matcher(types: frozenset[str]) -> Callable[[bytes], bool]:
+    """Whether any candidate of ``types`` is in UTF-8 ``data`` (one combined pass; a text with no
+    candidate has no value of those types, checksums or not)."""
+    alternation = pii_alternation(types)
+    if not alternation:
+        return lambda data: False
+    return byte_matcher(re2.compile(alternation, _options()))
 
 
 def _spans_of(name: str, text: str) -> Iterator[tuple[int, int]]:
