@@ -167,14 +167,14 @@ class _Texts:
 
     def __init__(self, request: CheckRequest, screen: Callable[[bytes], bool] | None = None) -> None:
         self._request = request
+        self._input: str | None = None
+        self._input_utf8 = b""
         # True when one combined scan of every input check's patterns found nothing (so no input
         # check can find anything either); False when there is no such scan or it found something.
         self.input_clear = False
         if screen is not None and request.input:
             self._normalize_input()
             self.input_clear = not screen(self._input_utf8)
-        self._input: str | None = None
-        self._input_utf8 = b""
         self._outputs: list[tuple[ToolOutput, str, bytes]] | None = None
         self._args: list[tuple[ToolCall, str, bytes]] | None = None
         self._names: list[tuple[str, bytes]] | None = None

@@ -288,7 +288,7 @@ def byte_matcher(compiled: Any) -> Callable[[bytes], bool]:
     match = raw.Match
 
     def found(data: bytes) -> bool:
-        return match(anchor, data, 0, len(data))[0][0] >= 0
+        return bool(match(anchor, data, 0, len(data))[0][0] >= 0)
 
     return found
 
