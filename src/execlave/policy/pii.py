@@ -137,26 +137,41 @@ def _card_spans(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
 
 
 _NOT_MULTIPLE_OF_10 = bytes(0 if value % 10 == 0 else 1 for value in range(256))
+_MULTIPLE_OF_10 = bytes(1 if value % 10 == 0 else 0 for value in range(256))
 _NOT_GROUP_START = bytes.maketrans(b"02", b"\x01\x00")
 _MARKERS = bytes.maketrans(b"0123456789 -", b"000000000011")
 _VECTOR_MIN_GROUPS = 64
 
 
+_CUT_AFTER_SEPARATOR = bytes.maketrans(b"\x00\x02", b"\x01\x00")  # in digit space: 2 = starts a group
+_SEPARATOR_FLAGS = bytes.maketrans(b"0123456789 -", b"\x00" * 10 + b"\x01\x01")
+
+
+def _alternating(count: int, first: int) -> int:
+    """An integer whose byte lanes 0..count-1 are 0xFF at indices of parity ``first``, else 0."""
+    lanes = bytearray(count)
+    lanes[first::2] = b"\xff" * len(range(first, count, 2))
+    return int.from_bytes(lanes, "little")
+
+
 def _any_card_window(run: str, digits: bytes, first_ok: bool, last_ok: bool) -> bool:
     """Whether any window of whole groups with 13-19 digits passes Luhn, decided with whole-buffer
-    integer and bytes operations (no per-digit Python step): a pre-check for long runs of short
-    groups, so a run that holds no card costs a few passes over its bytes.
+    integer and bytes operations (no per-digit or per-group Python step), so a run costs a few
+    passes over its bytes whatever its shape. A group of more than 19 digits can be in no window,
+    so a run holding one needs no splitting.
 
     Each digit's Luhn contribution (doubled or not, per window-end parity) is one byte lane of a
     big integer; adding the integer shifted by 0..L-1 lanes sums every L-digit window at once
     (at most 19 x 9 = 171, so lanes never carry). A window counts where its sum is a multiple
-    of 10 and both of its ends fall between groups."""
+    of 10 and both of its ends fall between groups; a length no two cuts are apart is skipped."""
     n = len(digits)
-    # Group starts in digit index space: "0" for a digit, "1" for a separator; a separator and
-    # the digit after it become "2" (that digit starts a group).
-    marker = run.encode("ascii").translate(_MARKERS)
-    marker = marker.replace(b"10", b"2")
-    not_cut = bytes([not first_ok]) + marker[1:].translate(_NOT_GROUP_START) + bytes([not last_ok])
+    # Per digit: 1 if the character before it is a separator (it starts a group), built in
+    # character space (bit 0: is a separator, bit 1: the previous one is) with separators then
+    # deleted, which leaves digit space.
+    flags = int.from_bytes(run.encode("ascii").translate(_SEPARATOR_FLAGS), "little")
+    marks = ((flags | (flags << 9)).to_bytes(len(run) + 2, "little")[: len(run)]).translate(None, b"\x01\x03")
+    not_cut = bytes([not first_ok]) + marks[1:].translate(_CUT_AFTER_SEPARATOR) + bytes([not last_ok])
+    cuts = int.from_bytes(not_cut, "little") ^ int.from_bytes(b"\x01" * (n + 1), "little")  # 1 = cut
     plain = digits.translate(_DIGIT_VALUE)
     doubled = digits.translate(_DOUBLED_VALUE)
     lanes = []
@@ -165,6 +180,7 @@ def _any_card_window(run: str, digits: bytes, first_ok: bool, last_ok: bool) -> 
         weights[parity::2] = doubled[parity::2]
         lanes.append(int.from_bytes(weights, "little"))
     sums = list(lanes)
+    alternating = (_alternating(n, 0), _alternating(n, 1))
     for shift in range(1, 19):
         for parity in (0, 1):
             sums[parity] += lanes[parity] >> (8 * shift)
@@ -174,23 +190,23 @@ def _any_card_window(run: str, digits: bytes, first_ok: bool, last_ok: bool) -> 
         count = n - length + 1
         if count <= 0:
             break
-        flags = [sums[p].to_bytes(n + 1, "little")[:count].translate(_NOT_MULTIPLE_OF_10) for p in (0, 1)]
-        chosen = bytearray(flags[0])
+        both_cut = cuts & (cuts >> (8 * length)) & ((1 << (8 * count)) - 1)  # start and end are cuts
+        if not both_cut:
+            continue
         odd_start = (1 - length) % 2  # windows starting here end at an odd index
-        chosen[odd_start::2] = flags[1][odd_start::2]
-        combined = (
-            int.from_bytes(chosen, "little")
-            | int.from_bytes(not_cut[:count], "little")
-            | int.from_bytes(not_cut[length : length + count], "little")
-        )
-        if b"\x00" in combined.to_bytes(count, "little"):
+        zero = [
+            int.from_bytes(sums[p].to_bytes(n + 1, "little")[:count].translate(_MULTIPLE_OF_10), "little")
+            for p in (0, 1)
+        ]
+        chosen = (zero[0] & alternating[1 - odd_start]) | (zero[1] & alternating[odd_start])
+        if chosen & both_cut:
             return True
     return False
 
 
 def _segment_cards(run: str, start: int, first_ok: bool, last_ok: bool) -> Iterator[tuple[int, int]]:
     """Cards in ``run`` (digit groups of at most 19 digits, one separator between groups)."""
-    digits = run.replace(" ", "").replace("-", "").encode("ascii")
+    digits = run.encode("ascii").translate(None, b" -")
     if len(digits) < 13:
         return
     if len(run) - len(digits) >= _VECTOR_MIN_GROUPS and not _any_card_window(run, digits, first_ok, last_ok):
@@ -269,6 +285,12 @@ def _options() -> re2.Options:
 _SINGLE: dict[str, Any] = {name: re2.compile(pattern, _options()) for name, pattern in _PATTERNS.items()}
 # One combined pass answers the common question (is there any candidate at all?) in one scan.
 _ANY = re2.compile("|".join(f"(?:{pattern})" for pattern in _PATTERNS.values()), _options())
+_UNANCHORED = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
+_RAW_MATCH: dict[str, Any] = {
+    name: compiled._regexp.Match
+    for name, compiled in _SINGLE.items()
+    if _UNANCHORED is not None and hasattr(getattr(compiled, "_regexp", None), "Match")
+}
 _RUN_VALIDATORS: dict[str, Callable[[str, int, int], Iterator[tuple[int, int]]]] = {
     "credit_card": _card_spans,
     "iban": _iban_spans,
@@ -308,6 +330,55 @@ def any_pii_matcher(types: frozenset[str]) -> Callable[[bytes], bool]:
     return byte_matcher(re2.compile(alternation, _options()))
 
 
+def _card_in_run(text: str, start: int, end: int) -> bool:
+    """Whether :func:`_card_spans` finds a card in ``text[start:end]`` (without walking it)."""
+    run = text[start:end]
+    digits = run.encode("ascii").translate(None, b" -")
+    if len(digits) < 13:
+        return False
+    if len(run) - len(digits) < _VECTOR_MIN_GROUPS:  # a short run: the exact walk is cheaper
+        return next(_card_spans(text, start, end), None) is not None
+    first_ok = start == 0 or not _WORD.match(text[start - 1])
+    last_ok = end == len(text) or not _WORD.match(text[end])
+    return _any_card_window(run, digits, first_ok, last_ok)
+
+
+def _candidates(name: str, text: str, data: bytes) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of each match of ``name``'s pattern in ``text``; on ASCII text read from its
+    UTF-8 bytes ``data`` directly (same offsets, no offset translation by the wrapper)."""
+    if len(data) != len(text):
+        for m in _SINGLE[name].finditer(text):
+            yield m.start(), m.end()
+        return
+    match = _RAW_MATCH.get(name)
+    if match is None:
+        for m in _SINGLE[name].finditer(data):
+            yield m.start(), m.end()
+        return
+    pos, end = 0, len(data)
+    while pos <= end:
+        start, stop = match(_UNANCHORED, data, pos, end)[0]
+        if start < 0:
+            return
+        yield start, stop
+        pos = stop if stop > start else stop + 1
+
+
+def _found(name: str, text: str, data: bytes) -> bool:
+    """Whether :func:`_spans_of` yields anything."""
+    if name == "credit_card":
+        return any(_card_in_run(text, s, e) for s, e in _candidates(name, text, data))
+    run_check = _RUN_VALIDATORS.get(name)
+    match_check = _MATCH_VALIDATORS.get(name)
+    for s, e in _candidates(name, text, data):
+        if run_check is not None:
+            if next(run_check(text, s, e), None) is not None:
+                return True
+        elif match_check is None or match_check(text[s:e]):
+            return True
+    return False
+
+
 def _spans_of(name: str, text: str) -> Iterator[tuple[int, int]]:
     run_check = _RUN_VALIDATORS.get(name)
     match_check = _MATCH_VALIDATORS.get(name)
@@ -333,10 +404,13 @@ def find_pii(text: str, types: Iterable[str] = PII_TYPES) -> list[Span]:
 
 def detect_pii(text: str, types: Iterable[str] = PII_TYPES) -> list[str]:
     """The PII types found in ``text`` (already normalised), in the order of ``PII_TYPES``."""
-    if not text or _ANY.search(text) is None:
+    if not text:
         return []
-    wanted = set(types)
-    return [name for name in PII_TYPES if name in wanted and next(_spans_of(name, text), None) is not None]
+    wanted = frozenset(types)
+    data = text.encode()
+    if not any_pii_matcher(wanted)(data):
+        return []
+    return [name for name in PII_TYPES if name in wanted and _found(name, text, data)]
 
 
 def _merged(spans: list[Span]) -> list[Span]:
