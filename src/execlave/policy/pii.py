@@ -245,32 +245,147 @@ def _segment_cards(run: str, start: int, first_ok: bool, last_ok: bool) -> Itera
                 break
 
 
+_UNANCHORED = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
+
+
+def _byte_spans(compiled: Any, data: bytes) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of each match of an RE2 pattern in ``data`` (bytes offsets), asked of RE2
+    directly when the installed google-re2 allows it (no per-match wrapper objects)."""
+    raw = getattr(compiled, "_regexp", None)
+    if _UNANCHORED is None or raw is None or not hasattr(raw, "Match"):
+        for m in compiled.finditer(data):
+            yield m.start(), m.end()
+        return
+    match = raw.Match
+    pos, end = 0, len(data)
+    while pos <= end:
+        start, stop = match(_UNANCHORED, data, pos, end)[0]
+        if start < 0:
+            return
+        yield start, stop
+        pos = stop if stop > start else stop + 1
+
+
+def _latin1_options() -> re2.Options:
+    options = re2.Options()
+    options.encoding = re2.Options.Encoding.LATIN1
+    options.log_errors = False
+    return options
+
+
+def _interleaved(code: str) -> str:
+    """A pattern for a country code and two digits in the interleaved layout of
+    :func:`_iban_ascii_starts` (each character followed by its flag byte; the first flag must be 1)."""
+    return f"{code[0]}\\x01{code[1]}[\\x00\\x01][0-9][\\x00\\x01][0-9]"  # codes are two ASCII letters
+
+
+# Country codes grouped by IBAN length: one pattern per length finding a chunk start with one of
+# its codes and two digits (for the quick "which lengths occur at all" pass), and the same in the
+# interleaved layout (for the per-length pass).
+_IBAN_GROUPS: dict[int, list[str]] = {}
+for _code, _length in _IBAN_LENGTHS.items():
+    _IBAN_GROUPS.setdefault(_length, []).append(_code)
+_IBAN_GROUP_LENGTHS = sorted(_IBAN_GROUPS)
+_IBAN_GROUP_SET = re2._re2.Set(re2._re2.RE2.Anchor.UNANCHORED, _latin1_options())
+for _length in _IBAN_GROUP_LENGTHS:
+    _IBAN_GROUP_SET.Add(("(?:^| )(?:" + "|".join(_IBAN_GROUPS[_length]) + ")[0-9][0-9]").encode())
+_IBAN_GROUP_SET.Compile()
+_IBAN_INTERLEAVED = {
+    length: re2.compile(("|".join(_interleaved(c) for c in codes)).encode("latin-1"), _latin1_options())
+    for length, codes in _IBAN_GROUPS.items()
+}
+_IBAN_GROUP_PASSES = 4  # above this many lengths present, candidates are tried one by one
+_SPACE_FLAG = bytes.maketrans(bytes(range(256)), bytes(1 if b == 0x20 else 0 for b in range(256)))
+_START_FLAG = bytes.maketrans(b"\x00\x02", b"\x00\x01")
+_IBAN_START_RE2 = re2.compile(r"(?:^| )(?:" + "|".join(_IBAN_LENGTHS) + r")\d\d")
+
+
+def _iban_ascii_starts(run: str) -> list[tuple[int, str]] | None:
+    """``(position, country code)`` of every chunk start of the ASCII ``run`` holding a registry
+    code and two digits *and* followed, that code's length of non-space characters on, by a
+    chunk boundary (a necessary condition of :func:`_iban_spans`), in run order; found with
+    whole-buffer operations and one RE2 pass per IBAN length that occurs. None when too many
+    lengths occur (the caller tries candidates one by one)."""
+    data = run.encode()
+    present = _IBAN_GROUP_SET.Match(data)
+    if not present:
+        return []
+    if len(present) > _IBAN_GROUP_PASSES:
+        return None
+    # Per compact index (spaces removed): 1 where a chunk starts (or, at the end, the run ends).
+    spaces = int.from_bytes(data.translate(_SPACE_FLAG), "little")
+    after_space = ((spaces | (spaces << 9)).to_bytes(len(data) + 2, "little")[: len(data)]).translate(
+        None, b"\x01\x03"
+    )
+    compact = data.translate(None, b" ")
+    size = len(compact)
+    bounds_bytes = b"\x01" + after_space[1:].translate(_START_FLAG) + b"\x01"
+    bounds = int.from_bytes(bounds_bytes, "little")
+    ones = int.from_bytes(b"\x01" * size, "little")
+    wide = int.from_bytes(compact.decode("latin-1").encode("utf-16-le"), "little")
+    found: list[tuple[int, str]] = []
+    for index in present:
+        length = _IBAN_GROUP_LENGTHS[index]
+        valid = bounds & (bounds >> (8 * length)) & ones  # a chunk starts at c and ends at c + length
+        if not valid:
+            continue
+        flags = int.from_bytes(valid.to_bytes(size, "little").decode("latin-1").encode("utf-16-le"), "little")
+        layout = (wide | (flags << 8)).to_bytes(2 * size, "little")
+        found.extend((start // 2, "") for start, _ in _byte_spans(_IBAN_INTERLEAVED[length], layout))
+    found.sort()
+    starts: list[tuple[int, str]] = []
+    counted, skipped = 0, 0  # spaces before compact index c = chunk starts after a space up to c
+    for c, _ in found:
+        skipped += bounds_bytes.count(1, counted + 1, c + 1)
+        counted = c
+        pos = c + skipped
+        starts.append((pos, run[pos : pos + 2]))
+    return starts
+
+
+def _iban_starts(run: str) -> Iterator[tuple[int, str]]:
+    """``(position, country code)`` of each chunk of ``run`` that starts with a registry country
+    code and two digits, in run order (on ASCII runs, only those that end on a chunk boundary)."""
+    if run.isascii():
+        starts = _iban_ascii_starts(run)
+        if starts is not None:
+            yield from starts
+            return
+        data = run.encode()
+        for start, _ in _byte_spans(_IBAN_START_RE2, data):
+            if data[start] == 0x20:  # the space before the chunk
+                start += 1
+            yield start, run[start : start + 2]
+        return
+    for match in _IBAN_START.finditer(run):
+        yield match.start(), match.group(1)
+
+
 def _iban_spans(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
     """IBANs in the candidate ``text[start:end]``: every sub-run of its space-delimited chunks
     that starts with a registry country code and check digits, has that country's length and
     passes mod-97 (a short word after it, or a code-like word before it, does not hide it)."""
     run = text[start:end]
     floor = 0
-    for match in _IBAN_START.finditer(run):
-        pos = match.start()
+    for pos, country in _iban_starts(run):
         if pos < floor:
             continue
-        length = _IBAN_LENGTHS[match.group(1)]
+        length = _IBAN_LENGTHS[country]
         window = run[pos : pos + length + length // 4 + 2]  # at most one space per 4 characters
         compact = window.replace(" ", "")
         if len(compact) < length:
-            continue
-        bban = compact[4:length]
-        if bban.isdigit():  # most countries: digits only, so one int() and no per-letter work
-            if int(bban + _COUNTRY_DIGITS[match.group(1)] + compact[2:4]) % 97 != 1:
-                continue
-        elif not iban_valid(compact[:length]):
             continue
         k = length  # the window index just after ``length`` non-space characters
         while window[:k].count(" ") + length != k:
             k = length + window[:k].count(" ")
         if pos + k < len(run) and run[pos + k] != " ":
             continue  # it must end between chunks
+        bban = compact[4:length]
+        if bban.isdigit():  # most countries: digits only, so one int() and no per-letter work
+            if int(bban + _COUNTRY_DIGITS[country] + compact[2:4]) % 97 != 1:
+                continue
+        elif not iban_valid(compact[:length]):
+            continue
         yield start + pos, start + pos + k
         floor = pos + k
 
@@ -285,12 +400,6 @@ def _options() -> re2.Options:
 _SINGLE: dict[str, Any] = {name: re2.compile(pattern, _options()) for name, pattern in _PATTERNS.items()}
 # One combined pass answers the common question (is there any candidate at all?) in one scan.
 _ANY = re2.compile("|".join(f"(?:{pattern})" for pattern in _PATTERNS.values()), _options())
-_UNANCHORED = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
-_RAW_MATCH: dict[str, Any] = {
-    name: compiled._regexp.Match
-    for name, compiled in _SINGLE.items()
-    if _UNANCHORED is not None and hasattr(getattr(compiled, "_regexp", None), "Match")
-}
 _RUN_VALIDATORS: dict[str, Callable[[str, int, int], Iterator[tuple[int, int]]]] = {
     "credit_card": _card_spans,
     "iban": _iban_spans,
@@ -350,18 +459,7 @@ def _candidates(name: str, text: str, data: bytes) -> Iterator[tuple[int, int]]:
         for m in _SINGLE[name].finditer(text):
             yield m.start(), m.end()
         return
-    match = _RAW_MATCH.get(name)
-    if match is None:
-        for m in _SINGLE[name].finditer(data):
-            yield m.start(), m.end()
-        return
-    pos, end = 0, len(data)
-    while pos <= end:
-        start, stop = match(_UNANCHORED, data, pos, end)[0]
-        if start < 0:
-            return
-        yield start, stop
-        pos = stop if stop > start else stop + 1
+    yield from _byte_spans(_SINGLE[name], data)
 
 
 def _found(name: str, text: str, data: bytes) -> bool:
