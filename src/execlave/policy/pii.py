@@ -147,6 +147,14 @@ _CUT_AFTER_SEPARATOR = bytes.maketrans(b"\x00\x02", b"\x01\x00")  # in digit spa
 _SEPARATOR_FLAGS = bytes.maketrans(b"0123456789 -", b"\x00" * 10 + b"\x01\x01")
 
 
+# Window widths built from two smaller ones (width: (a, b) means a-digit windows plus b-digit
+# windows a lanes on), each 13-19 from the powers of two: 11 additions per parity, not 18.
+_WINDOW_PLAN: dict[int, tuple[int, int]] = {
+    2: (1, 1), 4: (2, 2), 8: (4, 4), 12: (8, 4), 13: (12, 1), 14: (12, 2), 15: (14, 1),
+    16: (8, 8), 17: (16, 1), 18: (16, 2), 19: (18, 1),
+}  # fmt: skip
+
+
 def _alternating(count: int, first: int) -> int:
     """An integer whose byte lanes 0..count-1 are 0xFF at indices of parity ``first``, else 0."""
     lanes = bytearray(count)
@@ -170,8 +178,8 @@ def _any_card_window(run: str, digits: bytes, first_ok: bool, last_ok: bool) -> 
     # deleted, which leaves digit space.
     flags = int.from_bytes(run.encode("ascii").translate(_SEPARATOR_FLAGS), "little")
     marks = ((flags | (flags << 9)).to_bytes(len(run) + 2, "little")[: len(run)]).translate(None, b"\x01\x03")
-    not_cut = bytes([not first_ok]) + marks[1:].translate(_CUT_AFTER_SEPARATOR) + bytes([not last_ok])
-    cuts = int.from_bytes(not_cut, "little") ^ int.from_bytes(b"\x01" * (n + 1), "little")  # 1 = cut
+    cut = bytes([first_ok]) + marks[1:].translate(_START_FLAG) + bytes([last_ok])
+    cuts = int.from_bytes(cut, "little")  # lane j: 1 where a window may start or end before digit j
     plain = digits.translate(_DIGIT_VALUE)
     doubled = digits.translate(_DOUBLED_VALUE)
     lanes = []
@@ -179,27 +187,33 @@ def _any_card_window(run: str, digits: bytes, first_ok: bool, last_ok: bool) -> 
         weights = bytearray(plain)
         weights[parity::2] = doubled[parity::2]
         lanes.append(int.from_bytes(weights, "little"))
-    sums = list(lanes)
-    alternating = (_alternating(n, 0), _alternating(n, 1))
-    for shift in range(1, 19):
-        for parity in (0, 1):
-            sums[parity] += lanes[parity] >> (8 * shift)
-        length = shift + 1
-        if length < 13:
-            continue
+    # Window sums by doubling, only the widths needed: sums[p][w] sums windows of w digits
+    # (lane i: digits i .. i+w-1).
+    sums: tuple[dict[int, int], dict[int, int]] = ({1: lanes[0]}, {1: lanes[1]})
+
+    def window_sums(p: int, width: int) -> int:
+        by_width = sums[p]
+        if width not in by_width:
+            a, b = _WINDOW_PLAN[width]
+            by_width[width] = window_sums(p, a) + (window_sums(p, b) >> (8 * a))
+        return by_width[width]
+
+    alternating = (_alternating(n + 1, 0), _alternating(n + 1, 1))
+    for length in range(13, 20):
         count = n - length + 1
         if count <= 0:
             break
-        both_cut = cuts & (cuts >> (8 * length)) & ((1 << (8 * count)) - 1)  # start and end are cuts
+        both_cut = cuts & (cuts >> (8 * length))  # start and end are cuts (count lanes at most)
         if not both_cut:
             continue
         odd_start = (1 - length) % 2  # windows starting here end at an odd index
-        zero = [
-            int.from_bytes(sums[p].to_bytes(n + 1, "little")[:count].translate(_MULTIPLE_OF_10), "little")
-            for p in (0, 1)
-        ]
-        chosen = (zero[0] & alternating[1 - odd_start]) | (zero[1] & alternating[odd_start])
-        if chosen & both_cut:
+        # Each window's sum under its own doubling (by the parity of its end), then one pass
+        # marks the multiples of 10.
+        chosen = (window_sums(0, length) & alternating[1 - odd_start]) | (
+            window_sums(1, length) & alternating[odd_start]
+        )
+        zero = int.from_bytes(chosen.to_bytes(n + 1, "little").translate(_MULTIPLE_OF_10), "little")
+        if zero & both_cut:
             return True
     return False
 
