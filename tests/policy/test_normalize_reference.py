@@ -13,6 +13,7 @@ from execlave.policy.normalize import (
     _CONFUSABLES,
     _WHITESPACE,
     normalize_text,
+    normalize_utf8,
     strip_invisible,
 )
 
@@ -75,7 +76,9 @@ _TEXTS = st.one_of(
 @settings(max_examples=3000, deadline=None)
 @given(_TEXTS)
 def test_normalize_text_equals_the_reference(text):
-    assert normalize_text(text) == reference_normalize(text)
+    expected = reference_normalize(text)
+    assert normalize_text(text) == expected
+    assert normalize_utf8(text) == (expected, expected.encode())
 
 
 @settings(max_examples=1000, deadline=None)

@@ -20,7 +20,7 @@ from typing import Any
 import re2
 
 from ..errors import AgentPausedError
-from .normalize import normalize_text, strip_invisible, strip_pattern
+from .normalize import normalize_utf8, strip_invisible, strip_pattern
 from .pii import any_pii_matcher, byte_matcher, detect_pii, mask_normalized, mask_pii, pii_alternation
 from .schema import (
     RULE_MODELS,
@@ -181,8 +181,10 @@ class _Texts:
 
     def _normalize_input(self) -> None:
         raw = self._request.input
-        self._input = normalize_text(_with_decoded_escapes(raw)) if raw else ""
-        self._input_utf8 = self._input.encode()
+        if raw:
+            self._input, self._input_utf8 = normalize_utf8(_with_decoded_escapes(raw))
+        else:
+            self._input = ""
 
     @property
     def input(self) -> str:
@@ -202,8 +204,7 @@ class _Texts:
             self._outputs = []
             for o in self._request.tool_outputs:
                 if o.content:
-                    text = normalize_text(_with_decoded_escapes(o.content))
-                    self._outputs.append((o, text, text.encode()))
+                    self._outputs.append((o, *normalize_utf8(_with_decoded_escapes(o.content))))
         return self._outputs
 
     @property
@@ -211,8 +212,7 @@ class _Texts:
         if self._args is None:
             self._args = []
             for c in self._request.tool_calls:
-                text = normalize_text(_argument_text(c.arguments))
-                self._args.append((c, text, text.encode()))
+                self._args.append((c, *normalize_utf8(_argument_text(c.arguments))))
         return self._args
 
     @property
@@ -221,8 +221,7 @@ class _Texts:
         if self._names is None:
             self._names = []
             for c in self._request.tool_calls:
-                text = normalize_text(c.name.replace("_", " ")) if c.name else ""
-                self._names.append((text, text.encode()))
+                self._names.append(normalize_utf8(c.name.replace("_", " ")) if c.name else ("", b""))
         return self._names
 
 

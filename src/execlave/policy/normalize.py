@@ -208,6 +208,130 @@ def fold_text(text: str) -> str:
     return folded
 
 
+# -- per-character path --------------------------------------------------------------------------
+#
+# Decomposition, case folding and the fold table act character by character, except that NFKD
+# puts runs of combining characters (canonical class > 0) in canonical order and a second round
+# runs when case folding leaves something to decompose. A character is *context-free* when every
+# combining character of its decomposition folds away and what it folds to is decomposed already
+# and holds no combining character: then reordering moves only characters that vanish, no second
+# round is triggered, and the text folds to the concatenation of its characters' folds (ASCII:
+# lower case). Texts whose non-ASCII characters are few and all context-free take this path:
+# each distinct character is folded once (and remembered), then replaced throughout the UTF-8
+# text with one bytes.replace. tests/policy/test_normalize_reference.py checks it against a
+# plain per-character implementation of the rules.
+
+_CHAR_FOLDS: dict[str, bytes | None] = {}
+_CHAR_FOLDS_MAX = 4096  # remembered characters (cleared when full: memory stays bounded)
+_PER_CHAR_DISTINCT = 256  # at most this many distinct non-ASCII characters per text
+_ASCII_BYTES = bytes(range(0x80))
+# ASCII letters lowered, ASCII whitespace made a space (collapsing treats all whitespace alike).
+_ASCII_FOLD = bytes.maketrans(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f", b"abcdefghijklmnopqrstuvwxyz" + b" " * 9
+)
+
+
+def _char_fold(ch: str) -> bytes | None:
+    """The UTF-8 fold of one non-ASCII character, whitespace as spaces, if it is context-free."""
+    try:
+        return _CHAR_FOLDS[ch]
+    except KeyError:
+        pass
+    tables = _tables()
+    fold = tables.fold_strings
+    decomposed = unicodedata.normalize("NFKD", "c" if ch in "\u03f2\u03f9" else ch)
+    result: bytes | None = None
+    if all(
+        unicodedata.combining(d) == 0 or not _apply(d.casefold(), tables.foldable, fold, tables.folds)
+        for d in decomposed
+    ):
+        folded = fold_text(ch)
+        if unicodedata.is_normalized("NFKD", folded) and not any(map(unicodedata.combining, folded)):
+            spaced = "".join(" " if c.isspace() else c for c in folded)
+            result = spaced.encode("utf-8")
+    if len(_CHAR_FOLDS) >= _CHAR_FOLDS_MAX:
+        _CHAR_FOLDS.clear()
+    _CHAR_FOLDS[ch] = result
+    return result
+
+
+_PEEL_DISTINCT = 16  # distinct characters found by peeling; more are found with one set()
+
+
+def _distinct_utf8(others: bytes) -> list[bytes] | None:
+    """The distinct characters of ``others`` (UTF-8 of non-ASCII characters only), each as
+    UTF-8; None if there are more than ``_PER_CHAR_DISTINCT``. The first few are peeled off
+    (the leading character's bytes, then every copy of them removed: C-speed passes over a
+    shrinking buffer), the rest found with one set()."""
+    found: list[bytes] = []
+    while others:
+        if len(found) == _PEEL_DISTINCT:
+            rest = {ch.encode("utf-8", "surrogatepass") for ch in others.decode("utf-8", "surrogatepass")}
+            if len(found) + len(rest) > _PER_CHAR_DISTINCT:
+                return None
+            return found + list(rest)
+        lead = others[0]
+        encoded = others[: 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4]
+        found.append(encoded)
+        others = others.replace(encoded, b"")
+    return found
+
+
+def _utf8_fold(encoded: bytes) -> bytes | None:
+    """:func:`_char_fold` of one character given as UTF-8."""
+    try:
+        return _UTF8_FOLDS[encoded]
+    except KeyError:
+        pass
+    folded = _char_fold(encoded.decode("utf-8", "surrogatepass"))
+    if len(_UTF8_FOLDS) >= _CHAR_FOLDS_MAX:
+        _UTF8_FOLDS.clear()
+    _UTF8_FOLDS[encoded] = folded
+    return folded
+
+
+_UTF8_FOLDS: dict[bytes, bytes | None] = {}
+
+
+def _normalize_per_char(text: str) -> bytes | None:
+    """The UTF-8 of :func:`normalize_text` for a text with few non-ASCII characters, all
+    context-free; None for any other text."""
+    raw = text.encode("utf-8", "surrogatepass")
+    others = raw.translate(None, _ASCII_BYTES)
+    if len(others) * 4 > len(raw) and len(others) > 256:  # mostly non-ASCII: the whole-text path
+        return None
+    distinct = _distinct_utf8(others)
+    if distinct is None:
+        return None
+    changes = []
+    for encoded in distinct:
+        folded = _utf8_fold(encoded)
+        if folded is None:
+            return None
+        if folded != encoded:
+            changes.append((encoded, folded))
+    if changes:  # str.replace of one character is a memchr-speed pass; bytes.replace is not
+        for encoded, folded in changes:
+            text = text.replace(encoded.decode("utf-8", "surrogatepass"), folded.decode("utf-8"))
+        raw = text.encode("utf-8")
+    data = raw.translate(_ASCII_FOLD)
+    while b"  " in data:
+        data = data.replace(b"  ", b" ")
+    return data.strip(b" ")
+
+
+def normalize_utf8(text: str) -> tuple[str, bytes]:
+    """:func:`normalize_text` and its UTF-8 (what RE2 scans), each computed once."""
+    if text.isascii():
+        folded = normalize_text(text)
+        return folded, folded.encode()
+    fast = _normalize_per_char(text)
+    if fast is not None:
+        return fast.decode("utf-8"), fast
+    folded = _collapse(fold_text(text), _WHITESPACE_AFTER_NFKD)
+    return folded, folded.encode()
+
+
 def normalize_text(text: str) -> str:
     """NFKD, marks and format characters removed, digits and dashes folded to ASCII, common
     Cyrillic/Greek look-alikes folded to Latin, case folded, every run of whitespace collapsed
@@ -221,4 +345,5 @@ def normalize_text(text: str) -> str:
         ):  # fmt: skip
             return _collapse(folded)
         return folded.strip()
-    return _collapse(fold_text(text), _WHITESPACE_AFTER_NFKD)
+    fast = _normalize_per_char(text)
+    return fast.decode("utf-8") if fast is not None else _collapse(fold_text(text), _WHITESPACE_AFTER_NFKD)
