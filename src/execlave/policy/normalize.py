@@ -85,6 +85,17 @@ class _Tables:
         self.removal_strings = {chr(code): value or "" for code, value in self.removals.items()}
         self.foldable = _finders(folds)
         self.removable = _finders(self.removals)
+        # The same characters grouped by what they become: one pass per group replaces many
+        # distinct characters at once (used when a text holds more than _PEELS of them).
+        self.fold_groups = _groups(folds)
+        self.removal_groups = _groups(self.removals)
+
+
+def _groups(table: dict[int, str | None]) -> dict[str, tuple[re.Pattern[str], re.Pattern[str]]]:
+    by_value: dict[str, list[int]] = {}
+    for code, value in table.items():
+        by_value.setdefault(value or "", []).append(code)
+    return {value: _finders(codes) for value, codes in by_value.items()}
 
 
 # Any character outside the Basic Multilingual Plane.
@@ -102,8 +113,11 @@ def _finders(codes: Iterable[int]) -> tuple[re.Pattern[str], re.Pattern[str]]:
 
 
 def _char_class(codes: Iterable[int]) -> str:
-    """A regular-expression character class of ``codes`` (as ranges, in escapes)."""
+    """A regular-expression character class of ``codes`` (as ranges, in escapes); one that
+    matches nothing if there are none."""
     ordered = sorted(codes)
+    if not ordered:
+        return "(?!)"
     ranges: list[list[int]] = []
     for code in ordered:
         if ranges and ranges[-1][1] == code - 1:
@@ -124,30 +138,36 @@ _WHITESPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0\u1680" + "".join(map(chr, 
 _WHITESPACE += "\u2028\u2029\u202f\u205f\u3000"
 # What of it can be left after NFKD (which makes every other space a plain one).
 _WHITESPACE_AFTER_NFKD = _WHITESPACE[:9] + "\x85\u1680\u2028\u2029"
-_PEELS = 24  # distinct characters replaced one by one; a text with more is translated in one pass
+_PEELS = 40  # distinct characters replaced one by one (removals: 8); then one pass per group
+_REMOVAL_PEELS = 8
 
 
 def _apply(
     text: str,
     finders: tuple[re.Pattern[str], re.Pattern[str]],
     values: dict[str, str],
-    table: dict[int, str | None],
+    groups: dict[str, tuple[re.Pattern[str], re.Pattern[str]]],
 ) -> str:
     """``text`` with every character the finders find replaced by its value. Linear: each
     distinct character is replaced throughout with one ``str.replace`` (C speed; the search
     resumes where it stopped, since no value is itself one to replace), up to ``_PEELS`` of
-    them; a text with more distinct characters to replace has its rest translated in one pass."""
+    them; past that, every character of the found one's group (all that share its value) is
+    replaced in one ``re`` pass, so a text costs at most one pass per group."""
     bmp, astral = finders
-    for found in (bmp, astral) if _ASTRAL.search(text) else (bmp,):
+    for plane, found in enumerate((bmp, astral) if _ASTRAL.search(text) else (bmp,)):
         match = found.search(text)
         peels = 0
         while match is not None:
             pos = match.start()
-            if peels == _PEELS:
-                return text.translate(table)  # what is replaced already stays as it is
             ch = match.group()
-            text = text.replace(ch, values[ch])
-            peels += 1
+            value = values[ch]
+            # Removals (marks, format characters) come in many kinds at once in some scripts:
+            # past a few of them, the rest go in one pass.
+            if peels < (_REMOVAL_PEELS if not value else _PEELS):
+                text = text.replace(ch, value)
+                peels += 1
+            else:
+                text = groups[value][plane].sub(value, text)  # values hold no backslash
             match = found.search(text, pos)
     return text
 
@@ -177,7 +197,7 @@ def strip_invisible(text: str) -> str:
         return text
     tables = _tables()
     text = unicodedata.normalize("NFKD", text)
-    return _apply(text, tables.removable, tables.removal_strings, tables.removals)
+    return _apply(text, tables.removable, tables.removal_strings, tables.removal_groups)
 
 
 def strip_pattern(pattern: str) -> str:
@@ -199,12 +219,12 @@ def fold_text(text: str) -> str:
         text = text.replace("\u03f2", "c").replace("\u03f9", "c")
     tables = _tables()
     base = unicodedata.normalize("NFKD", text).casefold()
-    folded = _apply(base, tables.foldable, tables.fold_strings, tables.folds)
+    folded = _apply(base, tables.foldable, tables.fold_strings, tables.fold_groups)
     # Case folding can produce characters that decompose further: fold once more, so
     # normalising twice changes nothing.
     if not folded.isascii() and not unicodedata.is_normalized("NFKD", folded):
         base = unicodedata.normalize("NFKD", folded).casefold()
-        folded = _apply(base, tables.foldable, tables.fold_strings, tables.folds)
+        folded = _apply(base, tables.foldable, tables.fold_strings, tables.fold_groups)
     return folded
 
 
@@ -242,7 +262,7 @@ def _char_fold(ch: str) -> bytes | None:
     decomposed = unicodedata.normalize("NFKD", "c" if ch in "\u03f2\u03f9" else ch)
     result: bytes | None = None
     if all(
-        unicodedata.combining(d) == 0 or not _apply(d.casefold(), tables.foldable, fold, tables.folds)
+        unicodedata.combining(d) == 0 or not _apply(d.casefold(), tables.foldable, fold, tables.fold_groups)
         for d in decomposed
     ):
         folded = fold_text(ch)
