@@ -155,13 +155,6 @@ _WINDOW_PLAN: dict[int, tuple[int, int]] = {
 }  # fmt: skip
 
 
-def _alternating(count: int, first: int) -> int:
-    """An integer whose byte lanes 0..count-1 are 0xFF at indices of parity ``first``, else 0."""
-    lanes = bytearray(count)
-    lanes[first::2] = b"\xff" * len(range(first, count, 2))
-    return int.from_bytes(lanes, "little")
-
-
 def _any_card_window(run: str, digits: bytes, first_ok: bool, last_ok: bool) -> bool:
     """Whether any window of whole groups with 13-19 digits passes Luhn, decided with whole-buffer
     integer and bytes operations (no per-digit or per-group Python step), so a run costs a few
@@ -180,13 +173,15 @@ def _any_card_window(run: str, digits: bytes, first_ok: bool, last_ok: bool) -> 
     marks = ((flags | (flags << 9)).to_bytes(len(run) + 2, "little")[: len(run)]).translate(None, b"\x01\x03")
     cut = bytes([first_ok]) + marks[1:].translate(_START_FLAG) + bytes([last_ok])
     cuts = int.from_bytes(cut, "little")  # lane j: 1 where a window may start or end before digit j
-    plain = digits.translate(_DIGIT_VALUE)
-    doubled = digits.translate(_DOUBLED_VALUE)
-    lanes = []
-    for parity in (0, 1):  # doubled at indices of the window end's parity
-        weights = bytearray(plain)
-        weights[parity::2] = doubled[parity::2]
-        lanes.append(int.from_bytes(weights, "little"))
+    # Byte lanes 0xFF at even / odd digit indices (one more lane than digits: window ends).
+    alternating = (
+        int.from_bytes((b"\xff\x00" * (n // 2 + 1))[: n + 1], "little"),
+        int.from_bytes((b"\x00\xff" * (n // 2 + 1))[: n + 1], "little"),
+    )
+    plain = int.from_bytes(digits.translate(_DIGIT_VALUE), "little")
+    doubled = int.from_bytes(digits.translate(_DOUBLED_VALUE), "little")
+    # doubled at indices of the window end's parity
+    lanes = [(doubled & alternating[p]) | (plain & alternating[1 - p]) for p in (0, 1)]
     # Window sums by doubling, only the widths needed: sums[p][w] sums windows of w digits
     # (lane i: digits i .. i+w-1).
     sums: tuple[dict[int, int], dict[int, int]] = ({1: lanes[0]}, {1: lanes[1]})
@@ -198,7 +193,6 @@ def _any_card_window(run: str, digits: bytes, first_ok: bool, last_ok: bool) -> 
             by_width[width] = window_sums(p, a) + (window_sums(p, b) >> (8 * a))
         return by_width[width]
 
-    alternating = (_alternating(n + 1, 0), _alternating(n + 1, 1))
     for length in range(13, 20):
         count = n - length + 1
         if count <= 0:
