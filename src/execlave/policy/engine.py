@@ -131,7 +131,10 @@ def _argument_text(arguments: Any) -> str:
         return _with_decoded_escapes(arguments)
     if type(arguments) is dict:  # the common shape: flat, string values (same text as the walk)
         values = list(arguments.values())
-        if all(type(value) is str for value in values):
+        for value in values:
+            if type(value) is not str:
+                break
+        else:
             values.reverse()
             return "\n".join([*map(str, arguments), *values])
     parts: list[str] = []
@@ -339,7 +342,7 @@ class _InjectionPolicy(_Compiled):
                         excerpt=_excerpt(texts.input, start, end),
                     )
                 )
-        if self.scan_output:
+        if self.scan_output and request.tool_outputs:
             for output, text, utf8 in texts.outputs:
                 hit = self._first_hit(text, utf8)
                 if hit is not None:
@@ -377,8 +380,9 @@ class _PiiPolicy(_Compiled):
         for (call, text, utf8), (name_text, name_utf8) in zip(texts.arguments, texts.names, strict=True):
             # The name is model-chosen text that is exported and shown: checked like arguments
             # (underscores read as spaces, so ``pay_4111...`` is not one word).
-            in_name = self._detect(name_text, name_utf8)
-            found = self._detect(text, utf8)
+            any_candidate, types = self.any_candidate, self.types
+            in_name = detect_pii(name_text, types) if name_utf8 and any_candidate(name_utf8) else []
+            found = detect_pii(text, types) if utf8 and any_candidate(utf8) else []
             name = _shown_name(call.name) if in_name else call.name
             if in_name:
                 out.append(

@@ -342,9 +342,13 @@ def _normalize_per_char(text: str) -> bytes | None:
 
 def normalize_utf8(text: str) -> tuple[str, bytes]:
     """:func:`normalize_text` and its UTF-8 (what RE2 scans), each computed once."""
-    if text.isascii():
-        folded = normalize_text(text)
-        return folded, folded.encode()
+    if text.isascii():  # lower case and whitespace in one bytes pass
+        data = text.encode().translate(_ASCII_FOLD)
+        if b"  " in data:
+            while b"  " in data:
+                data = data.replace(b"  ", b" ")
+        data = data.strip(b" ")
+        return data.decode(), data
     fast = _normalize_per_char(text)
     if fast is not None:
         return fast.decode("utf-8"), fast
