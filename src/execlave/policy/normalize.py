@@ -278,18 +278,31 @@ def _char_fold(ch: str) -> bytes | None:
 _PEEL_DISTINCT = 16  # distinct characters found by peeling; more are found with one set()
 
 
+_SET_MAX_BYTES = 65_536  # non-ASCII bytes left after peeling that one set() may still take
+
+
 def _distinct_utf8(others: bytes) -> list[bytes] | None:
     """The distinct characters of ``others`` (UTF-8 of non-ASCII characters only), each as
-    UTF-8; None if there are more than ``_PER_CHAR_DISTINCT``. The first few are peeled off
-    (the leading character's bytes, then every copy of them removed: C-speed passes over a
-    shrinking buffer), the rest found with one set()."""
+    UTF-8; None if there are more than ``_PER_CHAR_DISTINCT``, or too many to find cheaply. The
+    first few are peeled off (the leading character's bytes, then every copy of them removed:
+    C-speed passes over a shrinking buffer; fewer on a large buffer), the rest, if small, found
+    with one set()."""
     found: list[bytes] = []
+    peels = _PEEL_DISTINCT
+    if len(others) > _SET_MAX_BYTES:
+        # A large buffer is worth peeling only if its start already shows few kinds of character
+        # (this only picks the path: the result is the same either way).
+        if len(set(others[:4096].decode("utf-8", "ignore"))) > _PEEL_DISTINCT // 4:
+            return None
+        peels = _PEEL_DISTINCT // 2
     while others:
-        if len(found) == _PEEL_DISTINCT:
-            rest = {ch.encode("utf-8", "surrogatepass") for ch in others.decode("utf-8", "surrogatepass")}
+        if len(found) == peels:
+            if len(others) > _SET_MAX_BYTES:
+                return None
+            rest = set(others.decode("utf-8", "surrogatepass"))
             if len(found) + len(rest) > _PER_CHAR_DISTINCT:
                 return None
-            return found + list(rest)
+            return found + [ch.encode("utf-8", "surrogatepass") for ch in rest]
         lead = others[0]
         encoded = others[: 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4]
         found.append(encoded)
@@ -318,8 +331,6 @@ def _normalize_per_char(text: str) -> bytes | None:
     context-free; None for any other text."""
     raw = text.encode("utf-8", "surrogatepass")
     others = raw.translate(None, _ASCII_BYTES)
-    if len(others) * 4 > len(raw) and len(others) > 256:  # mostly non-ASCII: the whole-text path
-        return None
     distinct = _distinct_utf8(others)
     if distinct is None:
         return None

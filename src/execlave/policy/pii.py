@@ -147,12 +147,9 @@ _CUT_AFTER_SEPARATOR = bytes.maketrans(b"\x00\x02", b"\x01\x00")  # in digit spa
 _SEPARATOR_FLAGS = bytes.maketrans(b"0123456789 -", b"\x00" * 10 + b"\x01\x01")
 
 
-# Window widths built from two smaller ones (width: (a, b) means a-digit windows plus b-digit
-# windows a lanes on), each 13-19 from the powers of two: 11 additions per parity, not 18.
-_WINDOW_PLAN: dict[int, tuple[int, int]] = {
-    2: (1, 1), 4: (2, 2), 8: (4, 4), 12: (8, 4), 13: (12, 1), 14: (12, 2), 15: (14, 1),
-    16: (8, 8), 17: (16, 1), 18: (16, 2), 19: (18, 1),
-}  # fmt: skip
+# Pair counts built from two smaller ones (count: (a, b) means a pairs plus b pairs 2a lanes on):
+# the 6-9 pairs of 12-19-digit windows from the powers of two.
+_PAIR_PLAN: dict[int, tuple[int, int]] = {2: (1, 1), 4: (2, 2), 6: (4, 2), 7: (6, 1), 8: (4, 4), 9: (8, 1)}
 
 
 def _any_card_window(run: str, digits: bytes, first_ok: bool, last_ok: bool) -> bool:
@@ -161,9 +158,9 @@ def _any_card_window(run: str, digits: bytes, first_ok: bool, last_ok: bool) -> 
     passes over its bytes whatever its shape. A group of more than 19 digits can be in no window,
     so a run holding one needs no splitting.
 
-    Each digit's Luhn contribution (doubled or not, per window-end parity) is one byte lane of a
-    big integer; adding the integer shifted by 0..L-1 lanes sums every L-digit window at once
-    (at most 19 x 9 = 171, so lanes never carry). A window counts where its sum is a multiple
+    Each digit's Luhn contribution (doubled or not, by its offset in the window) is one byte lane
+    of a big integer; adding shifted copies sums every L-digit window at once (at most
+    19 x 9 = 171, so lanes never carry). A window counts where its sum is a multiple
     of 10 and both of its ends fall between groups; a length no two cuts are apart is skipped."""
     n = len(digits)
     # Per digit: 1 if the character before it is a separator (it starts a group), built in
@@ -173,25 +170,20 @@ def _any_card_window(run: str, digits: bytes, first_ok: bool, last_ok: bool) -> 
     marks = ((flags | (flags << 9)).to_bytes(len(run) + 2, "little")[: len(run)]).translate(None, b"\x01\x03")
     cut = bytes([first_ok]) + marks[1:].translate(_START_FLAG) + bytes([last_ok])
     cuts = int.from_bytes(cut, "little")  # lane j: 1 where a window may start or end before digit j
-    # Byte lanes 0xFF at even / odd digit indices (one more lane than digits: window ends).
-    alternating = (
-        int.from_bytes((b"\xff\x00" * (n // 2 + 1))[: n + 1], "little"),
-        int.from_bytes((b"\x00\xff" * (n // 2 + 1))[: n + 1], "little"),
-    )
     plain = int.from_bytes(digits.translate(_DIGIT_VALUE), "little")
     doubled = int.from_bytes(digits.translate(_DOUBLED_VALUE), "little")
-    # doubled at indices of the window end's parity
-    lanes = [(doubled & alternating[p]) | (plain & alternating[1 - p]) for p in (0, 1)]
-    # Window sums by doubling, only the widths needed: sums[p][w] sums windows of w digits
-    # (lane i: digits i .. i+w-1).
-    sums: tuple[dict[int, int], dict[int, int]] = ({1: lanes[0]}, {1: lanes[1]})
+    # Luhn doubles every second digit counting back from a window's last one: in a window of L
+    # digits, the digits at offsets of L's parity. So an even window is a run of (doubled, plain)
+    # pairs and an odd one a run of (plain, doubled) pairs plus a plain last digit: sums of k
+    # pairs by doubling (only those needed), each window's sum in its own lane.
+    pairs = {0: {1: doubled + (plain >> 8)}, 1: {1: plain + (doubled >> 8)}}
 
-    def window_sums(p: int, width: int) -> int:
-        by_width = sums[p]
-        if width not in by_width:
-            a, b = _WINDOW_PLAN[width]
-            by_width[width] = window_sums(p, a) + (window_sums(p, b) >> (8 * a))
-        return by_width[width]
+    def pair_sums(kind: int, count: int) -> int:
+        by_count = pairs[kind]
+        if count not in by_count:
+            a, b = _PAIR_PLAN[count]
+            by_count[count] = pair_sums(kind, a) + (pair_sums(kind, b) >> (16 * a))
+        return by_count[count]
 
     for length in range(13, 20):
         count = n - length + 1
@@ -200,13 +192,11 @@ def _any_card_window(run: str, digits: bytes, first_ok: bool, last_ok: bool) -> 
         both_cut = cuts & (cuts >> (8 * length))  # start and end are cuts (count lanes at most)
         if not both_cut:
             continue
-        odd_start = (1 - length) % 2  # windows starting here end at an odd index
-        # Each window's sum under its own doubling (by the parity of its end), then one pass
-        # marks the multiples of 10.
-        chosen = (window_sums(0, length) & alternating[1 - odd_start]) | (
-            window_sums(1, length) & alternating[odd_start]
-        )
-        zero = int.from_bytes(chosen.to_bytes(n + 1, "little").translate(_MULTIPLE_OF_10), "little")
+        if length % 2 == 0:
+            sums = pair_sums(0, length // 2)
+        else:
+            sums = pair_sums(1, length // 2) + (plain >> (8 * (length - 1)))
+        zero = int.from_bytes(sums.to_bytes(n + 1, "little").translate(_MULTIPLE_OF_10), "little")
         if zero & both_cut:
             return True
     return False
