@@ -3,6 +3,7 @@ a straightforward character-by-character implementation of the documented rules 
 
 from __future__ import annotations
 
+import random
 import unicodedata
 
 from hypothesis import given, settings
@@ -12,6 +13,8 @@ from execlave.policy.normalize import (
     _BLANK_LETTERS,
     _CONFUSABLES,
     _WHITESPACE,
+    _normalize_charmap,
+    _normalize_per_char,
     normalize_text,
     normalize_utf8,
     strip_invisible,
@@ -87,7 +90,7 @@ def test_strip_invisible_equals_the_reference(text):
     assert strip_invisible(text) == reference_strip_invisible(text)
 
 
-def test_many_distinct_characters_to_fold_take_the_translate_path():
+def test_many_distinct_characters_to_fold_take_the_group_passes():
     marks = "".join("a" + chr(c) for c in range(0x300, 0x370))
     digits = "".join(chr(c) for c in range(0x660, 0x66A)) + "".join(chr(c) for c in range(0x966, 0x970))
     for text in (marks * 3, digits * 3 + " x", marks + "\U0001d7ce\U000e0041" * 30):
@@ -96,3 +99,27 @@ def test_many_distinct_characters_to_fold_take_the_translate_path():
 
 def test_whitespace_list_is_every_character_str_split_splits_on():
     assert set(_WHITESPACE + " ") == {chr(c) for c in range(0x110000) if chr(c).isspace()}
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_TEXTS)
+def test_each_fast_path_equals_the_reference_where_it_applies(text):
+    """The per-character and one-byte-code paths, called directly (on any text they accept)."""
+    expected = reference_normalize(text).encode()
+    for path in (_normalize_per_char, _normalize_charmap):
+        result = path(text)
+        assert result is None or result == expected, path.__name__
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.one_of(_INTERESTING, st.characters(codec=None)), min_size=1, max_size=60),
+    st.integers(0, 2**32),
+)
+def test_large_texts_of_few_kinds_equal_the_reference(alphabet, seed):
+    """Texts past the sizes where peeling gives way to the one-byte-code path or the whole-text
+    path (70,000 characters drawn from a small alphabet, plus ASCII words)."""
+    rng = random.Random(seed)
+    words = [*alphabet, "ab ", "Card 4111 ", "\u0345", "x"]
+    text = "".join(rng.choice(words) for _ in range(30_000))
+    assert normalize_text(text) == reference_normalize(text)

@@ -21,6 +21,7 @@ detectors as plain ones. Every step is a linear pass.
 
 from __future__ import annotations
 
+import codecs
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -236,10 +237,11 @@ def fold_text(text: str) -> str:
 # combining character of its decomposition folds away and what it folds to is decomposed already
 # and holds no combining character: then reordering moves only characters that vanish, no second
 # round is triggered, and the text folds to the concatenation of its characters' folds (ASCII:
-# lower case). Texts whose non-ASCII characters are few and all context-free take this path:
-# each distinct character is folded once (and remembered), then replaced throughout the UTF-8
-# text with one bytes.replace. tests/policy/test_normalize_reference.py checks it against a
-# plain per-character implementation of the rules.
+# lower case; U+0345 is the one exception allowed, see _char_fold). Texts whose non-ASCII
+# characters are few and all context-free take this path: each distinct character is folded
+# once (and remembered), then replaced throughout the text (or, for a large text of up to 128
+# kinds, coded in one byte each: see _normalize_charmap). tests/policy/test_normalize_reference.py
+# checks both against a plain per-character implementation of the rules.
 
 _CHAR_FOLDS: dict[str, bytes | None] = {}
 _CHAR_FOLDS_MAX = 4096  # remembered characters (cleared when full: memory stays bounded)
@@ -261,8 +263,14 @@ def _char_fold(ch: str) -> bytes | None:
     fold = tables.fold_strings
     decomposed = unicodedata.normalize("NFKD", "c" if ch in "\u03f2\u03f9" else ch)
     result: bytes | None = None
+    # U+0345 (ypogegrammeni) is the one combining character context-free characters may keep:
+    # it folds to "i", and every other combining character that survives folding makes its
+    # character not context-free, so reordering only ever moves a U+0345 among removed
+    # characters and other U+0345s.
     if all(
-        unicodedata.combining(d) == 0 or not _apply(d.casefold(), tables.foldable, fold, tables.fold_groups)
+        unicodedata.combining(d) == 0
+        or d == "\u0345"
+        or not _apply(d.casefold(), tables.foldable, fold, tables.fold_groups)
         for d in decomposed
     ):
         folded = fold_text(ch)
@@ -278,6 +286,7 @@ def _char_fold(ch: str) -> bytes | None:
 _PEEL_DISTINCT = 16  # distinct characters found by peeling; more are found with one set()
 
 
+_REPLACE_BUDGET = 1 << 23  # characters scanned by the per-kind replacements, at most
 _SET_MAX_BYTES = 65_536  # non-ASCII bytes left after peeling that one set() may still take
 
 
@@ -326,14 +335,64 @@ def _utf8_fold(encoded: bytes) -> bytes | None:
 _UTF8_FOLDS: dict[bytes, bytes | None] = {}
 
 
+_CHARMAP_SLOTS = 128  # non-ASCII characters a one-byte code can carry (the rest are ASCII)
+_CHARMAP_RETRIES = 16  # characters added after the sample (each costs one more encoding pass)
+_FILLERS = "".join(chr(0xE000 + i) for i in range(_CHARMAP_SLOTS))  # private use: fold to themselves
+
+
+def _normalize_charmap(text: str) -> bytes | None:
+    """The UTF-8 of :func:`normalize_text` for a text of ASCII plus at most 128 kinds of
+    non-ASCII character, all context-free, in C-speed passes whatever their mix: each character
+    is given a one-byte code (``codecs.charmap_encode``), codes whose fold is empty are deleted
+    and ASCII is lowered in one ``bytes.translate``, and decoding gives each code its fold (a
+    fold longer than one character is put in afterwards, per kind). The kinds come from the
+    text's start; one the start lacks is added when encoding stops at it. None for any other
+    text."""
+    kinds = {ch for ch in text[:4096] if ch > "\x7f"}
+    for _ in range(_CHARMAP_RETRIES):
+        if len(kinds) > _CHARMAP_SLOTS:
+            return None
+        ordered = sorted(kinds)
+        table = _ASCII_TABLE + "".join(ordered) + _FILLERS[len(ordered) :]
+        try:
+            coded = codecs.charmap_encode(text, "strict", codecs.charmap_build(table))[0]
+        except UnicodeEncodeError as error:
+            kinds.add(text[error.start])
+            continue
+        folds: list[bytes] = []
+        for ch in ordered:
+            folded = _char_fold(ch)
+            if folded is None:
+                return None
+            folds.append(folded)
+        removed = bytes(0x80 + i for i, folded in enumerate(folds) if not folded)
+        single = [folded.decode("utf-8") for folded in folds]
+        longer = [(ch, fold) for ch, fold in zip(ordered, single, strict=True) if len(fold) > 1]
+        # Each code decodes to its fold when that is one character, else to the character itself
+        # (replaced below; no fold holds a character that folds further).
+        decoding = "".join(ch if len(f) != 1 else f for ch, f in zip(ordered, single, strict=True))
+        decoding = _ASCII_TABLE + decoding + _FILLERS[len(ordered) :]
+        result = codecs.charmap_decode(coded.translate(_ASCII_FOLD, removed), "strict", decoding)[0]
+        for ch, fold in longer:
+            result = result.replace(ch, fold)
+        data = result.encode("utf-8")
+        while b"  " in data:
+            data = data.replace(b"  ", b" ")
+        return data.strip(b" ")
+    return None
+
+
+_ASCII_TABLE = "".join(map(chr, range(0x80)))
+
+
 def _normalize_per_char(text: str) -> bytes | None:
     """The UTF-8 of :func:`normalize_text` for a text with few non-ASCII characters, all
     context-free; None for any other text."""
     raw = text.encode("utf-8", "surrogatepass")
     others = raw.translate(None, _ASCII_BYTES)
     distinct = _distinct_utf8(others)
-    if distinct is None:
-        return None
+    if distinct is None or len(distinct) * len(text) > _REPLACE_BUDGET:
+        return _normalize_charmap(text)
     changes = []
     for encoded in distinct:
         folded = _utf8_fold(encoded)
