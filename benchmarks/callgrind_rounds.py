@@ -369,7 +369,19 @@ def inner(args: argparse.Namespace) -> int:
         )
     if args.line == "classic":
         classic_components(counter, args)
+    else:
+        agentchat_components(counter, args)
     return 0
+
+
+def agentchat_components(counter: ExecutionCounter, args: argparse.Namespace) -> None:
+    """The pieces of an AgentChat tool turn (overhead_agentchat.components)."""
+    import asyncio
+
+    from overhead_agentchat import components
+
+    for name, run in components(asyncio.new_event_loop()).items():
+        measure(counter, f"component/{name}", run, args)
 
 
 # -- outside: run valgrind, read the dumps ---------------------------------------------------------

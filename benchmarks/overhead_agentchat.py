@@ -254,6 +254,95 @@ class Setup:
 ORDER = ("bare", "floor", "tracing", "enforce-only", "engine", "full", "openinference")
 
 
+class _StubGoverned:
+    """What the client's governed span yields, minus everything (for the adapter-only turn)."""
+
+    def __init__(self) -> None:
+        from opentelemetry.trace import INVALID_SPAN
+
+        from execlave.policy.types import ALLOW
+
+        self.span, self.decision = INVALID_SPAN, ALLOW
+
+    def check(self, fn: Callable[[], Any], raise_on_block: bool = True) -> Any:
+        return fn()
+
+
+class _StubSpan:
+    def __enter__(self) -> _StubGoverned:
+        return _StubGoverned()
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def components(loop: asyncio.AbstractEventLoop) -> dict[str, Callable[[int], None]]:
+    """The pieces a governed tool turn is made of, for callgrind_rounds.py (absolute counts; they
+    use adapter internals): the adapter's extraction from the turn's real message and events; the
+    turn with the engine answering ALLOW (enforce-only minus this = the engine in the turn); trace
+    only on a no-op tracer (no checks: the adapter plus two no-op governed spans); trace only with
+    the client's governed spans stubbed out (the adapter's own per-turn work); a plain pass-through
+    async generator around the agent (the layer any wrapper of the stream pays)."""
+    from execlave.integrations.autogen import agentchat as ac
+    from execlave.policy.types import ALLOW
+
+    run = loop.run_until_complete
+    events: list[Any] = []
+
+    async def record() -> None:
+        agent = make_agent(SCRIPTS["tool"])
+        async for event in agent.on_messages_stream([TextMessage(content=QUESTION, source="user")], TOKEN):
+            events.append(event)
+
+    run(record())
+    request = next(e for e in events if type(e).__name__ == "ToolCallRequestEvent")
+    results = next(e for e in events if type(e).__name__ == "ToolCallExecutionEvent")
+    incoming = [TextMessage(content=QUESTION, source="user")]
+
+    def repeat(fn: Callable[[], Any]) -> Callable[[int], None]:
+        def go(n: int) -> None:
+            for _ in range(n):
+                fn()
+
+        return go
+
+    allow = Execlave(policies=policies(), tracer_provider=NoOpTracerProvider())
+    allow._engine.evaluate = lambda request, *a, **k: ALLOW  # type: ignore[method-assign]
+    quiet = Execlave(policies=policies(), tracer_provider=NoOpTracerProvider())
+    stub = Execlave(policies=policies(), tracer_provider=NoOpTracerProvider())
+    stub.round_span = lambda *a, **k: _StubSpan()  # type: ignore[method-assign]
+
+    async def no_spans(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    stub.acheck_requested = no_spans  # type: ignore[method-assign]
+    passthrough = make_agent(SCRIPTS["tool"])
+    original = passthrough.on_messages_stream
+
+    async def stream(*args: Any, **kwargs: Any) -> Any:
+        async for event in original(*args, **kwargs):
+            yield event
+
+    passthrough.on_messages_stream = stream  # type: ignore[method-assign]
+    agents = {
+        "tool turn, bare": make_agent(SCRIPTS["tool"]),
+        "tool turn, enforce-only, engine answers ALLOW": governed(SCRIPTS["tool"], allow),
+        "tool turn, trace-only, no-op tracer": governed(SCRIPTS["tool"], quiet, enforce=False),
+        "tool turn, trace-only, client spans stubbed (the adapter's own work)": governed(
+            SCRIPTS["tool"], stub, enforce=False
+        ),
+        "tool turn, pass-through async generator": passthrough,
+    }
+    pieces: dict[str, Callable[[int], None]] = {
+        "turn_input (1 message)": repeat(lambda: ac.turn_input(incoming)),
+        "request_calls (1 call, arguments parsed)": repeat(lambda: ac.request_calls(request)),
+        "execution_outputs (1 result)": repeat(lambda: ac.execution_outputs(results)),
+    }
+    for name, agent in agents.items():
+        pieces[name] = lambda n, a=agent: run(turns(a, n))
+    return pieces
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

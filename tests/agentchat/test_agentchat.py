@@ -236,3 +236,50 @@ async def test_paused_agent(exe: Execlave) -> None:
     with pytest.raises(AgentPausedError):
         await agent.run(task="hello")
     assert model_calls(client) == 0
+
+
+def test_attribute_reads_skip_only_what_a_message_class_cannot_have() -> None:
+    """The adapter reads possibly-absent attributes (a HandoffMessage's ``context``) without
+    pydantic's miss path, but never misses one a class can have: a field, a property, an allowed
+    extra, or a class with its own ``__getattr__``."""
+    from autogen_agentchat.messages import HandoffMessage
+    from autogen_core.models import UserMessage
+    from pydantic import ConfigDict
+
+    from execlave.integrations.autogen.agentchat import _attr, turn_input
+
+    plain = TextMessage(content="hi", source="user")
+    assert _attr(plain, "context") is None
+
+    carried = [UserMessage(content="carried text", source="planner")]
+    if "context" in HandoffMessage.model_fields:  # not in autogen-agentchat 0.4.2
+        handoff = HandoffMessage(content="over", target="ops", source="planner", context=carried)
+        assert _attr(handoff, "context") == carried
+
+    class WithProperty(TextMessage):
+        @property
+        def context(self) -> list[Any]:
+            return carried
+
+    class WithExtra(TextMessage):
+        model_config = ConfigDict(extra="allow")
+
+    class WithGetattr(TextMessage):
+        def __getattr__(self, name: str) -> Any:
+            if name == "context":
+                return carried
+            return super().__getattr__(name)
+
+    for message in (
+        WithProperty(content="a", source="user"),
+        WithExtra(content="a", source="user", context=carried),
+        WithGetattr(content="a", source="user"),
+    ):
+        assert _attr(message, "context") == carried, type(message).__name__
+        text, outputs = turn_input([message])
+        assert text == "a\ncarried text" and outputs == ()
+
+    class Plain:
+        context = carried
+
+    assert _attr(Plain(), "context") == carried

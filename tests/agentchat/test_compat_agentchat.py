@@ -46,3 +46,26 @@ def test_a_team_lists_its_participants() -> None:
     first, second = assistant(), assistant(name="other")
     team = RoundRobinGroupChat([first, second])
     assert compat.participants(team) == [first, second], f"the team's {compat.PARTICIPANTS} moved; {WHERE}"
+
+
+def test_the_stream_switches_opentelemetry_context_like_attach_and_detach() -> None:
+    """The stream makes the turn's span current on every event through OpenTelemetry's own
+    context variable when OpenTelemetry runs on its default runtime context (else attach/detach)."""
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext
+
+    from execlave.integrations.autogen.agentchat import _context_switch
+
+    attach, detach = _context_switch()
+    assert attach is not otel_context.attach, (
+        "opentelemetry's default runtime context is no longer a ContextVar in "
+        "_RUNTIME_CONTEXT._current_context: the stream falls back to attach/detach "
+        "(src/execlave/integrations/autogen/agentchat.py, _context_switch)"
+    )
+    span = NonRecordingSpan(SpanContext(trace_id=1, span_id=2, is_remote=False))
+    before = otel_context.get_current()
+    token = attach(trace.set_span_in_context(span))
+    assert trace.get_current_span() is span
+    detach(token)
+    assert otel_context.get_current() is before

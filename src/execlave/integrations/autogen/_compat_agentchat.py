@@ -23,7 +23,7 @@ def model_context(agent: Any) -> Any:
 
 def context_messages(agent: Any) -> list[Any] | None:
     """The model context's own message list (mutable) when it keeps one, else None."""
-    messages = getattr(model_context(agent), CONTEXT_MESSAGES, None)
+    messages = getattr(getattr(agent, MODEL_CONTEXT, None), CONTEXT_MESSAGES, None)
     return messages if isinstance(messages, list) else None
 
 

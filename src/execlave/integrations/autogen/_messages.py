@@ -78,11 +78,14 @@ def _context_text(message: Any) -> str | None:
 def parse_arguments(arguments: Any) -> Any:
     """JSON-decode a string of arguments when it parses; otherwise return it unchanged."""
     if isinstance(arguments, (str, bytes, bytearray)):
-        for strict in (True, False):  # AutoGen itself accepts raw control characters in strings
-            try:
-                return json.loads(arguments, strict=strict)
-            except (ValueError, TypeError, RecursionError):
-                continue
+        try:  # strict; without keywords json.loads reuses its shared decoder (a keyword builds a new one)
+            return json.loads(arguments)
+        except (ValueError, TypeError, RecursionError):
+            pass
+        try:  # AutoGen itself accepts raw control characters in strings
+            return json.loads(arguments, strict=False)
+        except (ValueError, TypeError, RecursionError):
+            pass
         return arguments if isinstance(arguments, str) else _as_str(arguments)
     return arguments
 

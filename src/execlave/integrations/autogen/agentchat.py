@@ -39,18 +39,18 @@ import contextlib
 import contextvars
 import functools
 import itertools
-from collections.abc import AsyncGenerator, Callable, Iterator
-from contextvars import ContextVar, Token
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.context import Context
 
 from ..._ids import validate_agent_id
 from ...adapter import Check
 from ...errors import EnforcementHaltError
-from ...policy.types import ToolCall, ToolOutput
+from ...policy.types import CheckRequest, ToolCall, ToolOutput
 from ...telemetry import names
 from .._base import AgentGovernor, EventKinds, already_bound, patch_instance, require_client, restore_instance
 from ._compat_agentchat import context_messages, handoff_names, model_context, participants
@@ -85,6 +85,38 @@ def is_agentchat_agent(obj: object) -> bool:
 
 # -- message shapes ----------------------------------------------------------------------------
 
+# (class, attribute) -> True when no instance of the class can have the attribute (see _attr).
+_ABSENT: dict[tuple[type, str], bool] = {}
+
+
+def _surely_absent(cls: type, name: str) -> bool:
+    """Whether instances of ``cls`` cannot have attribute ``name``: a pydantic model class (AgentChat's
+    messages and events are) where ``name`` is no field and no class attribute, extra fields are not
+    allowed and the only ``__getattr__`` is pydantic's own. Anything else: False (ask ``getattr``)."""
+    fields = getattr(cls, "__pydantic_fields__", None)
+    if fields is None:  # pydantic before 2.10
+        fields = getattr(cls, "model_fields", None)
+    if not isinstance(fields, dict) or name in fields:
+        return False
+    if any(name in vars(c) for c in cls.__mro__):
+        return False
+    config = getattr(cls, "model_config", None)
+    if not isinstance(config, dict) or config.get("extra") == "allow":
+        return False
+    owner = next((c for c in cls.__mro__ if "__getattr__" in vars(c)), None)
+    return owner is not None and owner.__module__ == "pydantic.main" and owner.__name__ == "BaseModel"
+
+
+def _attr(obj: Any, name: str) -> Any:
+    """``getattr(obj, name, None)``, without pydantic's miss path: a model's ``__getattr__`` raises
+    a formatted ``AttributeError`` for every absent attribute (~2 µs; a turn asks several times
+    for a ``context`` that only a ``HandoffMessage`` has). Decided once per class and name."""
+    key = (type(obj), name)
+    absent = _ABSENT.get(key)
+    if absent is None:
+        absent = _ABSENT[key] = _surely_absent(key[0], name)
+    return None if absent else getattr(obj, name, None)
+
 
 def _text(content: Any) -> str | None:
     if content is None:
@@ -92,10 +124,10 @@ def _text(content: Any) -> str | None:
     if isinstance(content, str):
         return content
     if isinstance(content, (list, tuple)):
-        parts = [p if isinstance(p, str) else getattr(p, "text", None) for p in content]
+        parts = [p if isinstance(p, str) else _attr(p, "text") for p in content]
         texts = [p for p in parts if isinstance(p, str)]
         return "\n".join(texts) if texts else None
-    dump = getattr(content, "model_dump_json", None)  # StructuredMessage: a pydantic model
+    dump = _attr(content, "model_dump_json")  # StructuredMessage: a pydantic model
     if callable(dump):
         text = dump()
         return text if isinstance(text, str) else None
@@ -106,41 +138,51 @@ def _is_result_message(message: Any) -> bool:
     return type(message).__name__ == "FunctionExecutionResultMessage"
 
 
-def _carried_texts(message: Any) -> list[str]:
-    """What an LLM message carried in a handoff puts in front of the model: its text content, an
-    ``AssistantMessage.thought``, and the name and arguments of each ``FunctionCall`` it holds."""
-    texts: list[str] = []
+def _carried_texts(message: Any, texts: list[str]) -> None:
+    """What an LLM message carried in a handoff puts in front of the model, appended to ``texts``:
+    its text content, an ``AssistantMessage.thought``, and the name and arguments of each
+    ``FunctionCall`` it holds."""
     content = getattr(message, "content", None)
     text = _text(content)
     if text:
         texts.append(text)
-    thought = getattr(message, "thought", None)
+    thought = _attr(message, "thought")
     if isinstance(thought, str) and thought:
         texts.append(thought)
     if isinstance(content, (list, tuple)):
         for part in content:
-            if isinstance(part, str) or getattr(part, "text", None) is not None:
+            if isinstance(part, str) or _attr(part, "text") is not None:
                 continue
             for field in ("name", "arguments"):
-                value = getattr(part, field, None)
+                value = _attr(part, field)
                 if isinstance(value, str) and value:
                     texts.append(value)
-    return texts
 
 
-def input_text(messages: Any) -> str | None:
-    """All text of the incoming chat messages (str, multimodal or structured content), joined,
-    including the LLM messages a ``HandoffMessage`` carries in ``context`` (AssistantAgent adds
-    them to its model context); tool results there are :func:`handoff_outputs`."""
+def turn_input(messages: Any) -> tuple[str | None, tuple[ToolOutput, ...]]:
+    """What the incoming chat messages put in front of the model, in one walk: all their text
+    (str, multimodal or structured content), joined, including the LLM messages a
+    ``HandoffMessage`` carries in ``context`` (AssistantAgent adds them to its model context);
+    and the tool results carried there (``scan_output`` policies see them before the model does)."""
     texts: list[str] = []
+    outputs: list[ToolOutput] = []
     for message in messages or ():
         text = _text(getattr(message, "content", None))
         if text:
             texts.append(text)
-        for carried in getattr(message, "context", None) or ():
-            if not _is_result_message(carried):
-                texts.extend(_carried_texts(carried))
-    return "\n".join(texts) if texts else None
+        carried = _attr(message, "context")  # a HandoffMessage's
+        if carried:
+            _llm_messages(carried, texts, outputs)
+    return ("\n".join(texts) if texts else None), tuple(outputs)
+
+
+def _llm_messages(messages: Any, texts: list[str], outputs: list[ToolOutput]) -> None:
+    """A list of LLM messages: tool results to ``outputs``, every other text to ``texts``."""
+    for message in messages or ():
+        if _is_result_message(message):
+            outputs.extend(execution_outputs(message))
+        else:
+            _carried_texts(message, texts)
 
 
 def memory_text(event: Any) -> str | None:
@@ -156,27 +198,18 @@ def memory_text(event: Any) -> str | None:
     return "\n".join(texts) if texts else None
 
 
-def handoff_outputs(messages: Any) -> list[ToolOutput]:
-    """Tool results carried in a ``HandoffMessage.context``: they enter the model context with
-    the handoff, so ``scan_output`` policies see them before the model does."""
-    outputs: list[ToolOutput] = []
-    for message in messages or ():
-        for carried in getattr(message, "context", None) or ():
-            if _is_result_message(carried):
-                outputs.extend(execution_outputs(carried))
-    return outputs
-
-
-def request_calls(event: Any) -> list[ToolCall]:
+def request_calls(event: Any, *, parse: bool = True) -> list[ToolCall]:
     """The ``FunctionCall`` list of a ``ToolCallRequestEvent`` as ``ToolCall``s (arguments parsed
-    when they parse, as in the classic adapter; the name is checked either way)."""
+    when they parse, as in the classic adapter; the name is checked either way). ``parse=False``
+    (trace only: nothing looks at the arguments) keeps them as given."""
     calls: list[ToolCall] = []
     for call in getattr(event, "content", None) or ():
         call_id = getattr(call, "id", None)
+        arguments = getattr(call, "arguments", None)
         calls.append(
             ToolCall(
                 str(getattr(call, "name", None)),
-                parse_arguments(getattr(call, "arguments", None)),
+                parse_arguments(arguments) if parse else arguments,
                 None if call_id is None else str(call_id),
             )
         )
@@ -184,16 +217,16 @@ def request_calls(event: Any) -> list[ToolCall]:
 
 
 def execution_outputs(event: Any) -> list[ToolOutput]:
-    """The ``FunctionExecutionResult`` list of a ``ToolCallExecutionEvent`` as ``ToolOutput``s."""
+    """The ``FunctionExecutionResult`` list of a ``ToolCallExecutionEvent`` (or a
+    ``FunctionExecutionResultMessage``) as ``ToolOutput``s."""
     outputs: list[ToolOutput] = []
     for result in getattr(event, "content", None) or ():
         content = getattr(result, "content", None)
         if not isinstance(content, str):
             content = _text(content) or ("" if content is None else str(content))
         call_id = getattr(result, "call_id", None)
-        outputs.append(
-            ToolOutput(content, getattr(result, "name", None), None if call_id is None else str(call_id))
-        )
+        name = _attr(result, "name")  # new in autogen-core 0.4.8
+        outputs.append(ToolOutput(content, name, None if call_id is None else str(call_id)))
     return outputs
 
 
@@ -230,20 +263,19 @@ class _AgentChatGovernor(AgentGovernor):
     def is_handoff(self, call: ToolCall) -> bool:
         return call.name in self.handoff_names or call.name.startswith("transfer_to_")
 
-    async def input_check(self, messages: Any) -> Check:
-        return await self.acheck(
-            lambda: self.request(
-                input=input_text(messages),
-                tool_outputs=tuple(handoff_outputs(messages)),
-                count_request=True,
-            )
-        )
+    def _input_request(self, messages: Any) -> CheckRequest:
+        text, outputs = turn_input(messages)
+        return self.request(input=text, tool_outputs=outputs, count_request=True)
 
-    async def memory_check(self, event: Any) -> Check:
-        return await self.acheck(lambda: self.request(input=memory_text(event)))
+    # Awaitables of the checks (no coroutine of their own: one frame less per check).
+    def input_check(self, messages: Any) -> Awaitable[Check]:
+        return self.acheck(lambda: self._input_request(messages))
 
-    async def output_check(self, event: Any) -> Check:
-        return await self.acheck(lambda: self.request(tool_outputs=tuple(execution_outputs(event))))
+    def memory_check(self, event: Any) -> Awaitable[Check]:
+        return self.acheck(lambda: self.request(input=memory_text(event)))
+
+    def output_check(self, event: Any) -> Awaitable[Check]:
+        return self.acheck(lambda: self.request(tool_outputs=tuple(execution_outputs(event))))
 
     async def repair_context(self, mark: int | None) -> None:
         """Drop the tool-call / tool-result messages a blocked turn left in the model context,
@@ -279,100 +311,115 @@ class _AgentChatGovernor(AgentGovernor):
             sink.append(entry)
 
 
-class _Round:
-    """The turn's governed span, kept out of the consumer's context.
+def _end(ctx: contextvars.Context, cm: AbstractContextManager[GovernedSpan], exc: BaseException) -> None:
+    """End the turn's span with ``exc`` (in its private context); ``exc`` is what the caller raises next."""
+    with contextlib.suppress(type(exc)):
+        ctx.run(cm.__exit__, type(exc), exc, exc.__traceback__)
 
-    An async generator runs each step in its consumer's context, and a consumer may close it
-    from another task; a span made current across ``yield`` would leak into the consumer and be
-    detached from the wrong context. So the span is entered and exited in a private context copy
-    and made current only while the inner generator (or a check) runs."""
 
-    def __init__(self, gov: _AgentChatGovernor, check: Check) -> None:
-        self._ctx = contextvars.copy_context()
-        self._cm = gov.round_span(check)
-        self.governed: GovernedSpan = self._ctx.run(self._cm.__enter__)
-        self._span_context = trace.set_span_in_context(self.governed.span)
-        self._token: Token[Context] | None = None
-        self._ended = False
-
-    def __enter__(self) -> None:
-        """Make the turn's span current while the inner generator (or a check) runs."""
-        self._token = otel_context.attach(self._span_context)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._token is not None:
-            otel_context.detach(self._token)
-
-    @property
-    def ended(self) -> bool:
-        return self._ended
-
-    def end(self, exc: BaseException | None = None) -> None:
-        if self._ended:
-            return
-        self._ended = True
-        if exc is None:
-            self._ctx.run(self._cm.__exit__, None, None, None)
-        else:
-            self._ctx.run(self._cm.__exit__, type(exc), exc, exc.__traceback__)
+def _context_switch() -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """OpenTelemetry's ``context.attach`` / ``detach``; when OpenTelemetry runs on its default
+    runtime context (a ``ContextVar``), that variable's own ``set`` / ``reset``: the same effect
+    without two Python frames each way (the stream switches on every event)."""
+    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    var = getattr(runtime, "_current_context", None)
+    if type(runtime).__name__ == "ContextVarsRuntimeContext" and isinstance(var, ContextVar):
+        return var.set, var.reset
+    return otel_context.attach, otel_context.detach
 
 
 def _make_stream(gov: _AgentChatGovernor, original: Callable[..., AsyncGenerator[Any, None]]) -> Any:
+    """The governed ``on_messages_stream``.
+
+    The turn's span is kept out of the consumer's context: an async generator runs each step in
+    its consumer's context, and a consumer may close it from another task; a span made current
+    across ``yield`` would leak into the consumer and be detached from the wrong context. So the
+    span is entered and exited in a private context copy and made current only while the inner
+    generator (or a check) runs."""
+    me = frozenset((id(gov),))
+    attach, detach = _context_switch()
+
     @functools.wraps(original)
     async def on_messages_stream(messages: Any, cancellation_token: Any, *args: Any, **kwargs: Any) -> Any:
+        enforce = gov.enforce  # False: trace only, nothing is checked (no decision on the span)
         try:
-            turn = _Round(gov, await gov.input_check(messages))  # before the inner call
+            check = await gov.input_check(messages) if enforce else None  # before the inner call
+            ctx = contextvars.copy_context()
+            cm = gov.round_span(check)
+            governed = ctx.run(cm.__enter__)
         except _GOVERNANCE_ERRORS as exc:
             gov.record_error(exc)
             raise
+        span_context = trace.set_span_in_context(governed.span)
+        ended = False
         mark = gov.context_mark()
         inner = original(messages, cancellation_token, *args, **kwargs)
+        step = inner.__anext__
+        exhausted = False
+        outer: frozenset[int] | None = None  # the consumer's _IN_TURN, and it with this governor
+        in_turn = me
         try:
             while True:
-                with turn:
-                    active = _IN_TURN.set(_IN_TURN.get() | {id(gov)})
+                token = attach(span_context)  # the turn's span is current while the inner step runs
+                try:
+                    current = _IN_TURN.get()
+                    if current is not outer:
+                        outer, in_turn = current, current | me
+                    active = _IN_TURN.set(in_turn)
                     try:
-                        event = await inner.__anext__()
+                        event = await step()
                     except StopAsyncIteration:
+                        exhausted = True
                         break
                     finally:
                         _IN_TURN.reset(active)
                     # The inner generator is suspended here: no tool has run for a request
                     # event, and the reflection call has not been made for an execution event.
-                    kind = _kind(event)
-                    if kind == "request":
-                        await gov.acheck_requested(request_calls(event))
+                    kind = _kind(event)  # None for most events (streaming chunks, thoughts, ...)
+                    if kind is None:
+                        pass
+                    elif kind == "request":  # a check_tool span per call, traced even when not enforced
+                        await gov.acheck_requested(request_calls(event, parse=enforce))
                     elif kind == "execution":
-                        turn.governed.check(await gov.output_check(event))
+                        if enforce:
+                            governed.check(await gov.output_check(event))
                     elif kind == "memory":
-                        turn.governed.check(await gov.memory_check(event))
-                if kind == "response":
-                    # on_messages() stops consuming at the Response and never closes the
-                    # stream: the turn ends here, not when the generator is collected.
-                    turn.end()
+                        if enforce:
+                            governed.check(await gov.memory_check(event))
+                    elif kind == "response":
+                        # on_messages() stops consuming at the Response and never closes the
+                        # stream: the turn ends here, not when the generator is collected.
+                        ended = True
+                        ctx.run(cm.__exit__, None, None, None)
+                finally:
+                    detach(token)
                 try:
                     yield event
                 except GeneratorExit:
                     # The consumer stopped early (before the Response): not an error; the span
                     # still ends. After the Response (on_messages stops there) it already has.
-                    if not turn.ended:
+                    if not ended:
                         with contextlib.suppress(Exception):
-                            turn.governed.span.set_attribute(names.STREAM_CLOSED_EARLY, True)
+                            governed.span.set_attribute(names.STREAM_CLOSED_EARLY, True)
                     break
         except _GOVERNANCE_ERRORS as exc:
             await inner.aclose()
             await gov.repair_context(mark)
             gov.record_error(exc)
-            with contextlib.suppress(type(exc)):
-                turn.end(exc)
+            if not ended:
+                ended = True
+                _end(ctx, cm, exc)
             raise
         except BaseException as exc:
             await inner.aclose()
-            with contextlib.suppress(type(exc)):
-                turn.end(exc)
+            if not ended:
+                ended = True
+                _end(ctx, cm, exc)
             raise
-        await inner.aclose()
-        turn.end()
+        if not exhausted:
+            await inner.aclose()  # the consumer stopped early
+        if not ended:
+            ctx.run(cm.__exit__, None, None, None)
 
     return on_messages_stream
 
@@ -456,11 +503,7 @@ class _GovernedModelClient:
 
     async def _check(self, messages: Any) -> Check:
         gov = self._execlave_gov
-        return await gov.acheck(
-            lambda: gov.request(
-                input=model_input_text(messages), tool_outputs=tuple(handoff_outputs([_Carrier(messages)]))
-            )
-        )
+        return await gov.acheck(lambda: _model_request(gov, messages))
 
     async def create(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
         check = await self._check(messages)
@@ -475,20 +518,13 @@ class _GovernedModelClient:
             yield chunk
 
 
-class _Carrier:
-    """Lets :func:`handoff_outputs` read the tool results of a list of LLM messages."""
-
-    def __init__(self, messages: Any) -> None:
-        self.context = list(messages or ())
-
-
-def model_input_text(messages: Any) -> str | None:
-    """Every text of a list of LLM messages a model is about to read (tool results aside)."""
+def _model_request(gov: AgentGovernor, messages: Any) -> CheckRequest:
+    """Every text of a list of LLM messages a model is about to read as input, their tool
+    results as tool outputs."""
     texts: list[str] = []
-    for message in messages or ():
-        if not _is_result_message(message):
-            texts.extend(_carried_texts(message))
-    return "\n".join(texts) if texts else None
+    outputs: list[ToolOutput] = []
+    _llm_messages(messages, texts, outputs)
+    return gov.request(input="\n".join(texts) if texts else None, tool_outputs=tuple(outputs))
 
 
 def govern_model_client(
