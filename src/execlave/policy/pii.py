@@ -284,7 +284,7 @@ _IBAN_GROUPS: dict[int, list[str]] = {}
 for _code, _length in _IBAN_LENGTHS.items():
     _IBAN_GROUPS.setdefault(_length, []).append(_code)
 _IBAN_GROUP_LENGTHS = sorted(_IBAN_GROUPS)
-_IBAN_GROUP_SET = re2._re2.Set(re2._re2.RE2.Anchor.UNANCHORED, _latin1_options())
+_IBAN_GROUP_SET = re2.Set.SearchSet(_latin1_options())
 for _length in _IBAN_GROUP_LENGTHS:
     _IBAN_GROUP_SET.Add(("(?:^| )(?:" + "|".join(_IBAN_GROUPS[_length]) + ")[0-9][0-9]").encode())
 _IBAN_GROUP_SET.Compile()
