@@ -20,8 +20,8 @@ from typing import Any
 import re2
 
 from ..errors import AgentPausedError
-from .normalize import normalize_text, strip_invisible, strip_pattern
-from .pii import detect_pii, mask_normalized, mask_pii
+from .normalize import normalize_utf8, strip_invisible, strip_pattern
+from .pii import any_pii_matcher, byte_matcher, detect_pii, mask_normalized, mask_pii, pii_alternation
 from .schema import (
     RULE_MODELS,
     InjectionScanPolicy,
@@ -129,6 +129,14 @@ def _argument_text(arguments: Any) -> str:
         return ""
     if isinstance(arguments, str):
         return _with_decoded_escapes(arguments)
+    if type(arguments) is dict:  # the common shape: flat, string values (same text as the walk)
+        values = list(arguments.values())
+        for value in values:
+            if type(value) is not str:
+                break
+        else:
+            values.reverse()
+            return "\n".join([*map(str, arguments), *values])
     parts: list[str] = []
     stack: list[Any] = [arguments]
     seen: set[int] = set()
@@ -155,38 +163,69 @@ def _argument_text(arguments: Any) -> str:
 
 
 class _Texts:
-    """Normalised views of a request, computed at most once per evaluation."""
+    """Normalised views of a request (each also as UTF-8, what the scans read), computed at most
+    once per evaluation."""
 
-    __slots__ = ("_args", "_input", "_outputs", "_request")
+    __slots__ = ("_args", "_input", "_input_utf8", "_names", "_outputs", "_request", "input_clear")
 
-    def __init__(self, request: CheckRequest) -> None:
+    def __init__(self, request: CheckRequest, screen: Callable[[bytes], bool] | None = None) -> None:
         self._request = request
         self._input: str | None = None
-        self._outputs: list[tuple[ToolOutput, str]] | None = None
-        self._args: list[tuple[ToolCall, str]] | None = None
+        self._input_utf8 = b""
+        # True when one combined scan of every input check's patterns found nothing (so no input
+        # check can find anything either); False when there is no such scan or it found something.
+        self.input_clear = False
+        if screen is not None and request.input:
+            self._normalize_input()
+            self.input_clear = not screen(self._input_utf8)
+        self._outputs: list[tuple[ToolOutput, str, bytes]] | None = None
+        self._args: list[tuple[ToolCall, str, bytes]] | None = None
+        self._names: list[tuple[str, bytes]] | None = None
+
+    def _normalize_input(self) -> None:
+        raw = self._request.input
+        if raw:
+            self._input, self._input_utf8 = normalize_utf8(_with_decoded_escapes(raw))
+        else:
+            self._input = ""
 
     @property
     def input(self) -> str:
         if self._input is None:
-            raw = self._request.input
-            self._input = normalize_text(_with_decoded_escapes(raw)) if raw else ""
-        return self._input
+            self._normalize_input()
+        return self._input  # type: ignore[return-value]
 
     @property
-    def outputs(self) -> list[tuple[ToolOutput, str]]:
+    def input_utf8(self) -> bytes:
+        if self._input is None:
+            self._normalize_input()
+        return self._input_utf8
+
+    @property
+    def outputs(self) -> list[tuple[ToolOutput, str, bytes]]:
         if self._outputs is None:
-            self._outputs = [
-                (o, normalize_text(_with_decoded_escapes(o.content)))
-                for o in self._request.tool_outputs
-                if o.content
-            ]
+            self._outputs = []
+            for o in self._request.tool_outputs:
+                if o.content:
+                    self._outputs.append((o, *normalize_utf8(_with_decoded_escapes(o.content))))
         return self._outputs
 
     @property
-    def arguments(self) -> list[tuple[ToolCall, str]]:
+    def arguments(self) -> list[tuple[ToolCall, str, bytes]]:
         if self._args is None:
-            self._args = [(c, normalize_text(_argument_text(c.arguments))) for c in self._request.tool_calls]
+            self._args = []
+            for c in self._request.tool_calls:
+                self._args.append((c, *normalize_utf8(_argument_text(c.arguments))))
         return self._args
+
+    @property
+    def names(self) -> list[tuple[str, bytes]]:
+        """Each tool call's name as the ``pii_access`` check reads it (underscores as spaces)."""
+        if self._names is None:
+            self._names = []
+            for c in self._request.tool_calls:
+                self._names.append(normalize_utf8(c.name.replace("_", " ")) if c.name else ("", b""))
+        return self._names
 
 
 class _Compiled:
@@ -278,10 +317,12 @@ class _InjectionPolicy(_Compiled):
         self.patterns = [compile_pattern(p) for p in patterns]
         # One combined pass for the common (no-match) case; the individual patterns only run
         # to name the one that matched.
-        self.combined = compile_pattern("|".join(f"(?:{p})" for p in patterns))
+        self.alternation = "|".join(f"(?:{p})" for p in patterns)
+        self.combined = compile_pattern(self.alternation)
+        self.found = byte_matcher(self.combined)
 
-    def _first_hit(self, text: str) -> tuple[int, int, int] | None:
-        if not text or self.combined.search(text) is None:
+    def _first_hit(self, text: str, utf8: bytes) -> tuple[int, int, int] | None:
+        if not utf8 or not self.found(utf8):
             return None
         for index, pattern in enumerate(self.patterns):
             match = pattern.search(text)
@@ -290,8 +331,8 @@ class _InjectionPolicy(_Compiled):
         return None
 
     def check(self, request: CheckRequest, texts: _Texts, out: list[Violation]) -> None:
-        if self.scan_input and request.input:
-            hit = self._first_hit(texts.input)
+        if self.scan_input and request.input and not texts.input_clear:
+            hit = self._first_hit(texts.input, texts.input_utf8)
             if hit is not None:
                 index, start, end = hit
                 out.append(
@@ -301,9 +342,9 @@ class _InjectionPolicy(_Compiled):
                         excerpt=_excerpt(texts.input, start, end),
                     )
                 )
-        if self.scan_output:
-            for output, text in texts.outputs:
-                hit = self._first_hit(text)
+        if self.scan_output and request.tool_outputs:
+            for output, text, utf8 in texts.outputs:
+                hit = self._first_hit(text, utf8)
                 if hit is not None:
                     index, start, end = hit
                     extra = {"toolName": output.name} if output.name else {}
@@ -323,17 +364,25 @@ class _PiiPolicy(_Compiled):
     def __init__(self, policy: PiiAccessPolicy) -> None:
         super().__init__(policy)
         self.types = tuple(policy.rule.denied_pii_types)
+        self.any_candidate = any_pii_matcher(frozenset(self.types))
+        self.alternation = pii_alternation(frozenset(self.types))
+
+    def _detect(self, text: str, utf8: bytes) -> list[str]:
+        return detect_pii(text, self.types) if utf8 and self.any_candidate(utf8) else []
 
     def check(self, request: CheckRequest, texts: _Texts, out: list[Violation]) -> None:
-        if request.input:
-            found = detect_pii(texts.input, self.types)
+        if request.input and not texts.input_clear:
+            found = self._detect(texts.input, texts.input_utf8)
             if found:
                 out.append(self.violation("input", f"input contains {', '.join(found)}", piiTypes=found))
-        for call, text in texts.arguments if request.tool_calls else ():
+        if not request.tool_calls:
+            return
+        for (call, text, utf8), (name_text, name_utf8) in zip(texts.arguments, texts.names, strict=True):
             # The name is model-chosen text that is exported and shown: checked like arguments
             # (underscores read as spaces, so ``pay_4111...`` is not one word).
-            in_name = detect_pii(normalize_text(call.name.replace("_", " ")), self.types) if call.name else []
-            found = detect_pii(text, self.types)
+            any_candidate, types = self.any_candidate, self.types
+            in_name = detect_pii(name_text, types) if name_utf8 and any_candidate(name_utf8) else []
+            found = detect_pii(text, types) if utf8 and any_candidate(utf8) else []
             name = _shown_name(call.name) if in_name else call.name
             if in_name:
                 out.append(
@@ -397,6 +446,21 @@ class _AgentPlan:
     checks: tuple[_Compiled, ...]
     rate_limits: tuple[_RatePolicy, ...]
     policy_ids: tuple[str, ...]
+    allow: Decision
+    """The answer when no check finds anything (a constant of the plan: immutable, built once)."""
+    input_screen: Callable[[bytes], bool] | None
+    """Every input check's patterns in one scan (None: no input check, or too large to combine)."""
+
+
+def _input_screen(checks: Sequence[_Compiled]) -> Callable[[bytes], bool] | None:
+    parts = [c.alternation for c in checks if isinstance(c, _InjectionPolicy) and c.scan_input]
+    parts += [c.alternation for c in checks if isinstance(c, _PiiPolicy) and c.alternation]
+    if not parts:
+        return None
+    try:
+        return byte_matcher(compile_pattern("|".join(f"(?:{p})" for p in parts)))
+    except ValueError:  # over the program budget: each check scans on its own
+        return None
 
 
 # By rule model; the policy types come from schema.RULE_MODELS (a type without a compiler fails here).
@@ -425,10 +489,14 @@ class _Plan:
         plan = self._by_agent.get(agent_id)
         if plan is None:
             selected = [c for c in self.compiled if c.applies_to(agent_id)]
+            ids = tuple(c.id for c in selected)
+            checks = tuple(c for c in selected if not isinstance(c, _RatePolicy))
             plan = _AgentPlan(
-                checks=tuple(c for c in selected if not isinstance(c, _RatePolicy)),
+                checks=checks,
                 rate_limits=tuple(c for c in selected if isinstance(c, _RatePolicy)),
-                policy_ids=tuple(c.id for c in selected),
+                policy_ids=ids,
+                allow=Decision("allow", (), self.version, ids),
+                input_screen=_input_screen(checks),
             )
             if len(self._by_agent) < 10_000:  # bounded: agent ids may come from untrusted input
                 self._by_agent[agent_id] = plan
@@ -505,13 +573,13 @@ class PolicyEngine:
         agent = plan.for_agent(request.agent_id)
         violations: list[Violation] = []
         if agent.checks:
-            texts = _Texts(request)
+            texts = _Texts(request, agent.input_screen)
             for compiled in agent.checks:
                 compiled.check(request, texts, violations)
         if request.count_request and agent.rate_limits:
             self._apply_rate_limits(request.agent_id, agent.rate_limits, violations)
         if not violations:
-            return Decision("allow", (), plan.version, agent.policy_ids)
+            return agent.allow
         return Decision(_outcome(violations), tuple(violations), plan.version, agent.policy_ids)
 
     def _apply_rate_limits(

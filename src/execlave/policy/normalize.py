@@ -21,7 +21,10 @@ detectors as plain ones. Every step is a linear pass.
 
 from __future__ import annotations
 
+import codecs
+import re
 import unicodedata
+from collections.abc import Iterable
 from functools import cache
 
 # Letters that render as nothing (not in Mn/Me/Cf, but used the same way).
@@ -77,6 +80,52 @@ class _Tables:
         folds.update(dict.fromkeys(dashes, "-"))
         folds.update({ord(k): v for k, v in _CONFUSABLES.items()})
         self.folds = folds
+        # Each character to fold, by its string (what a search finds), and one character class
+        # holding them all (so a text's foldable characters are found at C speed).
+        self.fold_strings: dict[str, str] = {chr(code): value or "" for code, value in folds.items()}
+        self.removal_strings = {chr(code): value or "" for code, value in self.removals.items()}
+        self.foldable = _finders(folds)
+        self.removable = _finders(self.removals)
+        # The same characters grouped by what they become: one pass per group replaces many
+        # distinct characters at once (used when a text holds more than _PEELS of them).
+        self.fold_groups = _groups(folds)
+        self.removal_groups = _groups(self.removals)
+
+
+def _groups(table: dict[int, str | None]) -> dict[str, tuple[re.Pattern[str], re.Pattern[str]]]:
+    by_value: dict[str, list[int]] = {}
+    for code, value in table.items():
+        by_value.setdefault(value or "", []).append(code)
+    return {value: _finders(codes) for value, codes in by_value.items()}
+
+
+# Any character outside the Basic Multilingual Plane.
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+
+
+def _finders(codes: Iterable[int]) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Patterns finding any of ``codes``: one for the BMP (a character class the ``re`` module
+    checks with one table lookup per character) and one for the other planes (a class with
+    astral ranges is checked range by range, so it runs only behind a one-range look-ahead and
+    only on texts that hold an astral character)."""
+    bmp = [code for code in codes if code < 0x10000]
+    astral = [code for code in codes if code >= 0x10000]
+    return re.compile(_char_class(bmp)), re.compile("(?=[\U00010000-\U0010ffff])" + _char_class(astral))
+
+
+def _char_class(codes: Iterable[int]) -> str:
+    """A regular-expression character class of ``codes`` (as ranges, in escapes); one that
+    matches nothing if there are none."""
+    ordered = sorted(codes)
+    if not ordered:
+        return "(?!)"
+    ranges: list[list[int]] = []
+    for code in ordered:
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    return "[" + "".join(f"\\U{lo:08x}" + (f"-\\U{hi:08x}" if hi > lo else "") for lo, hi in ranges) + "]"
 
 
 @cache
@@ -84,32 +133,61 @@ def _tables() -> _Tables:
     return _Tables()
 
 
-_ASCII_WHITESPACE_RUNS = ("  ", "\n", "\t", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
+# Every character str.split() splits on (tests/policy/test_normalize_pii.py checks the list
+# against str.isspace on the running Python).
+_WHITESPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B)))
+_WHITESPACE += "\u2028\u2029\u202f\u205f\u3000"
+# What of it can be left after NFKD (which makes every other space a plain one).
+_WHITESPACE_AFTER_NFKD = _WHITESPACE[:9] + "\x85\u1680\u2028\u2029"
+_PEELS = 40  # distinct characters replaced one by one (removals: 8); then one pass per group
+_REMOVAL_PEELS = 8
 
 
-_MANY = 32  # above this many distinct characters to fold, one translate pass beats str.replace each
-_ASCII_BYTES = bytes(range(0x80))
-
-
-def _non_ascii(text: str) -> set[str]:
-    """The distinct non-ASCII characters of ``text``, with C-speed passes only: encoded, its
-    ASCII bytes deleted, decoded again (a lone surrogate travels as itself)."""
-    raw = text.encode("utf-8", "surrogatepass").translate(None, _ASCII_BYTES)
-    return set(raw.decode("utf-8", "surrogatepass"))
-
-
-def _fold(text: str, tables: _Tables) -> str:
-    """Apply the fold table (removals, digits, dashes, look-alikes) in linear time: str.replace
-    per distinct character to fold (a few, in prose), or one translate pass (many)."""
-    folds = tables.folds
-    found = [ch for ch in _non_ascii(text) if ord(ch) in folds]
-    if not found:
-        return text
-    if len(found) > _MANY:
-        return text.translate(folds)
-    for ch in found:
-        text = text.replace(ch, folds[ord(ch)] or "")
+def _apply(
+    text: str,
+    finders: tuple[re.Pattern[str], re.Pattern[str]],
+    values: dict[str, str],
+    groups: dict[str, tuple[re.Pattern[str], re.Pattern[str]]],
+) -> str:
+    """``text`` with every character the finders find replaced by its value. Linear: each
+    distinct character is replaced throughout with one ``str.replace`` (C speed; the search
+    resumes where it stopped, since no value is itself one to replace), up to ``_PEELS`` of
+    them; past that, every character of the found one's group (all that share its value) is
+    replaced in one ``re`` pass, so a text costs at most one pass per group."""
+    bmp, astral = finders
+    for plane, found in enumerate((bmp, astral) if _ASTRAL.search(text) else (bmp,)):
+        match = found.search(text)
+        peels = 0
+        while match is not None:
+            pos = match.start()
+            ch = match.group()
+            value = values[ch]
+            # Removals (marks, format characters) come in many kinds at once in some scripts:
+            # past a few of them, the rest go in one pass.
+            if peels < (_REMOVAL_PEELS if not value else _PEELS):
+                text = text.replace(ch, value)
+                peels += 1
+            else:
+                text = groups[value][plane].sub(value, text)  # values hold no backslash
+            match = found.search(text, pos)
     return text
+
+
+def _collapse(text: str, whitespace: str = _WHITESPACE) -> str:
+    """``" ".join(text.split())`` (every run of whitespace one space, none at either end) with
+    C-speed passes only: each whitespace character present becomes a space, then double spaces
+    are halved until none is left (a run of n spaces takes log n passes)."""
+    if text.isascii():
+        for ch in _WHITESPACE[:9]:
+            if ch in text:
+                text = text.replace(ch, " ")
+    else:
+        for ch in whitespace:
+            if ch in text:
+                text = text.replace(ch, " ")
+    while "  " in text:
+        text = text.replace("  ", " ")
+    return text.strip(" ")
 
 
 def strip_invisible(text: str) -> str:
@@ -118,9 +196,9 @@ def strip_invisible(text: str) -> str:
     and spacing are kept."""
     if text.isascii():
         return text
-    removals = _tables().removals
+    tables = _tables()
     text = unicodedata.normalize("NFKD", text)
-    return text.translate(removals) if any(ord(ch) in removals for ch in _non_ascii(text)) else text
+    return _apply(text, tables.removable, tables.removal_strings, tables.removal_groups)
 
 
 def strip_pattern(pattern: str) -> str:
@@ -142,19 +220,224 @@ def fold_text(text: str) -> str:
         text = text.replace("\u03f2", "c").replace("\u03f9", "c")
     tables = _tables()
     base = unicodedata.normalize("NFKD", text).casefold()
-    folded = _fold(base, tables)
+    folded = _apply(base, tables.foldable, tables.fold_strings, tables.fold_groups)
     # Case folding can produce characters that decompose further: fold once more, so
     # normalising twice changes nothing.
     if not folded.isascii() and not unicodedata.is_normalized("NFKD", folded):
-        folded = _fold(unicodedata.normalize("NFKD", folded).casefold(), tables)
+        base = unicodedata.normalize("NFKD", folded).casefold()
+        folded = _apply(base, tables.foldable, tables.fold_strings, tables.fold_groups)
     return folded
+
+
+# -- per-character path --------------------------------------------------------------------------
+#
+# Decomposition, case folding and the fold table act character by character, except that NFKD
+# puts runs of combining characters (canonical class > 0) in canonical order and a second round
+# runs when case folding leaves something to decompose. A character is *context-free* when every
+# combining character of its decomposition folds away and what it folds to is decomposed already
+# and holds no combining character: then reordering moves only characters that vanish, no second
+# round is triggered, and the text folds to the concatenation of its characters' folds (ASCII:
+# lower case; U+0345 is the one exception allowed, see _char_fold). Texts whose non-ASCII
+# characters are few and all context-free take this path: each distinct character is folded
+# once (and remembered), then replaced throughout the text (or, for a large text of up to 128
+# kinds, coded in one byte each: see _normalize_charmap). tests/policy/test_normalize_reference.py
+# checks both against a plain per-character implementation of the rules.
+
+_CHAR_FOLDS: dict[str, bytes | None] = {}
+_CHAR_FOLDS_MAX = 4096  # remembered characters (cleared when full: memory stays bounded)
+_PER_CHAR_DISTINCT = 256  # at most this many distinct non-ASCII characters per text
+_ASCII_BYTES = bytes(range(0x80))
+# ASCII letters lowered, ASCII whitespace made a space (collapsing treats all whitespace alike).
+_ASCII_FOLD = bytes.maketrans(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f", b"abcdefghijklmnopqrstuvwxyz" + b" " * 9
+)
+
+
+def _char_fold(ch: str) -> bytes | None:
+    """The UTF-8 fold of one non-ASCII character, whitespace as spaces, if it is context-free."""
+    try:
+        return _CHAR_FOLDS[ch]
+    except KeyError:
+        pass
+    tables = _tables()
+    fold = tables.fold_strings
+    decomposed = unicodedata.normalize("NFKD", "c" if ch in "\u03f2\u03f9" else ch)
+    result: bytes | None = None
+    # U+0345 (ypogegrammeni) is the one combining character context-free characters may keep:
+    # it folds to "i", and every other combining character that survives folding makes its
+    # character not context-free, so reordering only ever moves a U+0345 among removed
+    # characters and other U+0345s.
+    if all(
+        unicodedata.combining(d) == 0
+        or d == "\u0345"
+        or not _apply(d.casefold(), tables.foldable, fold, tables.fold_groups)
+        for d in decomposed
+    ):
+        folded = fold_text(ch)
+        if unicodedata.is_normalized("NFKD", folded) and not any(map(unicodedata.combining, folded)):
+            spaced = "".join(" " if c.isspace() else c for c in folded)
+            result = spaced.encode("utf-8")
+    if len(_CHAR_FOLDS) >= _CHAR_FOLDS_MAX:
+        _CHAR_FOLDS.clear()
+    _CHAR_FOLDS[ch] = result
+    return result
+
+
+_PEEL_DISTINCT = 16  # distinct characters found by peeling; more are found with one set()
+
+
+_REPLACE_BUDGET = 1 << 23  # characters scanned by the per-kind replacements, at most
+_SET_MAX_BYTES = 65_536  # non-ASCII bytes left after peeling that one set() may still take
+
+
+def _distinct_utf8(others: bytes) -> list[bytes] | None:
+    """The distinct characters of ``others`` (UTF-8 of non-ASCII characters only), each as
+    UTF-8; None if there are more than ``_PER_CHAR_DISTINCT``, or too many to find cheaply. The
+    first few are peeled off (the leading character's bytes, then every copy of them removed:
+    C-speed passes over a shrinking buffer; fewer on a large buffer), the rest, if small, found
+    with one set()."""
+    found: list[bytes] = []
+    peels = _PEEL_DISTINCT
+    if len(others) > _SET_MAX_BYTES:
+        # A large buffer is worth peeling only if its start already shows few kinds of character
+        # (this only picks the path: the result is the same either way).
+        if len(set(others[:4096].decode("utf-8", "ignore"))) > _PEEL_DISTINCT // 4:
+            return None
+        peels = _PEEL_DISTINCT // 2
+    while others:
+        if len(found) == peels:
+            if len(others) > _SET_MAX_BYTES:
+                return None
+            rest = set(others.decode("utf-8", "surrogatepass"))
+            if len(found) + len(rest) > _PER_CHAR_DISTINCT:
+                return None
+            return found + [ch.encode("utf-8", "surrogatepass") for ch in rest]
+        lead = others[0]
+        encoded = others[: 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4]
+        found.append(encoded)
+        others = others.replace(encoded, b"")
+    return found
+
+
+def _utf8_fold(encoded: bytes) -> bytes | None:
+    """:func:`_char_fold` of one character given as UTF-8."""
+    try:
+        return _UTF8_FOLDS[encoded]
+    except KeyError:
+        pass
+    folded = _char_fold(encoded.decode("utf-8", "surrogatepass"))
+    if len(_UTF8_FOLDS) >= _CHAR_FOLDS_MAX:
+        _UTF8_FOLDS.clear()
+    _UTF8_FOLDS[encoded] = folded
+    return folded
+
+
+_UTF8_FOLDS: dict[bytes, bytes | None] = {}
+
+
+_CHARMAP_SLOTS = 128  # non-ASCII characters a one-byte code can carry (the rest are ASCII)
+_CHARMAP_RETRIES = 16  # characters added after the sample (each costs one more encoding pass)
+_FILLERS = "".join(chr(0xE000 + i) for i in range(_CHARMAP_SLOTS))  # private use: fold to themselves
+
+
+def _normalize_charmap(text: str) -> bytes | None:
+    """The UTF-8 of :func:`normalize_text` for a text of ASCII plus at most 128 kinds of
+    non-ASCII character, all context-free, in C-speed passes whatever their mix: each character
+    is given a one-byte code (``codecs.charmap_encode``), codes whose fold is empty are deleted
+    and ASCII is lowered in one ``bytes.translate``, and decoding gives each code its fold (a
+    fold longer than one character is put in afterwards, per kind). The kinds come from the
+    text's start; one the start lacks is added when encoding stops at it. None for any other
+    text."""
+    kinds = {ch for ch in text[:4096] if ch > "\x7f"}
+    for _ in range(_CHARMAP_RETRIES):
+        if len(kinds) > _CHARMAP_SLOTS:
+            return None
+        ordered = sorted(kinds)
+        table = _ASCII_TABLE + "".join(ordered) + _FILLERS[len(ordered) :]
+        try:
+            coded = codecs.charmap_encode(text, "strict", codecs.charmap_build(table))[0]
+        except UnicodeEncodeError as error:
+            kinds.add(text[error.start])
+            continue
+        folds: list[bytes] = []
+        for ch in ordered:
+            folded = _char_fold(ch)
+            if folded is None:
+                return None
+            folds.append(folded)
+        removed = bytes(0x80 + i for i, folded in enumerate(folds) if not folded)
+        single = [folded.decode("utf-8") for folded in folds]
+        longer = [(ch, fold) for ch, fold in zip(ordered, single, strict=True) if len(fold) > 1]
+        # Each code decodes to its fold when that is one character, else to the character itself
+        # (replaced below; no fold holds a character that folds further).
+        decoding = "".join(ch if len(f) != 1 else f for ch, f in zip(ordered, single, strict=True))
+        decoding = _ASCII_TABLE + decoding + _FILLERS[len(ordered) :]
+        result = codecs.charmap_decode(coded.translate(_ASCII_FOLD, removed), "strict", decoding)[0]
+        for ch, fold in longer:
+            result = result.replace(ch, fold)
+        data = result.encode("utf-8")
+        while b"  " in data:
+            data = data.replace(b"  ", b" ")
+        return data.strip(b" ")
+    return None
+
+
+_ASCII_TABLE = "".join(map(chr, range(0x80)))
+
+
+def _normalize_per_char(text: str) -> bytes | None:
+    """The UTF-8 of :func:`normalize_text` for a text with few non-ASCII characters, all
+    context-free; None for any other text."""
+    raw = text.encode("utf-8", "surrogatepass")
+    others = raw.translate(None, _ASCII_BYTES)
+    distinct = _distinct_utf8(others)
+    if distinct is None or len(distinct) * len(text) > _REPLACE_BUDGET:
+        return _normalize_charmap(text)
+    changes = []
+    for encoded in distinct:
+        folded = _utf8_fold(encoded)
+        if folded is None:
+            return None
+        if folded != encoded:
+            changes.append((encoded, folded))
+    if changes:  # str.replace of one character is a memchr-speed pass; bytes.replace is not
+        for encoded, folded in changes:
+            text = text.replace(encoded.decode("utf-8", "surrogatepass"), folded.decode("utf-8"))
+        raw = text.encode("utf-8")
+    data = raw.translate(_ASCII_FOLD)
+    while b"  " in data:
+        data = data.replace(b"  ", b" ")
+    return data.strip(b" ")
+
+
+def normalize_utf8(text: str) -> tuple[str, bytes]:
+    """:func:`normalize_text` and its UTF-8 (what RE2 scans), each computed once."""
+    if text.isascii():  # lower case and whitespace in one bytes pass
+        data = text.encode().translate(_ASCII_FOLD)
+        if b"  " in data:
+            while b"  " in data:
+                data = data.replace(b"  ", b" ")
+        data = data.strip(b" ")
+        return data.decode(), data
+    fast = _normalize_per_char(text)
+    if fast is not None:
+        return fast.decode("utf-8"), fast
+    folded = _collapse(fold_text(text), _WHITESPACE_AFTER_NFKD)
+    return folded, folded.encode()
 
 
 def normalize_text(text: str) -> str:
     """NFKD, marks and format characters removed, digits and dashes folded to ASCII, common
     Cyrillic/Greek look-alikes folded to Latin, case folded, every run of whitespace collapsed
     to one space. The whole text is returned."""
-    folded = fold_text(text)
-    if folded.isascii() and not any(run in folded for run in _ASCII_WHITESPACE_RUNS):
+    if text.isascii():
+        folded = text.lower()
+        if (
+            "  " in folded or "\n" in folded or "\t" in folded or "\r" in folded or "\x0b" in folded
+            or "\x0c" in folded or "\x1c" in folded or "\x1d" in folded or "\x1e" in folded
+            or "\x1f" in folded
+        ):  # fmt: skip
+            return _collapse(folded)
         return folded.strip()
-    return " ".join(folded.split())
+    fast = _normalize_per_char(text)
+    return fast.decode("utf-8") if fast is not None else _collapse(fold_text(text), _WHITESPACE_AFTER_NFKD)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from array import array
 from collections.abc import Callable, Iterable, Iterator
+from functools import cache
 from itertools import accumulate
 from typing import Any, Literal, get_args
 
@@ -136,60 +137,74 @@ def _card_spans(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
 
 
 _NOT_MULTIPLE_OF_10 = bytes(0 if value % 10 == 0 else 1 for value in range(256))
+_MULTIPLE_OF_10 = bytes(1 if value % 10 == 0 else 0 for value in range(256))
 _NOT_GROUP_START = bytes.maketrans(b"02", b"\x01\x00")
 _MARKERS = bytes.maketrans(b"0123456789 -", b"000000000011")
 _VECTOR_MIN_GROUPS = 64
 
 
+_CUT_AFTER_SEPARATOR = bytes.maketrans(b"\x00\x02", b"\x01\x00")  # in digit space: 2 = starts a group
+_SEPARATOR_FLAGS = bytes.maketrans(b"0123456789 -", b"\x00" * 10 + b"\x01\x01")
+
+
+# Pair counts built from two smaller ones (count: (a, b) means a pairs plus b pairs 2a lanes on):
+# the 6-9 pairs of 12-19-digit windows from the powers of two.
+_PAIR_PLAN: dict[int, tuple[int, int]] = {2: (1, 1), 4: (2, 2), 6: (4, 2), 7: (6, 1), 8: (4, 4), 9: (8, 1)}
+
+
 def _any_card_window(run: str, digits: bytes, first_ok: bool, last_ok: bool) -> bool:
     """Whether any window of whole groups with 13-19 digits passes Luhn, decided with whole-buffer
-    integer and bytes operations (no per-digit Python step): a pre-check for long runs of short
-    groups, so a run that holds no card costs a few passes over its bytes.
+    integer and bytes operations (no per-digit or per-group Python step), so a run costs a few
+    passes over its bytes whatever its shape. A group of more than 19 digits can be in no window,
+    so a run holding one needs no splitting.
 
-    Each digit's Luhn contribution (doubled or not, per window-end parity) is one byte lane of a
-    big integer; adding the integer shifted by 0..L-1 lanes sums every L-digit window at once
-    (at most 19 x 9 = 171, so lanes never carry). A window counts where its sum is a multiple
-    of 10 and both of its ends fall between groups."""
+    Each digit's Luhn contribution (doubled or not, by its offset in the window) is one byte lane
+    of a big integer; adding shifted copies sums every L-digit window at once (at most
+    19 x 9 = 171, so lanes never carry). A window counts where its sum is a multiple
+    of 10 and both of its ends fall between groups; a length no two cuts are apart is skipped."""
     n = len(digits)
-    # Group starts in digit index space: "0" for a digit, "1" for a separator; a separator and
-    # the digit after it become "2" (that digit starts a group).
-    marker = run.encode("ascii").translate(_MARKERS)
-    marker = marker.replace(b"10", b"2")
-    not_cut = bytes([not first_ok]) + marker[1:].translate(_NOT_GROUP_START) + bytes([not last_ok])
-    plain = digits.translate(_DIGIT_VALUE)
-    doubled = digits.translate(_DOUBLED_VALUE)
-    lanes = []
-    for parity in (0, 1):  # doubled at indices of the window end's parity
-        weights = bytearray(plain)
-        weights[parity::2] = doubled[parity::2]
-        lanes.append(int.from_bytes(weights, "little"))
-    sums = list(lanes)
-    for shift in range(1, 19):
-        for parity in (0, 1):
-            sums[parity] += lanes[parity] >> (8 * shift)
-        length = shift + 1
-        if length < 13:
-            continue
+    # Per digit: 1 if the character before it is a separator (it starts a group), built in
+    # character space (bit 0: is a separator, bit 1: the previous one is) with separators then
+    # deleted, which leaves digit space.
+    flags = int.from_bytes(run.encode("ascii").translate(_SEPARATOR_FLAGS), "little")
+    marks = ((flags | (flags << 9)).to_bytes(len(run) + 2, "little")[: len(run)]).translate(None, b"\x01\x03")
+    cut = bytes([first_ok]) + marks[1:].translate(_START_FLAG) + bytes([last_ok])
+    cuts = int.from_bytes(cut, "little")  # lane j: 1 where a window may start or end before digit j
+    plain = int.from_bytes(digits.translate(_DIGIT_VALUE), "little")
+    doubled = int.from_bytes(digits.translate(_DOUBLED_VALUE), "little")
+    # Luhn doubles every second digit counting back from a window's last one: in a window of L
+    # digits, the digits at offsets of L's parity. So an even window is a run of (doubled, plain)
+    # pairs and an odd one a run of (plain, doubled) pairs plus a plain last digit: sums of k
+    # pairs by doubling (only those needed), each window's sum in its own lane.
+    pairs = {0: {1: doubled + (plain >> 8)}, 1: {1: plain + (doubled >> 8)}}
+
+    def pair_sums(kind: int, count: int) -> int:
+        by_count = pairs[kind]
+        if count not in by_count:
+            a, b = _PAIR_PLAN[count]
+            by_count[count] = pair_sums(kind, a) + (pair_sums(kind, b) >> (16 * a))
+        return by_count[count]
+
+    for length in range(13, 20):
         count = n - length + 1
         if count <= 0:
             break
-        flags = [sums[p].to_bytes(n + 1, "little")[:count].translate(_NOT_MULTIPLE_OF_10) for p in (0, 1)]
-        chosen = bytearray(flags[0])
-        odd_start = (1 - length) % 2  # windows starting here end at an odd index
-        chosen[odd_start::2] = flags[1][odd_start::2]
-        combined = (
-            int.from_bytes(chosen, "little")
-            | int.from_bytes(not_cut[:count], "little")
-            | int.from_bytes(not_cut[length : length + count], "little")
-        )
-        if b"\x00" in combined.to_bytes(count, "little"):
+        both_cut = cuts & (cuts >> (8 * length))  # start and end are cuts (count lanes at most)
+        if not both_cut:
+            continue
+        if length % 2 == 0:
+            sums = pair_sums(0, length // 2)
+        else:
+            sums = pair_sums(1, length // 2) + (plain >> (8 * (length - 1)))
+        zero = int.from_bytes(sums.to_bytes(n + 1, "little").translate(_MULTIPLE_OF_10), "little")
+        if zero & both_cut:
             return True
     return False
 
 
 def _segment_cards(run: str, start: int, first_ok: bool, last_ok: bool) -> Iterator[tuple[int, int]]:
     """Cards in ``run`` (digit groups of at most 19 digits, one separator between groups)."""
-    digits = run.replace(" ", "").replace("-", "").encode("ascii")
+    digits = run.encode("ascii").translate(None, b" -")
     if len(digits) < 13:
         return
     if len(run) - len(digits) >= _VECTOR_MIN_GROUPS and not _any_card_window(run, digits, first_ok, last_ok):
@@ -228,32 +243,147 @@ def _segment_cards(run: str, start: int, first_ok: bool, last_ok: bool) -> Itera
                 break
 
 
+_UNANCHORED = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
+
+
+def _byte_spans(compiled: Any, data: bytes) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of each match of an RE2 pattern in ``data`` (bytes offsets), asked of RE2
+    directly when the installed google-re2 allows it (no per-match wrapper objects)."""
+    raw = getattr(compiled, "_regexp", None)
+    if _UNANCHORED is None or raw is None or not hasattr(raw, "Match"):
+        for m in compiled.finditer(data):
+            yield m.start(), m.end()
+        return
+    match = raw.Match
+    pos, end = 0, len(data)
+    while pos <= end:
+        start, stop = match(_UNANCHORED, data, pos, end)[0]
+        if start < 0:
+            return
+        yield start, stop
+        pos = stop if stop > start else stop + 1
+
+
+def _latin1_options() -> re2.Options:
+    options = re2.Options()
+    options.encoding = re2.Options.Encoding.LATIN1
+    options.log_errors = False
+    return options
+
+
+def _interleaved(code: str) -> str:
+    """A pattern for a country code and two digits in the interleaved layout of
+    :func:`_iban_ascii_starts` (each character followed by its flag byte; the first flag must be 1)."""
+    return f"{code[0]}\\x01{code[1]}[\\x00\\x01][0-9][\\x00\\x01][0-9]"  # codes are two ASCII letters
+
+
+# Country codes grouped by IBAN length: one pattern per length finding a chunk start with one of
+# its codes and two digits (for the quick "which lengths occur at all" pass), and the same in the
+# interleaved layout (for the per-length pass).
+_IBAN_GROUPS: dict[int, list[str]] = {}
+for _code, _length in _IBAN_LENGTHS.items():
+    _IBAN_GROUPS.setdefault(_length, []).append(_code)
+_IBAN_GROUP_LENGTHS = sorted(_IBAN_GROUPS)
+_IBAN_GROUP_SET = re2.Set.SearchSet(_latin1_options())
+for _length in _IBAN_GROUP_LENGTHS:
+    _IBAN_GROUP_SET.Add(("(?:^| )(?:" + "|".join(_IBAN_GROUPS[_length]) + ")[0-9][0-9]").encode())
+_IBAN_GROUP_SET.Compile()
+_IBAN_INTERLEAVED = {
+    length: re2.compile(("|".join(_interleaved(c) for c in codes)).encode("latin-1"), _latin1_options())
+    for length, codes in _IBAN_GROUPS.items()
+}
+_IBAN_GROUP_PASSES = 4  # above this many lengths present, candidates are tried one by one
+_SPACE_FLAG = bytes.maketrans(bytes(range(256)), bytes(1 if b == 0x20 else 0 for b in range(256)))
+_START_FLAG = bytes.maketrans(b"\x00\x02", b"\x00\x01")
+_IBAN_START_RE2 = re2.compile(r"(?:^| )(?:" + "|".join(_IBAN_LENGTHS) + r")\d\d")
+
+
+def _iban_ascii_starts(run: str) -> list[tuple[int, str]] | None:
+    """``(position, country code)`` of every chunk start of the ASCII ``run`` holding a registry
+    code and two digits *and* followed, that code's length of non-space characters on, by a
+    chunk boundary (a necessary condition of :func:`_iban_spans`), in run order; found with
+    whole-buffer operations and one RE2 pass per IBAN length that occurs. None when too many
+    lengths occur (the caller tries candidates one by one)."""
+    data = run.encode()
+    present = _IBAN_GROUP_SET.Match(data)
+    if not present:
+        return []
+    if len(present) > _IBAN_GROUP_PASSES:
+        return None
+    # Per compact index (spaces removed): 1 where a chunk starts (or, at the end, the run ends).
+    spaces = int.from_bytes(data.translate(_SPACE_FLAG), "little")
+    after_space = ((spaces | (spaces << 9)).to_bytes(len(data) + 2, "little")[: len(data)]).translate(
+        None, b"\x01\x03"
+    )
+    compact = data.translate(None, b" ")
+    size = len(compact)
+    bounds_bytes = b"\x01" + after_space[1:].translate(_START_FLAG) + b"\x01"
+    bounds = int.from_bytes(bounds_bytes, "little")
+    ones = int.from_bytes(b"\x01" * size, "little")
+    wide = int.from_bytes(compact.decode("latin-1").encode("utf-16-le"), "little")
+    found: list[tuple[int, str]] = []
+    for index in present:
+        length = _IBAN_GROUP_LENGTHS[index]
+        valid = bounds & (bounds >> (8 * length)) & ones  # a chunk starts at c and ends at c + length
+        if not valid:
+            continue
+        flags = int.from_bytes(valid.to_bytes(size, "little").decode("latin-1").encode("utf-16-le"), "little")
+        layout = (wide | (flags << 8)).to_bytes(2 * size, "little")
+        found.extend((start // 2, "") for start, _ in _byte_spans(_IBAN_INTERLEAVED[length], layout))
+    found.sort()
+    starts: list[tuple[int, str]] = []
+    counted, skipped = 0, 0  # spaces before compact index c = chunk starts after a space up to c
+    for c, _ in found:
+        skipped += bounds_bytes.count(1, counted + 1, c + 1)
+        counted = c
+        pos = c + skipped
+        starts.append((pos, run[pos : pos + 2]))
+    return starts
+
+
+def _iban_starts(run: str) -> Iterator[tuple[int, str]]:
+    """``(position, country code)`` of each chunk of ``run`` that starts with a registry country
+    code and two digits, in run order (on ASCII runs, only those that end on a chunk boundary)."""
+    if run.isascii():
+        starts = _iban_ascii_starts(run)
+        if starts is not None:
+            yield from starts
+            return
+        data = run.encode()
+        for start, _ in _byte_spans(_IBAN_START_RE2, data):
+            if data[start] == 0x20:  # the space before the chunk
+                start += 1
+            yield start, run[start : start + 2]
+        return
+    for match in _IBAN_START.finditer(run):
+        yield match.start(), match.group(1)
+
+
 def _iban_spans(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
     """IBANs in the candidate ``text[start:end]``: every sub-run of its space-delimited chunks
     that starts with a registry country code and check digits, has that country's length and
     passes mod-97 (a short word after it, or a code-like word before it, does not hide it)."""
     run = text[start:end]
     floor = 0
-    for match in _IBAN_START.finditer(run):
-        pos = match.start()
+    for pos, country in _iban_starts(run):
         if pos < floor:
             continue
-        length = _IBAN_LENGTHS[match.group(1)]
+        length = _IBAN_LENGTHS[country]
         window = run[pos : pos + length + length // 4 + 2]  # at most one space per 4 characters
         compact = window.replace(" ", "")
         if len(compact) < length:
-            continue
-        bban = compact[4:length]
-        if bban.isdigit():  # most countries: digits only, so one int() and no per-letter work
-            if int(bban + _COUNTRY_DIGITS[match.group(1)] + compact[2:4]) % 97 != 1:
-                continue
-        elif not iban_valid(compact[:length]):
             continue
         k = length  # the window index just after ``length`` non-space characters
         while window[:k].count(" ") + length != k:
             k = length + window[:k].count(" ")
         if pos + k < len(run) and run[pos + k] != " ":
             continue  # it must end between chunks
+        bban = compact[4:length]
+        if bban.isdigit():  # most countries: digits only, so one int() and no per-letter work
+            if int(bban + _COUNTRY_DIGITS[country] + compact[2:4]) % 97 != 1:
+                continue
+        elif not iban_valid(compact[:length]):
+            continue
         yield start + pos, start + pos + k
         floor = pos + k
 
@@ -274,6 +404,75 @@ _RUN_VALIDATORS: dict[str, Callable[[str, int, int], Iterator[tuple[int, int]]]]
 }
 _MATCH_VALIDATORS: dict[str, Callable[[str], bool]] = {"ssn": _ssn_ok}
 _MASKS: dict[str, str] = {name: f"[{name.upper()}]" for name in _PATTERNS}
+
+
+def byte_matcher(compiled: Any) -> Callable[[bytes], bool]:
+    """Whether ``compiled`` (an RE2 pattern) matches anywhere in UTF-8 ``data``: the question most
+    checks end with (no match), asked of RE2 directly, without the wrapper's per-call generator,
+    encoding and offset translation (the caller encodes each text once per request)."""
+    raw = getattr(compiled, "_regexp", None)
+    anchor = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
+    if raw is None or anchor is None or not hasattr(raw, "Match"):  # another google-re2 layout
+        return lambda data: compiled.search(data) is not None
+    match = raw.Match
+
+    def found(data: bytes) -> bool:
+        return bool(match(anchor, data, 0, len(data))[0][0] >= 0)
+
+    return found
+
+
+def pii_alternation(types: frozenset[str]) -> str:
+    """One pattern matching every candidate of ``types`` (empty if there are none)."""
+    return "|".join(f"(?:{_PATTERNS[name]})" for name in PII_TYPES if name in types)
+
+
+@cache
+def any_pii_matcher(types: frozenset[str]) -> Callable[[bytes], bool]:
+    """Whether any candidate of ``types`` is in UTF-8 ``data`` (one combined pass; a text with no
+    candidate has no value of those types, checksums or not)."""
+    alternation = pii_alternation(types)
+    if not alternation:
+        return lambda data: False
+    return byte_matcher(re2.compile(alternation, _options()))
+
+
+def _card_in_run(text: str, start: int, end: int) -> bool:
+    """Whether :func:`_card_spans` finds a card in ``text[start:end]`` (without walking it)."""
+    run = text[start:end]
+    digits = run.encode("ascii").translate(None, b" -")
+    if len(digits) < 13:
+        return False
+    if len(run) - len(digits) < _VECTOR_MIN_GROUPS:  # a short run: the exact walk is cheaper
+        return next(_card_spans(text, start, end), None) is not None
+    first_ok = start == 0 or not _WORD.match(text[start - 1])
+    last_ok = end == len(text) or not _WORD.match(text[end])
+    return _any_card_window(run, digits, first_ok, last_ok)
+
+
+def _candidates(name: str, text: str, data: bytes) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of each match of ``name``'s pattern in ``text``; on ASCII text read from its
+    UTF-8 bytes ``data`` directly (same offsets, no offset translation by the wrapper)."""
+    if len(data) != len(text):
+        for m in _SINGLE[name].finditer(text):
+            yield m.start(), m.end()
+        return
+    yield from _byte_spans(_SINGLE[name], data)
+
+
+def _found(name: str, text: str, data: bytes) -> bool:
+    """Whether :func:`_spans_of` yields anything."""
+    if name == "credit_card":
+        return any(_card_in_run(text, s, e) for s, e in _candidates(name, text, data))
+    run_check = _RUN_VALIDATORS.get(name)
+    match_check = _MATCH_VALIDATORS.get(name)
+    for s, e in _candidates(name, text, data):
+        if run_check is not None:
+            if next(run_check(text, s, e), None) is not None:
+                return True
+        elif match_check is None or match_check(text[s:e]):
+            return True
+    return False
 
 
 def _spans_of(name: str, text: str) -> Iterator[tuple[int, int]]:
@@ -301,10 +500,13 @@ def find_pii(text: str, types: Iterable[str] = PII_TYPES) -> list[Span]:
 
 def detect_pii(text: str, types: Iterable[str] = PII_TYPES) -> list[str]:
     """The PII types found in ``text`` (already normalised), in the order of ``PII_TYPES``."""
-    if not text or _ANY.search(text) is None:
+    if not text:
         return []
-    wanted = set(types)
-    return [name for name in PII_TYPES if name in wanted and next(_spans_of(name, text), None) is not None]
+    wanted = frozenset(types)
+    data = text.encode()
+    if not any_pii_matcher(wanted)(data):
+        return []
+    return [name for name in PII_TYPES if name in wanted and _found(name, text, data)]
 
 
 def _merged(spans: list[Span]) -> list[Span]:

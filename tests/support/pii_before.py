@@ -1,0 +1,418 @@
+# A frozen copy of execlave.policy.pii as it was before the linear-time detectors (the slow
+# per-candidate walks), kept only so tests/policy/test_pii_linear.py can check the new detectors find
+# exactly what these found. Not used by the package.
+"""Detectors for personal data and secrets, shared by ``pii_access`` policies and content masking.
+
+Each detector is an RE2 pattern (linear time) plus, where the format has one, a checksum that
+rules out look-alike numbers: Luhn for card numbers, ISO 7064 mod-97 for IBANs, the SSA's
+never-issued ranges for US social security numbers. Every detector runs on the normalised text
+(:func:`~execlave.policy.normalize.normalize_text`: digits in any script and every dash folded
+to ASCII, whitespace collapsed, look-alikes folded), and each type is searched on its own, so a
+candidate of one type that fails its checksum never hides a value of another type next to it.
+
+:func:`find_pii` is the one place spans are found: the engine's ``pii_access`` check and
+:func:`mask_pii` both use it on the same normalised view, so anything that is detected is also
+masked.
+"""
+
+from __future__ import annotations
+
+import re
+from array import array
+from collections.abc import Callable, Iterable, Iterator
+from itertools import accumulate
+from typing import Any, Literal, get_args
+
+import re2
+
+from execlave.policy.normalize import fold_text, normalize_text
+
+PiiType = Literal["email", "ssn", "credit_card", "phone", "iban", "ip_address", "secret"]
+PII_TYPES: tuple[PiiType, ...] = get_args(PiiType)
+Span = tuple[str, int, int]
+
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_PATTERNS: dict[PiiType, str] = {
+    "email": r"[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}",
+    "ssn": r"\b\d{3}[- ]\d{2}[- ]\d{4}\b",
+    # A run of at least 13 digits, single spaces or dashes between them; the validator finds
+    # the card among the run's separator-delimited groups (a card followed by a CVV or an
+    # expiry, or preceded by other numbers).
+    "credit_card": r"\d(?:[ -]?\d){12,}",
+    "phone": r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{3}\)[ .-]?|\b\d{3}[.-])\d{3}[ .-]\d{4}\b|\+\d{8,15}\b",
+    # A run of 4-character groups after a country code and check digits; the validator tries
+    # every sub-run of the groups.
+    "iban": r"\b[a-z]{2}\d{2}(?: ?[a-z0-9]{4})+(?: ?[a-z0-9]{1,3})?\b",
+    "ip_address": rf"\b{_OCTET}(?:\.{_OCTET}){{3}}\b|\b(?:[0-9a-f]{{1,4}}:){{7}}[0-9a-f]{{1,4}}\b",
+    "secret": "|".join(
+        [
+            r"\b(?:akia|asia)[0-9a-z]{16}\b",  # AWS access key id (long-term / temporary)
+            r"\baws_secret_access_key\s*[:=]\s*['\"]?[a-z0-9/+=]{40}",
+            r"\bgh[pousr]_[a-z0-9]{36,}",  # GitHub tokens
+            r"\bgithub_pat_[a-z0-9_]{40,}",
+            r"\bxox[abprs]-[a-z0-9-]{10,}",  # Slack
+            r"\bxapp-\d-[a-z0-9-]{10,}",  # Slack app-level token
+            r"\bsk-(?:proj-|ant-)?[a-z0-9_-]{20,}",  # OpenAI / Anthropic style
+            r"\b[sr]k_(?:live|test)_[a-z0-9]{16,}",  # Stripe
+            r"\baiza[0-9a-z_-]{35}",  # Google API key
+            r"\beyj[a-z0-9_-]{8,}\.eyj[a-z0-9_-]{8,}\.[a-z0-9_-]{8,}",  # JWT
+            r"-----begin (?:rsa |ec |dsa |openssh |encrypted |pgp )?private key(?: block)?-----",
+            r"\b(?:api[_-]?key|secret[_-]?key|access[_-]?token|auth[_-]?token|password|passwd)"
+            r"\s*[:=]\s*['\"]?[a-z0-9_\-./+=]{12,}",
+        ]
+    ),
+}
+
+_DIGIT_VALUE = bytes.maketrans(b"0123456789", bytes(range(10)))
+_DOUBLED_VALUE = bytes.maketrans(b"0123456789", bytes([0, 2, 4, 6, 8, 1, 3, 5, 7, 9]))
+
+
+def luhn_valid(digits: str) -> bool:
+    raw = digits.encode("ascii")
+    return (
+        sum(raw[::-1][::2].translate(_DIGIT_VALUE)) + sum(raw[::-1][1::2].translate(_DOUBLED_VALUE))
+    ) % 10 == 0
+
+
+# IBAN length per country (the ISO 13616 registry): a candidate is only tried at its country's
+# length, so a run of IBAN-shaped words costs one checksum per word, not one per possible length.
+_IBAN_LENGTHS: dict[str, int] = {
+    "ad": 24, "ae": 23, "al": 28, "at": 20, "az": 28, "ba": 20, "be": 16, "bg": 22, "bh": 22, "bi": 27,
+    "br": 29, "by": 28, "ch": 21, "cr": 22, "cy": 28, "cz": 24, "de": 22, "dj": 27, "dk": 18, "do": 28,
+    "ee": 20, "eg": 29, "es": 24, "fi": 18, "fk": 18, "fo": 18, "fr": 27, "gb": 22, "ge": 22, "gi": 23,
+    "gl": 18, "gr": 27, "gt": 28, "hn": 28, "hr": 21, "hu": 28, "ie": 22, "il": 23, "iq": 23, "is": 26,
+    "it": 27, "jo": 30, "kw": 30, "kz": 20, "lb": 28, "lc": 32, "li": 21, "lt": 20, "lu": 20, "lv": 21,
+    "ly": 25, "mc": 27, "md": 24, "me": 22, "mk": 19, "mn": 20, "mr": 27, "mt": 31, "mu": 30, "ni": 28,
+    "nl": 18, "no": 15, "om": 23, "pk": 24, "pl": 28, "ps": 29, "pt": 25, "qa": 29, "ro": 24, "rs": 22,
+    "ru": 33, "sa": 24, "sc": 31, "sd": 18, "se": 24, "si": 19, "sk": 24, "sm": 27, "so": 23, "st": 25,
+    "sv": 28, "tl": 23, "tn": 24, "tr": 26, "ua": 29, "va": 22, "vg": 24, "xk": 20, "ye": 30,
+}  # fmt: skip
+_COUNTRY_DIGITS = {
+    code: "".join(str(ord(ch) - 87) for ch in code) for code in _IBAN_LENGTHS
+}  # "de" -> "1314"
+_IBAN_START = re.compile(r"(?:^|(?<= ))(" + "|".join(_IBAN_LENGTHS) + r")\d\d")
+_LETTER_VALUES = str.maketrans({chr(c): str(c - 55) for c in range(65, 91)})  # A=10 ... Z=35
+
+
+def iban_valid(candidate: str) -> bool:
+    s = candidate.replace(" ", "").upper()
+    if not 15 <= len(s) <= 34 or not s.isalnum() or not s.isascii():
+        return False
+    return int((s[4:] + s[:4]).translate(_LETTER_VALUES)) % 97 == 1
+
+
+def _ssn_ok(match: str) -> bool:
+    area, group, serial = match[:3], match[4:6], match[7:]
+    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
+
+
+_SEPARATORS = re.compile("[ -]")
+_WORD = re.compile(r"\w")
+
+
+def _card_spans(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """Card numbers in the digit run ``text[start:end]``: every sequence of whole groups with
+    13-19 digits passing Luhn. Linear: prefix sums make each window's Luhn test O(1), and a
+    window never spans more than 19 digits."""
+    run = text[start:end]
+    # A group that touches a word character outside the run cannot start (or end) a card.
+    first_ok = start == 0 or not _WORD.match(text[start - 1])
+    last_ok = end == len(text) or not _WORD.match(text[end])
+    if b"0" * 20 not in run.encode("ascii").translate(_MARKERS):  # the common case: one segment
+        yield from _segment_cards(run, start, first_ok, last_ok)
+        return
+    # A group of more than 19 digits belongs to no card: it splits the run into segments.
+    groups = _SEPARATORS.split(run)
+    offset = 0
+    segment: list[str] = []
+    for index, group in enumerate(groups):
+        if len(group) <= 19:
+            if not segment:
+                seg_start, seg_first_ok = offset, first_ok or index > 0
+            segment.append(group)
+        elif segment:
+            yield from _segment_cards(run[seg_start : offset - 1], start + seg_start, seg_first_ok, True)
+            segment = []
+        offset += len(group) + 1
+    if segment:
+        yield from _segment_cards(run[seg_start:], start + seg_start, seg_first_ok, last_ok)
+
+
+_NOT_MULTIPLE_OF_10 = bytes(0 if value % 10 == 0 else 1 for value in range(256))
+_NOT_GROUP_START = bytes.maketrans(b"02", b"\x01\x00")
+_MARKERS = bytes.maketrans(b"0123456789 -", b"000000000011")
+_VECTOR_MIN_GROUPS = 64
+
+
+def _any_card_window(run: str, digits: bytes, first_ok: bool, last_ok: bool) -> bool:
+    """Whether any window of whole groups with 13-19 digits passes Luhn, decided with whole-buffer
+    integer and bytes operations (no per-digit Python step): a pre-check for long runs of short
+    groups, so a run that holds no card costs a few passes over its bytes.
+
+    Each digit's Luhn contribution (doubled or not, per window-end parity) is one byte lane of a
+    big integer; adding the integer shifted by 0..L-1 lanes sums every L-digit window at once
+    (at most 19 x 9 = 171, so lanes never carry). A window counts where its sum is a multiple
+    of 10 and both of its ends fall between groups."""
+    n = len(digits)
+    # Group starts in digit index space: "0" for a digit, "1" for a separator; a separator and
+    # the digit after it become "2" (that digit starts a group).
+    marker = run.encode("ascii").translate(_MARKERS)
+    marker = marker.replace(b"10", b"2")
+    not_cut = bytes([not first_ok]) + marker[1:].translate(_NOT_GROUP_START) + bytes([not last_ok])
+    plain = digits.translate(_DIGIT_VALUE)
+    doubled = digits.translate(_DOUBLED_VALUE)
+    lanes = []
+    for parity in (0, 1):  # doubled at indices of the window end's parity
+        weights = bytearray(plain)
+        weights[parity::2] = doubled[parity::2]
+        lanes.append(int.from_bytes(weights, "little"))
+    sums = list(lanes)
+    for shift in range(1, 19):
+        for parity in (0, 1):
+            sums[parity] += lanes[parity] >> (8 * shift)
+        length = shift + 1
+        if length < 13:
+            continue
+        count = n - length + 1
+        if count <= 0:
+            break
+        flags = [sums[p].to_bytes(n + 1, "little")[:count].translate(_NOT_MULTIPLE_OF_10) for p in (0, 1)]
+        chosen = bytearray(flags[0])
+        odd_start = (1 - length) % 2  # windows starting here end at an odd index
+        chosen[odd_start::2] = flags[1][odd_start::2]
+        combined = (
+            int.from_bytes(chosen, "little")
+            | int.from_bytes(not_cut[:count], "little")
+            | int.from_bytes(not_cut[length : length + count], "little")
+        )
+        if b"\x00" in combined.to_bytes(count, "little"):
+            return True
+    return False
+
+
+def _segment_cards(run: str, start: int, first_ok: bool, last_ok: bool) -> Iterator[tuple[int, int]]:
+    """Cards in ``run`` (digit groups of at most 19 digits, one separator between groups)."""
+    digits = run.replace(" ", "").replace("-", "").encode("ascii")
+    if len(digits) < 13:
+        return
+    if len(run) - len(digits) >= _VECTOR_MIN_GROUPS and not _any_card_window(run, digits, first_ok, last_ok):
+        return
+    lengths = list(map(len, _SEPARATORS.split(run)))
+    # Luhn doubles every second digit counting back from a window's last digit: for a window
+    # ending before digit index b, the digits at indices of b's parity are doubled. One prefix
+    # sum per parity gives every window's checksum as a difference.
+    plain = digits.translate(_DIGIT_VALUE)
+    doubled = digits.translate(_DOUBLED_VALUE)
+    sums = []
+    for parity in (0, 1):
+        weights = bytearray(plain)
+        weights[parity::2] = doubled[parity::2]
+        sums.append([0, *(total % 10 for total in accumulate(weights))])
+    cuts = [0, *accumulate(lengths)]  # digit index where each group starts (and the run ends)
+    offsets = [0, *accumulate(n + 1 for n in lengths)]  # character offset of each group in run
+    count = len(lengths)
+    lo = 0
+    for hi in range(1, count + 1):  # window = groups [lo, hi)
+        if hi == count and not last_ok:
+            break
+        b = cuts[hi]
+        while b - cuts[lo] > 19:
+            lo += 1
+        prefix = sums[b % 2]
+        target = prefix[b]
+        for i in range(lo, hi):
+            a = cuts[i]
+            if b - a < 13:
+                break
+            if i == 0 and not first_ok:
+                continue
+            if prefix[a] == target:
+                yield start + offsets[i], start + offsets[hi] - 1
+                break
+
+
+def _iban_spans(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """IBANs in the candidate ``text[start:end]``: every sub-run of its space-delimited chunks
+    that starts with a registry country code and check digits, has that country's length and
+    passes mod-97 (a short word after it, or a code-like word before it, does not hide it)."""
+    run = text[start:end]
+    floor = 0
+    for match in _IBAN_START.finditer(run):
+        pos = match.start()
+        if pos < floor:
+            continue
+        length = _IBAN_LENGTHS[match.group(1)]
+        window = run[pos : pos + length + length // 4 + 2]  # at most one space per 4 characters
+        compact = window.replace(" ", "")
+        if len(compact) < length:
+            continue
+        bban = compact[4:length]
+        if bban.isdigit():  # most countries: digits only, so one int() and no per-letter work
+            if int(bban + _COUNTRY_DIGITS[match.group(1)] + compact[2:4]) % 97 != 1:
+                continue
+        elif not iban_valid(compact[:length]):
+            continue
+        k = length  # the window index just after ``length`` non-space characters
+        while window[:k].count(" ") + length != k:
+            k = length + window[:k].count(" ")
+        if pos + k < len(run) and run[pos + k] != " ":
+            continue  # it must end between chunks
+        yield start + pos, start + pos + k
+        floor = pos + k
+
+
+def _options() -> re2.Options:
+    options = re2.Options()
+    options.case_sensitive = False
+    options.log_errors = False
+    return options
+
+
+_SINGLE: dict[str, Any] = {name: re2.compile(pattern, _options()) for name, pattern in _PATTERNS.items()}
+# One combined pass answers the common question (is there any candidate at all?) in one scan.
+_ANY = re2.compile("|".join(f"(?:{pattern})" for pattern in _PATTERNS.values()), _options())
+_RUN_VALIDATORS: dict[str, Callable[[str, int, int], Iterator[tuple[int, int]]]] = {
+    "credit_card": _card_spans,
+    "iban": _iban_spans,
+}
+_MATCH_VALIDATORS: dict[str, Callable[[str], bool]] = {"ssn": _ssn_ok}
+_MASKS: dict[str, str] = {name: f"[{name.upper()}]" for name in _PATTERNS}
+
+
+def _spans_of(name: str, text: str) -> Iterator[tuple[int, int]]:
+    run_check = _RUN_VALIDATORS.get(name)
+    match_check = _MATCH_VALIDATORS.get(name)
+    for m in _SINGLE[name].finditer(text):
+        if run_check is not None:
+            yield from run_check(text, m.start(), m.end())
+        elif match_check is None or match_check(m.group()):
+            yield m.start(), m.end()
+
+
+def find_pii(text: str, types: Iterable[str] = PII_TYPES) -> list[Span]:
+    """Every ``(type, start, end)`` found in ``text`` (already normalised), sorted by start.
+    Spans of different types may overlap."""
+    if not text or _ANY.search(text) is None:
+        return []
+    wanted = set(types)
+    spans: list[Span] = [
+        (name, s, e) for name in PII_TYPES if name in wanted for s, e in _spans_of(name, text)
+    ]
+    spans.sort(key=lambda span: span[1])
+    return spans
+
+
+def detect_pii(text: str, types: Iterable[str] = PII_TYPES) -> list[str]:
+    """The PII types found in ``text`` (already normalised), in the order of ``PII_TYPES``."""
+    if not text or _ANY.search(text) is None:
+        return []
+    wanted = set(types)
+    return [name for name in PII_TYPES if name in wanted and next(_spans_of(name, text), None) is not None]
+
+
+def _merged(spans: list[Span]) -> list[Span]:
+    """Overlapping spans merged into one (named after the first)."""
+    out: list[Span] = []
+    for name, start, end in spans:
+        if out and start < out[-1][2]:
+            prev = out[-1]
+            out[-1] = (prev[0], prev[1], max(prev[2], end))
+        else:
+            out.append((name, start, end))
+    return out
+
+
+def mask_normalized(text: str, lo: int = 0, hi: int | None = None) -> str:
+    """``text[lo:hi]`` of an already normalised text, every value found in the *whole* text
+    masked first (a value that crosses ``lo`` or ``hi`` is masked, never cut into a fragment)."""
+    hi = len(text) if hi is None else hi
+    out: list[str] = []
+    pos = lo
+    for name, start, end in _merged(find_pii(text)):
+        if end <= lo:
+            continue
+        if start >= hi:
+            break
+        out.append(text[pos:start] if start > pos else "")
+        out.append(_MASKS[name])
+        pos = end
+    if pos < hi:
+        out.append(text[pos:hi])
+    return "".join(out)
+
+
+_NON_SPACE = re.compile(r"\S+")
+_ASCII_RUNS = re.compile(r"[\x00-\x7f]+|[^\x00-\x7f]+")
+_CHAR_FOLDS: dict[str, str] = {}
+
+
+def _fold_char(ch: str) -> str:
+    folded = _CHAR_FOLDS.get(ch)
+    if folded is None:
+        folded = fold_text(ch)
+        if len(_CHAR_FOLDS) >= 4096:
+            _CHAR_FOLDS.clear()
+        _CHAR_FOLDS[ch] = folded
+    return folded
+
+
+def _aligned_view(text: str) -> tuple[str, array[int]]:
+    """The normalised view built piece by piece, with the original position of each of its
+    characters. Equal to ``normalize_text(text)`` except where normalisation composed characters
+    across pieces (the caller checks)."""
+    parts: list[str] = []
+    index: array[int] = array("q")
+    for token in _NON_SPACE.finditer(text):
+        if parts:
+            parts.append(" ")
+            index.append(token.start() - 1)
+        word, base = token.group(), token.start()
+        if word.isascii():
+            parts.append(word.lower())
+            index.extend(range(base, base + len(word)))
+            continue
+        for piece in _ASCII_RUNS.finditer(word):
+            chars, offset = piece.group(), base + piece.start()
+            if chars.isascii():
+                parts.append(chars.lower())
+                index.extend(range(offset, offset + len(chars)))
+                continue
+            for k, ch in enumerate(chars):
+                folded = _fold_char(ch)
+                if folded:
+                    parts.append(folded)
+                    index.extend([offset + k] * len(folded))
+    return "".join(parts), index
+
+
+def mask_pii(text: str) -> str:
+    """Replace every email, SSN, card number, phone, IBAN, IP address and secret with a typed
+    mask such as ``[EMAIL]``.
+
+    Values are found on the normalised view the detectors use (so whatever a ``pii_access``
+    policy detects is masked, in any dress) and masked in the original text, which is otherwise
+    returned as written. When the view cannot be mapped back character by character, the masked
+    normalised view is returned instead. A mask can give a neighbour the word boundary it lacked
+    (``a@b.io10.0.0.1``), so masking repeats until nothing is found."""
+    for _ in range(4):
+        view = normalize_text(text)
+        spans = _merged(find_pii(view))
+        if not spans:
+            return text
+        text = _mask_once(text, view, spans)
+    return mask_normalized(normalize_text(text))
+
+
+def _mask_once(text: str, view: str, spans: list[Span]) -> str:
+    aligned, index = _aligned_view(text)
+    if aligned != view:
+        return mask_normalized(view)
+    out: list[str] = []
+    pos = 0
+    for name, start, end in spans:
+        first, last = index[start], index[end - 1] + 1
+        out.append(text[pos:first] if first > pos else "")
+        out.append(_MASKS[name])
+        pos = max(pos, last)
+    out.append(text[pos:])
+    return "".join(out)
