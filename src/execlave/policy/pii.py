@@ -18,7 +18,8 @@ import re
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from functools import cache
-from itertools import accumulate
+from itertools import accumulate, compress, repeat
+from operator import itemgetter
 from typing import Any, Literal, get_args
 
 import re2
@@ -170,6 +171,23 @@ def _any_card_window(run: str, digits: bytes, first_ok: bool, last_ok: bool) -> 
     marks = ((flags | (flags << 9)).to_bytes(len(run) + 2, "little")[: len(run)]).translate(None, b"\x01\x03")
     cut = bytes([first_ok]) + marks[1:].translate(_START_FLAG) + bytes([last_ok])
     cuts = int.from_bytes(cut, "little")  # lane j: 1 where a window may start or end before digit j
+    luhn_zero = _luhn_zero_lanes(digits)
+    for length in range(13, 20):
+        count = n - length + 1
+        if count <= 0:
+            break
+        both_cut = cuts & (cuts >> (8 * length))  # start and end are cuts (count lanes at most)
+        if not both_cut:
+            continue
+        if luhn_zero(length) & both_cut:
+            return True
+    return False
+
+
+def _luhn_zero_lanes(digits: bytes) -> Callable[[int], int]:
+    """For a window length L, an integer whose byte lane j is 1 where the L digits from ``digits[j]``
+    sum to a multiple of 10 under Luhn (lanes past the last whole window are meaningless)."""
+    n = len(digits)
     plain = int.from_bytes(digits.translate(_DIGIT_VALUE), "little")
     doubled = int.from_bytes(digits.translate(_DOUBLED_VALUE), "little")
     # Luhn doubles every second digit counting back from a window's last one: in a window of L
@@ -185,21 +203,125 @@ def _any_card_window(run: str, digits: bytes, first_ok: bool, last_ok: bool) -> 
             by_count[count] = pair_sums(kind, a) + (pair_sums(kind, b) >> (16 * a))
         return by_count[count]
 
-    for length in range(13, 20):
-        count = n - length + 1
-        if count <= 0:
-            break
-        both_cut = cuts & (cuts >> (8 * length))  # start and end are cuts (count lanes at most)
-        if not both_cut:
-            continue
+    def zero(length: int) -> int:
         if length % 2 == 0:
             sums = pair_sums(0, length // 2)
         else:
             sums = pair_sums(1, length // 2) + (plain >> (8 * (length - 1)))
-        zero = int.from_bytes(sums.to_bytes(n + 1, "little").translate(_MULTIPLE_OF_10), "little")
-        if zero & both_cut:
-            return True
-    return False
+        return int.from_bytes(sums.to_bytes(n + 1, "little").translate(_MULTIPLE_OF_10), "little")
+
+    return zero
+
+
+# Whole-text card pass (ASCII text, one byte per character). Character classes: 0 a digit, 1 a
+# separator (space or dash), 2 any other character that is not a word character, 3 a word
+# character (a card may not touch one: ``_card_spans``' first_ok / last_ok).
+_CARD_CLASS = bytes.maketrans(
+    bytes(range(128)),
+    bytes(
+        0 if chr(b).isdigit() else 1 if chr(b) in " -" else 3 if chr(b).isalnum() or chr(b) == "_" else 2
+        for b in range(128)
+    ),
+)
+_IS_DIGIT = bytes.maketrans(bytes(range(128)), bytes(1 if chr(b).isdigit() else 0 for b in range(128)))
+# Lane codes: bits 0-1 the character's class, bits 2-3 its neighbour's, bits 4-5 the next one's
+# (before it for starts, after it for ends). Only digits' lanes are kept.
+_NOT_DIGIT_CODE = bytes(code for code in range(64) if code & 3)
+_OPENS = bytes(1 if (code >> 2) & 3 in (1, 2) else 0 for code in range(256))  # a window may start here
+_BREAKS = bytes(  # the digit starts a new run (it is not one separator away from the previous digit)
+    1 if (code >> 2) & 3 in (2, 3) or ((code >> 2) & 3 == 1 and (code >> 4) & 3 != 0) else 0
+    for code in range(256)
+)
+_WHOLE_TEXT_MIN = 4096  # below this many characters the per-run walk is cheaper
+
+
+class _CardLanes:
+    """Every card window of an ASCII text at once: for each length L (13-19 digits), an integer
+    whose byte lane j is 1 where the L digits from the text's j-th digit are a window the per-run
+    walk of :func:`_card_spans` considers (whole groups of one candidate run, not touching a word
+    character) and pass Luhn. Whole-buffer operations only, so the cost is a few passes over the
+    text whatever its shape."""
+
+    def __init__(self, data: bytes) -> None:
+        n = len(data)
+        self._size = n
+        self._digit_flags = digit_flags = data.translate(_IS_DIGIT)
+        self.count = count = n - digit_flags.count(0)
+        self.valid: dict[int, int] = {}
+        if count < 13:
+            return
+        classes = int.from_bytes(b"\x02\x02" + data.translate(_CARD_CLASS) + b"\x02\x02", "little")
+        size = n + 4
+        before = (classes | (classes << 10) | (classes << 20)).to_bytes(size + 3, "little")[:size]
+        after = (classes | (classes >> 6) | (classes >> 12)).to_bytes(size, "little")
+        before = before.translate(None, _NOT_DIGIT_CODE)
+        after = after.translate(None, _NOT_DIGIT_CODE)
+        opens = int.from_bytes(before.translate(_OPENS), "little")
+        closes = int.from_bytes(after.translate(_OPENS), "little")  # a window may end after it
+        breaks = int.from_bytes(before.translate(_BREAKS), "little")
+        luhn_zero = _luhn_zero_lanes(data.translate(None, _NOT_DIGIT_BYTES))
+        # crossing: lane j is 1 where a run starts at one of the digits j+1 .. j+L-1.
+        one = breaks >> 8
+        two = one | (one >> 8)
+        four = two | (two >> 16)
+        eight = four | (four >> 32)
+        crossing = eight | (four >> 64)  # starts at j+1 .. j+12
+        for length in range(13, 20):
+            crossing |= breaks >> (8 * (length - 1))
+            if length > count:
+                break
+            ends_ok = opens & (closes >> (8 * (length - 1)))
+            if not ends_ok:
+                continue
+            valid = luhn_zero(length) & ends_ok & ~crossing
+            if valid:
+                self.valid[length] = valid
+
+    def positions(self) -> list[int]:
+        """The character offset of each digit."""
+        return list(compress(range(self._size), self._digit_flags))
+
+    def spans(self) -> list[Span]:
+        """The spans :func:`_card_spans` yields (the longest window ending at each group end),
+        sorted by start then end."""
+        if not self.valid:
+            return []
+        count, positions = self.count, self.positions()
+        ends = list(compress(range(1, self._size + 1), self._digit_flags))
+        found: list[Span] = []
+        taken = 0
+        for length in sorted(self.valid, reverse=True):
+            last = self.valid[length] << (8 * (length - 1))  # lane: the window's last digit
+            chosen = last & ~taken
+            taken |= last
+            if chosen:
+                firsts = compress(positions, (chosen >> (8 * (length - 1))).to_bytes(count, "little"))
+                lasts = compress(ends, chosen.to_bytes(count, "little"))
+                found.extend(zip(repeat("credit_card"), firsts, lasts))
+        found.sort()
+        return found
+
+    def merged(self) -> list[Span]:
+        """The spans of :meth:`spans` merged as :func:`_merged` merges them (overlapping spans, which
+        share a digit, become one)."""
+        if not self.valid:
+            return []
+        # smear: lane j is 1 where a window starts at j - (0 .. L - 13) for its length L.
+        smear = 0
+        for length in range(19, 12, -1):
+            smear = smear | (smear << 8) | self.valid.get(length, 0)
+        one = smear
+        two = one | (one << 8)
+        four = two | (two << 16)
+        eight = four | (four << 32)
+        joined = (eight | (four << 64)) << 8  # lane k: digits k-1 and k are in one window
+        count, positions = self.count, self.positions()
+        firsts = compress(positions, ((joined >> 8) & ~joined).to_bytes(count + 1, "little"))
+        lasts = compress(positions, (joined & ~(joined >> 8)).to_bytes(count + 1, "little"))
+        return [("credit_card", first, last + 1) for first, last in zip(firsts, lasts, strict=True)]
+
+
+_NOT_DIGIT_BYTES = bytes(b for b in range(256) if not 0x30 <= b <= 0x39)
 
 
 def _segment_cards(run: str, start: int, first_ok: bool, last_ok: bool) -> Iterator[tuple[int, int]]:
@@ -397,7 +519,6 @@ def _options() -> re2.Options:
 
 _SINGLE: dict[str, Any] = {name: re2.compile(pattern, _options()) for name, pattern in _PATTERNS.items()}
 # One combined pass answers the common question (is there any candidate at all?) in one scan.
-_ANY = re2.compile("|".join(f"(?:{pattern})" for pattern in _PATTERNS.values()), _options())
 _RUN_VALIDATORS: dict[str, Callable[[str, int, int], Iterator[tuple[int, int]]]] = {
     "credit_card": _card_spans,
     "iban": _iban_spans,
@@ -463,6 +584,9 @@ def _candidates(name: str, text: str, data: bytes) -> Iterator[tuple[int, int]]:
 def _found(name: str, text: str, data: bytes) -> bool:
     """Whether :func:`_spans_of` yields anything."""
     if name == "credit_card":
+        cards = _whole_text_cards(text, data)
+        if cards is not None:
+            return bool(cards.valid)
         return any(_card_in_run(text, s, e) for s, e in _candidates(name, text, data))
     run_check = _RUN_VALIDATORS.get(name)
     match_check = _MATCH_VALIDATORS.get(name)
@@ -475,27 +599,60 @@ def _found(name: str, text: str, data: bytes) -> bool:
     return False
 
 
-def _spans_of(name: str, text: str) -> Iterator[tuple[int, int]]:
+def _spans_of(name: str, text: str, data: bytes) -> Iterator[tuple[int, int]]:
     run_check = _RUN_VALIDATORS.get(name)
     match_check = _MATCH_VALIDATORS.get(name)
-    for m in _SINGLE[name].finditer(text):
+    for s, e in _candidates(name, text, data):
         if run_check is not None:
-            yield from run_check(text, m.start(), m.end())
-        elif match_check is None or match_check(m.group()):
-            yield m.start(), m.end()
+            yield from run_check(text, s, e)
+        elif match_check is None or match_check(text[s:e]):
+            yield s, e
+
+
+def _whole_text_cards(text: str, data: bytes) -> _CardLanes | None:
+    """The whole-text card pass for a large ASCII text (None: use the per-run walk)."""
+    if len(text) < _WHOLE_TEXT_MIN or len(data) != len(text):
+        return None
+    if not any_pii_matcher(frozenset({"credit_card"}))(data):
+        return _CardLanes(b"")
+    return _CardLanes(data)
+
+
+def _typed_spans(text: str, data: bytes, wanted: Iterable[str], merge_cards: bool) -> list[Span]:
+    """The spans of ``wanted`` types in ``text``, sorted by start (card spans already merged with
+    each other when ``merge_cards``, which :func:`_merged` then treats the same)."""
+    spans: list[Span] = []
+    for name in PII_TYPES:
+        if name not in wanted:
+            continue
+        if name == "credit_card" and (cards := _whole_text_cards(text, data)) is not None:
+            spans.extend(cards.merged() if merge_cards else cards.spans())
+        else:
+            spans.extend((name, s, e) for s, e in _spans_of(name, text, data))
+    spans.sort(key=itemgetter(1))
+    return spans
 
 
 def find_pii(text: str, types: Iterable[str] = PII_TYPES) -> list[Span]:
     """Every ``(type, start, end)`` found in ``text`` (already normalised), sorted by start.
     Spans of different types may overlap."""
-    if not text or _ANY.search(text) is None:
+    if not text:
         return []
-    wanted = set(types)
-    spans: list[Span] = [
-        (name, s, e) for name in PII_TYPES if name in wanted for s, e in _spans_of(name, text)
-    ]
-    spans.sort(key=lambda span: span[1])
-    return spans
+    data = text.encode()
+    if not any_pii_matcher(frozenset(PII_TYPES))(data):
+        return []
+    return _typed_spans(text, data, set(types), merge_cards=False)
+
+
+def _merged_pii(text: str) -> list[Span]:
+    """The merged spans of :func:`find_pii` (as :func:`_merged` merges them), without listing
+    every card window of a large text."""
+    if not text:
+        return []
+    data = text.encode()
+    if not any_pii_matcher(frozenset(PII_TYPES))(data):
+        return []
+    return _merged(_typed_spans(text, data, PII_TYPES, merge_cards=True))
 
 
 def detect_pii(text: str, types: Iterable[str] = PII_TYPES) -> list[str]:
@@ -527,7 +684,7 @@ def mask_normalized(text: str, lo: int = 0, hi: int | None = None) -> str:
     hi = len(text) if hi is None else hi
     out: list[str] = []
     pos = lo
-    for name, start, end in _merged(find_pii(text)):
+    for name, start, end in _merged_pii(text):
         if end <= lo:
             continue
         if start >= hi:
@@ -595,21 +752,37 @@ def mask_pii(text: str) -> str:
     (``a@b.io10.0.0.1``), so masking repeats until nothing is found."""
     for _ in range(4):
         view = normalize_text(text)
-        spans = _merged(find_pii(view))
+        spans = _merged_pii(view)
         if not spans:
             return text
         text = _mask_once(text, view, spans)
     return mask_normalized(normalize_text(text))
 
 
+# Anything but one space between words (where :func:`_aligned_view` would move characters).
+_UNEVEN_SPACING = re.compile(r"\s\s|[^\S ]|\A\s|\s\Z")
+
+
 def _mask_once(text: str, view: str, spans: list[Span]) -> str:
+    if text.isascii():
+        core = text.strip()
+        if view == core.lower() and _UNEVEN_SPACING.search(core) is None:
+            # The aligned view is ``view``, each character at its own position after the leading
+            # whitespace.
+            return _masked(text, spans, None, len(text) - len(text.lstrip()))
     aligned, index = _aligned_view(text)
     if aligned != view:
         return mask_normalized(view)
+    return _masked(text, spans, index)
+
+
+def _masked(text: str, spans: list[Span], index: array[int] | None, shift: int = 0) -> str:
+    """``text`` with each span of the view masked (view positions mapped to ``text`` by ``index``,
+    or else moved by ``shift``)."""
     out: list[str] = []
     pos = 0
     for name, start, end in spans:
-        first, last = index[start], index[end - 1] + 1
+        first, last = (start + shift, end + shift) if index is None else (index[start], index[end - 1] + 1)
         out.append(text[pos:first] if first > pos else "")
         out.append(_MASKS[name])
         pos = max(pos, last)
