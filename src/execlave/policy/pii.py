@@ -233,6 +233,7 @@ _BREAKS = bytes(  # the digit starts a new run (it is not one separator away fro
     for code in range(256)
 )
 _WHOLE_TEXT_MIN = 4096  # below this many characters the per-run walk is cheaper
+_RUNS_BEFORE_WHOLE_TEXT = 16  # detection: runs checked one by one before the whole-text pass
 
 
 class _CardLanes:
@@ -463,10 +464,13 @@ def _iban_ascii_starts(run: str) -> list[tuple[int, str]] | None:
     return starts
 
 
+_IBAN_SHORT_RUN = 200  # below this length the whole-buffer filter costs more than it saves
+
+
 def _iban_starts(run: str) -> Iterator[tuple[int, str]]:
     """``(position, country code)`` of each chunk of ``run`` that starts with a registry country
     code and two digits, in run order (on ASCII runs, only those that end on a chunk boundary)."""
-    if run.isascii():
+    if run.isascii() and len(run) >= _IBAN_SHORT_RUN:
         starts = _iban_ascii_starts(run)
         if starts is not None:
             yield from starts
@@ -584,10 +588,14 @@ def _candidates(name: str, text: str, data: bytes) -> Iterator[tuple[int, int]]:
 def _found(name: str, text: str, data: bytes) -> bool:
     """Whether :func:`_spans_of` yields anything."""
     if name == "credit_card":
-        cards = _whole_text_cards(text, data)
-        if cards is not None:
-            return bool(cards.valid)
-        return any(_card_in_run(text, s, e) for s, e in _candidates(name, text, data))
+        # Run by run (most texts have a few runs, often with a card in the first); past a few
+        # runs, one whole-text pass for the rest.
+        for index, (s, e) in enumerate(_candidates(name, text, data)):
+            if index == _RUNS_BEFORE_WHOLE_TEXT and (cards := _whole_text_cards(text, data)) is not None:
+                return bool(cards.valid)
+            if _card_in_run(text, s, e):
+                return True
+        return False
     run_check = _RUN_VALIDATORS.get(name)
     match_check = _MATCH_VALIDATORS.get(name)
     for s, e in _candidates(name, text, data):
@@ -759,14 +767,18 @@ def mask_pii(text: str) -> str:
     return mask_normalized(normalize_text(text))
 
 
-# Anything but one space between words (where :func:`_aligned_view` would move characters).
-_UNEVEN_SPACING = re.compile(r"\s\s|[^\S ]|\A\s|\s\Z")
+# ASCII whitespace other than the space (``str.split`` and ``\s`` treat these as spaces).
+_OTHER_ASCII_SPACES = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"
 
 
 def _mask_once(text: str, view: str, spans: list[Span]) -> str:
     if text.isascii():
         core = text.strip()
-        if view == core.lower() and _UNEVEN_SPACING.search(core) is None:
+        if (
+            view == core.lower()
+            and "  " not in core
+            and not any(space in core for space in _OTHER_ASCII_SPACES)
+        ):
             # The aligned view is ``view``, each character at its own position after the leading
             # whitespace.
             return _masked(text, spans, None, len(text) - len(text.lstrip()))
