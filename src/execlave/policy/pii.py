@@ -18,8 +18,8 @@ import re
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from functools import cache
-from itertools import accumulate, compress, repeat
-from operator import itemgetter
+from itertools import accumulate, chain, compress, repeat
+from operator import add, itemgetter
 from typing import Any, Literal, get_args
 
 import re2
@@ -387,6 +387,25 @@ def _byte_spans(compiled: Any, data: bytes) -> Iterator[tuple[int, int]]:
         pos = stop if stop > start else stop + 1
 
 
+def _typed_matches(name: str, compiled: Any, data: bytes) -> list[Span]:
+    """``(name, start, end)`` for each match of ``compiled`` in ``data``: :func:`_byte_spans` in one
+    loop (a text dense with values spends its time here)."""
+    raw = getattr(compiled, "_regexp", None)
+    if _UNANCHORED is None or raw is None or not hasattr(raw, "Match"):
+        return [(name, start, stop) for start, stop in _byte_spans(compiled, data)]
+    match = raw.Match
+    found: list[Span] = []
+    append = found.append
+    pos, end = 0, len(data)
+    while pos <= end:
+        start, stop = match(_UNANCHORED, data, pos, end)[0]
+        if start < 0:
+            break
+        append((name, start, stop))
+        pos = stop if stop > start else stop + 1
+    return found
+
+
 def _latin1_options() -> re2.Options:
     options = re2.Options()
     options.encoding = re2.Options.Encoding.LATIN1
@@ -626,19 +645,33 @@ def _whole_text_cards(text: str, data: bytes) -> _CardLanes | None:
     return _CardLanes(data)
 
 
-def _typed_spans(text: str, data: bytes, wanted: Iterable[str], merge_cards: bool) -> list[Span]:
+def _typed_spans(text: str, data: bytes, wanted: Iterable[str], merge_cards: bool) -> tuple[list[Span], bool]:
     """The spans of ``wanted`` types in ``text``, sorted by start (card spans already merged with
-    each other when ``merge_cards``, which :func:`_merged` then treats the same)."""
-    spans: list[Span] = []
+    each other when ``merge_cards``, which :func:`_merged` then treats the same), and whether
+    they are known to be disjoint: all of one type, as a type's matches never overlap (card
+    windows aside, unless merged)."""
+    found: list[list[Span]] = []
+    in_order = disjoint = True
     for name in PII_TYPES:
         if name not in wanted:
             continue
         if name == "credit_card" and (cards := _whole_text_cards(text, data)) is not None:
-            spans.extend(cards.merged() if merge_cards else cards.spans())
+            spans = cards.merged() if merge_cards else cards.spans()  # sorted
+            ordered_here, disjoint_here = True, merge_cards
+        elif len(data) == len(text) and name not in _RUN_VALIDATORS and name not in _MATCH_VALIDATORS:
+            spans = _typed_matches(name, _SINGLE[name], data)
+            ordered_here = disjoint_here = True
         else:
-            spans.extend((name, s, e) for s, e in _spans_of(name, text, data))
+            spans = [(name, s, e) for s, e in _spans_of(name, text, data)]
+            ordered_here = disjoint_here = name != "credit_card"  # the per-run walk: by end
+        if spans:
+            found.append(spans)
+            in_order, disjoint = ordered_here, disjoint_here
+    if len(found) == 1 and in_order:
+        return found[0], disjoint
+    spans = [span for group in found for span in group]
     spans.sort(key=itemgetter(1))
-    return spans
+    return spans, len(found) == 1 and disjoint
 
 
 def find_pii(text: str, types: Iterable[str] = PII_TYPES) -> list[Span]:
@@ -649,7 +682,7 @@ def find_pii(text: str, types: Iterable[str] = PII_TYPES) -> list[Span]:
     data = text.encode()
     if not any_pii_matcher(frozenset(PII_TYPES))(data):
         return []
-    return _typed_spans(text, data, set(types), merge_cards=False)
+    return _typed_spans(text, data, set(types), merge_cards=False)[0]
 
 
 def _merged_pii(text: str) -> list[Span]:
@@ -660,7 +693,8 @@ def _merged_pii(text: str) -> list[Span]:
     data = text.encode()
     if not any_pii_matcher(frozenset(PII_TYPES))(data):
         return []
-    return _merged(_typed_spans(text, data, PII_TYPES, merge_cards=True))
+    spans, disjoint = _typed_spans(text, data, PII_TYPES, merge_cards=True)
+    return spans if disjoint else _merged(spans)
 
 
 def detect_pii(text: str, types: Iterable[str] = PII_TYPES) -> list[str]:
@@ -791,6 +825,14 @@ def _mask_once(text: str, view: str, spans: list[Span]) -> str:
 def _masked(text: str, spans: list[Span], index: array[int] | None, shift: int = 0) -> str:
     """``text`` with each span of the view masked (view positions mapped to ``text`` by ``index``,
     or else moved by ``shift``)."""
+    if index is None and spans:  # merged spans are disjoint: cut between them at C speed
+        starts: Iterable[int] = map(itemgetter(1), spans)
+        ends: Iterable[int] = map(itemgetter(2), spans)
+        if shift:
+            starts, ends = map(add, starts, repeat(shift)), map(add, ends, repeat(shift))
+        cuts = map(slice, chain((0,), ends), chain(starts, (None,)))
+        masks = chain(map(_MASKS.__getitem__, map(itemgetter(0), spans)), ("",))
+        return "".join(chain.from_iterable(zip(map(text.__getitem__, cuts), masks, strict=True)))
     out: list[str] = []
     pos = 0
     for name, start, end in spans:
