@@ -288,18 +288,20 @@ class _CardLanes:
         if not self.valid:
             return []
         count, positions = self.count, self.positions()
-        ends = list(compress(range(1, self._size + 1), self._digit_flags))
         found: list[Span] = []
         taken = 0
+        lengths = 0
         for length in sorted(self.valid, reverse=True):
             last = self.valid[length] << (8 * (length - 1))  # lane: the window's last digit
             chosen = last & ~taken
             taken |= last
             if chosen:
                 firsts = compress(positions, (chosen >> (8 * (length - 1))).to_bytes(count, "little"))
-                lasts = compress(ends, chosen.to_bytes(count, "little"))
+                lasts = map(add, compress(positions, chosen.to_bytes(count, "little")), repeat(1))
                 found.extend(zip(repeat("credit_card"), firsts, lasts))
-        found.sort()
+                lengths += 1
+        if lengths > 1:  # each length's spans are in order already
+            found.sort()
         return found
 
     def merged(self) -> list[Span]:
