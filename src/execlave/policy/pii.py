@@ -223,9 +223,6 @@ _CARD_CLASS = bytes.maketrans(
         for b in range(128)
     ),
 )
-# The same with "?" read as a word character: on a non-ASCII text encoded one byte per character,
-# every non-ASCII character becomes "?" (see :func:`_card_bounds`).
-_CARD_CLASS_QUESTION_WORD = _CARD_CLASS[: ord("?")] + b"\x03" + _CARD_CLASS[ord("?") + 1 :]
 _IS_DIGIT = bytes.maketrans(bytes(range(128)), bytes(1 if chr(b).isdigit() else 0 for b in range(128)))
 # Lane codes: bits 0-1 the character's class, bits 2-3 its neighbour's, bits 4-5 the next one's
 # (before it for starts, after it for ends). Only digits' lanes are kept.
@@ -246,7 +243,7 @@ class _CardLanes:
     candidate run, not touching a word character) and pass Luhn. Whole-buffer operations only,
     so the cost is a few passes over the text whatever its shape."""
 
-    def __init__(self, data: bytes, question_is_word: bool = False) -> None:
+    def __init__(self, data: bytes) -> None:
         n = len(data)
         self._size = n
         self._digit_flags = digit_flags = data.translate(_IS_DIGIT)
@@ -254,8 +251,7 @@ class _CardLanes:
         self.valid: dict[int, int] = {}
         if count < 13:
             return
-        table = _CARD_CLASS_QUESTION_WORD if question_is_word else _CARD_CLASS
-        classes = int.from_bytes(b"\x02\x02" + data.translate(table) + b"\x02\x02", "little")
+        classes = int.from_bytes(b"\x02\x02" + data.translate(_CARD_CLASS) + b"\x02\x02", "little")
         size = n + 4
         before = (classes | (classes << 10) | (classes << 20)).to_bytes(size + 3, "little")[:size]
         after = (classes | (classes >> 6) | (classes >> 12)).to_bytes(size, "little")
@@ -616,11 +612,8 @@ def _found(name: str, text: str, data: bytes) -> bool:
         # Run by run (most texts have a few runs, often with a card in the first); past a few
         # runs, one whole-text pass for the rest.
         for index, (s, e) in enumerate(_candidates(name, text, data)):
-            if index == _RUNS_BEFORE_WHOLE_TEXT and (bounds := _card_bounds(text, data)) is not None:
-                if bounds[0].valid:  # a subset of the windows has a card
-                    return True
-                if not bounds[1].valid:  # a superset has none
-                    return False
+            if index == _RUNS_BEFORE_WHOLE_TEXT and (cards := _whole_text_cards(text, data)) is not None:
+                return bool(cards.valid)
             if _card_in_run(text, s, e):
                 return True
         return False
@@ -645,32 +638,28 @@ def _spans_of(name: str, text: str, data: bytes) -> Iterator[tuple[int, int]]:
             yield s, e
 
 
-def _card_bounds(text: str, data: bytes) -> tuple[_CardLanes, _CardLanes] | None:
-    """The whole-text card pass for a large text (None: use the per-run walk), as two passes
-    between which the truth lies: the first finds a subset of the windows, the second a superset.
-
-    An ASCII text is read as it is (both are the same pass). A non-ASCII one is read one byte per
-    character with each non-ASCII character as "?": whether that character is a word character
-    (a card may not touch one) matters only next to a run, so the pass that reads every "?" as a
-    word character finds a subset of the windows and the one that reads none as such a superset."""
-    if len(text) < _WHOLE_TEXT_MIN:
-        return None
-    if not any_pii_matcher(frozenset({"credit_card"}))(data):
-        none = _CardLanes(b"")
-        return none, none
-    if len(data) == len(text):
-        exact = _CardLanes(data)
-        return exact, exact
-    chars = text.encode("ascii", "replace")
-    return _CardLanes(chars, question_is_word=True), _CardLanes(chars)
+# A character next to a digit that the one-byte reading of a non-ASCII text turned into "?".
+_QUESTION_NEXT_TO_DIGIT = re.compile(rb"\?(?=[0-9])|(?<=[0-9])\?")
 
 
 def _whole_text_cards(text: str, data: bytes) -> _CardLanes | None:
-    """The whole-text card pass when its two readings agree (None: use the per-run walk)."""
-    bounds = _card_bounds(text, data)
-    if bounds is None or bounds[0].valid != bounds[1].valid:
+    """The whole-text card pass for a large text (None: use the per-run walk).
+
+    A non-ASCII text is read one byte per character, each non-ASCII character as "?"; only a
+    character next to a digit can matter (whether it is a word character, which a card may not
+    touch), so those are looked up and written back as a word or a non-word ASCII character."""
+    if len(text) < _WHOLE_TEXT_MIN:
         return None
-    return bounds[0]
+    if not any_pii_matcher(frozenset({"credit_card"}))(data):
+        return _CardLanes(b"")
+    if len(data) == len(text):
+        return _CardLanes(data)
+    chars = bytearray(text.encode("ascii", "replace"))
+    for match in _QUESTION_NEXT_TO_DIGIT.finditer(chars):
+        ch = text[match.start()]
+        if ch != "?":
+            chars[match.start()] = 0x61 if ch.isalnum() or ch == "_" else 0x21  # "a" / "!"
+    return _CardLanes(bytes(chars))
 
 
 def _typed_spans(text: str, data: bytes, wanted: Iterable[str], merge_cards: bool) -> tuple[list[Span], bool]:
