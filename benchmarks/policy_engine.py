@@ -61,6 +61,10 @@ HOSTILE = {
     "zero-space run": "0 ",
     "card run": "4111 1111 1111 1111 ",
     "iban run": "DE89 3704 0044 0532 0130 00 ",
+    # The same, non-ASCII: an accented word per IBAN; valid cards glued to CJK characters (a card
+    # may not touch a word character, so each run's edges are looked up).
+    "iban run, accented": "DE89 3704 0044 0532 0130 00 \u00e9t\u00e9 ",
+    "cards glued to cjk": "\u4e2d4111111111111111\u4e2d ",
 }
 SENTENCE = "Please check the deployment status of the payments service in eu-west and summarise the errors. "
 UNICODE_SENTENCE = "Prüfe den Status des Dienstes „payments“ — Fehler zusammenfassen. "
