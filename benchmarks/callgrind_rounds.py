@@ -63,6 +63,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", help="directory for the callgrind files (default: a temporary one)")
     p.add_argument("--quick", action="store_true", help="one processor, few warm-ups (smoke test)")
     p.add_argument(
+        "--only",
+        action="append",
+        help="measure only the configurations / components whose label contains this (repeatable; "
+        "a cell's bare round is always kept)",
+    )
+    p.add_argument(
         "--calls",
         action="store_true",
         help="no valgrind: count Python function calls per round (cProfile) and list the "
@@ -245,6 +251,8 @@ def classic_components(counter: ExecutionCounter, args: argparse.Namespace) -> N
     pieces["plain SDK span, same attrs"] = plain_span
     pieces["record_decision"] = record
     for name, make in pieces.items():
+        if args.only and not any(w in f"component/{name}" for w in args.only):
+            continue
         try:
             run = make()
             run(1)
@@ -253,6 +261,11 @@ def classic_components(counter: ExecutionCounter, args: argparse.Namespace) -> N
             continue
         measure(counter, f"component/{name}", run, args)
     full.shutdown(timeout=1.0)
+
+
+def _wanted(args: argparse.Namespace, label: str) -> bool:
+    """``--only``: the labels containing one of its strings, and every cell's bare round."""
+    return not args.only or label.endswith("/bare") or any(w in label for w in args.only)
 
 
 def build_work(args: argparse.Namespace) -> list[tuple[str, Callable[[int], None], Any]]:
@@ -271,7 +284,7 @@ def build_work(args: argparse.Namespace) -> list[tuple[str, Callable[[int], None
                 for n in HISTORIES:
                     fns = setup.round_fns(history(n))
                     for c in ORDER:
-                        if c in fns:
+                        if c in fns and _wanted(args, f"{processor}/{kind}/h{n}/{c}"):
                             work.append(
                                 (
                                     f"{processor}/{kind}/h{n}/{c}",
@@ -293,7 +306,7 @@ def build_work(args: argparse.Namespace) -> list[tuple[str, Callable[[int], None
                 setup.check()
                 fns = setup.round_fns()
                 for c in ORDER:
-                    if c in fns:
+                    if c in fns and _wanted(args, f"{processor}/{kind}/h1/{c}"):
                         work.append(
                             (f"{processor}/{kind}/h1/{c}", fns[c], setup if c == "openinference" else None)
                         )
@@ -381,6 +394,8 @@ def agentchat_components(counter: ExecutionCounter, args: argparse.Namespace) ->
     from overhead_agentchat import components
 
     for name, run in components(asyncio.new_event_loop()).items():
+        if args.only and not any(w in f"component/{name}" for w in args.only):
+            continue
         measure(counter, f"component/{name}", run, args)
 
 

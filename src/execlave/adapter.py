@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ._ids import validate_agent_id
@@ -40,6 +41,9 @@ class AgentIdentity:
     enforced: bool = True
     attributes: Mapping[str, AttributeValue] = field(init=False, repr=False, compare=False)
     metadata: Mapping[str, str] | None = field(init=False, repr=False, compare=False)
+    round_attributes: Mapping[str, AttributeValue] = field(init=False, repr=False, compare=False)
+    """The attributes of this agent's ``invoke_agent`` spans."""
+    round_span_name: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         from .telemetry import names  # OpenTelemetry is loaded only once an identity is made
@@ -64,6 +68,11 @@ class AgentIdentity:
             attributes[names.ENFORCEMENT_ENABLED] = False
         object.__setattr__(self, "attributes", attributes)
         object.__setattr__(self, "metadata", metadata or None)
+        # The same on every round: built once (never mutated; telemetry copies what it bounds).
+        round_attributes: dict[str, AttributeValue] = {names.GEN_AI_OPERATION_NAME: names.OP_INVOKE_AGENT}
+        round_attributes.update(attributes)
+        object.__setattr__(self, "round_attributes", MappingProxyType(round_attributes))
+        object.__setattr__(self, "round_span_name", names.span_name(names.OP_INVOKE_AGENT, self.display_name))
 
     @property
     def display_name(self) -> str:

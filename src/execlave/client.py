@@ -291,7 +291,7 @@ class Execlave:
         denied, approval timeout, outage in ``fail_closed`` mode). Blocks the calling thread while
         Execlave answers: async code uses :meth:`adecide`."""
         local = self._engine.evaluate(request)
-        if local.blocked or self._connection is None:
+        if self._connection is None or local.blocked:
             return local
         return Decision.merge([local, self._connection.check(request, history)])
 
@@ -309,7 +309,8 @@ class Execlave:
         """A check for :meth:`round_span` / :meth:`tool_span`: ``build()`` and :meth:`decide` run
         inside the span, so a failure in either (a bug reading the framework's messages, say)
         fails closed and is recorded like any error on execlave's path."""
-        return lambda: self.decide(build())
+        decide = self.decide
+        return lambda: decide(build())
 
     async def aprepare_check(self, build: Callable[[], CheckRequest]) -> Check:
         """:meth:`prepare_check` for async code: when the decision may wait on Execlave it is awaited
@@ -345,13 +346,11 @@ class Execlave:
         ``check(another)`` decides more within the round (a block raises there), ``decision`` is
         the round's decision so far, ``record_content(key, text)`` records PII-masked content when
         capture is on."""
-        attributes: dict[str, AttributeValue] = {names.GEN_AI_OPERATION_NAME: names.OP_INVOKE_AGENT}
-        attributes.update(agent.attributes)
-        check = check if agent.enforced else None
+        attributes = agent.round_attributes
         if kind is not None:
-            attributes[names.ROUND_KIND] = kind
+            attributes = {**attributes, names.ROUND_KIND: kind}
         return self._telemetry.governed_span(
-            names.span_name(names.OP_INVOKE_AGENT, agent.display_name), attributes=attributes, check=check
+            agent.round_span_name, attributes=attributes, check=check if agent.enforced else None
         )
 
     def tool_span(
@@ -384,12 +383,10 @@ class Execlave:
         if handoff:
             attributes[names.TOOL_HANDOFF] = True
         operation = names.OP_CHECK_TOOL if requested else names.OP_EXECUTE_TOOL
-        if not agent.enforced:
-            check = _not_enforced
         return self._telemetry.governed_span(
             names.span_name(operation, call.name),
             attributes=attributes,
-            check=check,
+            check=check if agent.enforced else None,  # trace only: no check, no decision recorded
             raise_on_block=not requested,
             per_call=requested,  # past the round's span budget, allowed calls are counted, not spanned
         )
@@ -411,8 +408,11 @@ class Execlave:
         ``check_tool {tool}`` span each (see :meth:`tool_span`; ``handoff`` tells which calls hand
         the conversation over), then one :class:`~execlave.errors.PolicyBlockedError` with every
         blocking violation, if any call was blocked."""
-        checks = [(call, self.prepare_check(self._tool_request(agent, call))) for call in calls]
-        self._check_requested(agent, checks, handoff)  # a trace-only agent's checks are skipped there
+        if not agent.enforced:
+            self._check_requested(agent, [(call, _not_enforced) for call in calls], handoff)
+            return
+        checks = [(call, self._tool_check(agent, call)) for call in calls]
+        self._check_requested(agent, checks, handoff)
 
     async def acheck_requested(
         self,
@@ -430,6 +430,11 @@ class Execlave:
 
     def _tool_request(self, agent: AgentIdentity, *calls: ToolCall) -> Callable[[], CheckRequest]:
         return lambda: self.check_request(agent, tool_calls=calls)
+
+    def _tool_check(self, agent: AgentIdentity, call: ToolCall) -> Check:
+        """:meth:`prepare_check` of one requested call (built and decided inside its span)."""
+        environment, decide = self.environment, self.decide
+        return lambda: decide(agent.request(environment, tool_calls=(call,)))
 
     def _check_requested(
         self,

@@ -120,13 +120,17 @@ def _bound(raw: str, limit: int, masker: Masker) -> str:
     return _cut(escape_controls(masked), limit)
 
 
-_CACHED_CHARS = 256
+_CACHED_CHARS = CACHED_CHARS = 256
+"""Texts up to this length are bounded once (see :func:`bound_short`)."""
 _CACHE_ENTRIES = 2048
-_bound_short = functools.lru_cache(maxsize=_CACHE_ENTRIES)(_bound)
+_bound_short = bound_short = functools.lru_cache(maxsize=_CACHE_ENTRIES)(_bound)
+"""``_bound(raw, limit, masker)`` for a str of at most :data:`CACHED_CHARS`, cached."""
 
 
 def bound_name(name: object, masker: Masker | None = None) -> str:
     """A model-chosen name as exported: masked, escaped, at most :data:`MAX_NAME_CHARS`."""
+    if type(name) is str and len(name) <= _CACHED_CHARS:  # the per-round case, straight to the cache
+        return _bound_short(name, MAX_NAME_CHARS, masker or mask_pii)
     return bound_text(name, MAX_NAME_CHARS, masker)
 
 

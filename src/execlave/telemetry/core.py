@@ -9,6 +9,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -20,12 +21,21 @@ from .._version import __version__
 from ..errors import AgentPausedError, EnforcementUnavailableError, PolicyBlockedError
 from ..policy.types import Decision
 from . import names
-from .bounds import MAX_MESSAGE_CHARS, bound_name, bound_span_name, bound_text, resolve_attribute_length
+from .bounds import (
+    CACHED_CHARS,
+    MAX_MESSAGE_CHARS,
+    MAX_NAME_CHARS,
+    bound_name,
+    bound_short,
+    bound_span_name,
+    bound_text,
+    resolve_attribute_length,
+)
 from .config import DEFAULT_SERVICE_NAME, TelemetryConfig, resolve_capture_content
 from .conversation import note_error, with_conversation_id
 from .governed import GovernedSpan, record_decision, record_events
 from .metric_pipeline import MeterPipeline, build_meter_pipeline
-from .metrics import Metrics
+from .metrics import TIMED_OPERATIONS, Metrics
 from .processors import SCOPE_NAME, BoundedBatchSpanProcessor, ConsoleTreeProcessor, is_execlave_span
 
 logger = logging.getLogger("execlave")
@@ -35,6 +45,10 @@ _PROTOCOLS = {"http/protobuf", "grpc"}
 _NAME_ATTRIBUTES = frozenset(
     {names.GEN_AI_TOOL_NAME, names.GEN_AI_TOOL_CALL_ID, names.GEN_AI_AGENT_NAME, names.VIOLATION_TOOL_NAME}
 )
+
+
+_BOUNDED_CACHE_ENTRIES = 256
+_OPEN_SPANS_ENTRIES = 4096
 
 
 class _RoundBudget:
@@ -67,6 +81,11 @@ class Telemetry:
         # that is never ended does not leak its budget).
         self._budgets: weakref.WeakKeyDictionary[Any, _RoundBudget] = weakref.WeakKeyDictionary()
         self._budget_lock = threading.Lock()
+        # Bounded name and attributes of spans whose attributes are a read-only mapping (the same
+        # agent's rounds): bounding is deterministic, so it is done once per mapping and name.
+        # Governed spans open now, by id(span): their per-call children find their budget here.
+        self._open_spans: dict[int, _GovernedSpanContext] = {}
+        self._bounded_cache: dict[int, tuple[Any, str, str, dict[str, AttributeValue]]] = {}
         self._shutdown_done = False
         self._lock = threading.Lock()
 
@@ -79,6 +98,9 @@ class Telemetry:
                 self.owns_provider = True
         self.tracer_provider: Any = provider
         self.tracer: trace.Tracer = provider.get_tracer(SCOPE_NAME, __version__)
+        # The API's no-op tracer (a no-op or non-SDK provider, OTEL_SDK_DISABLED) starts no span:
+        # governed spans then skip naming, bounding and context entirely (checks run the same).
+        self.never_records: bool = type(self.tracer) is trace.NoOpTracer
         meter_provider = config.meter_provider
         self._meters: MeterPipeline | None = None
         if meter_provider is None and self.owns_provider:  # metrics go with execlave's traces
@@ -226,21 +248,38 @@ class Telemetry:
     def _bounded(
         self, name: str, attributes: Mapping[str, AttributeValue] | None
     ) -> tuple[str, dict[str, AttributeValue] | None]:
+        frozen = type(attributes) is MappingProxyType  # never changes (an agent's round attributes)
+        if frozen:
+            hit = self._bounded_cache.get(id(attributes))
+            if hit is not None and hit[0] is attributes and hit[1] == name:
+                return hit[2], dict(hit[3])
         bounded_name = bound_span_name(name, self._masker)
         if not attributes:
             return bounded_name, None
         limit = self.max_attribute_length
         reveals = self._reveals
         out: dict[str, AttributeValue] = {}
+        masker = self._masker
         for key, value in attributes.items():
             if key in _NAME_ATTRIBUTES:
-                out[key] = bound_name(value, self._masker)
+                # bound_name(value, masker), straight to its cache for the usual short name
+                out[key] = (
+                    bound_short(value, MAX_NAME_CHARS, masker)
+                    if type(value) is str and len(value) <= CACHED_CHARS
+                    else bound_name(value, masker)
+                )
             elif isinstance(value, str) and (
                 len(value) > limit or not value.isprintable() or (reveals is not None and reveals(value))
             ):
                 out[key] = bound_text(value, min(limit, MAX_MESSAGE_CHARS), self._masker)
             else:
                 out[key] = value
+        if frozen:
+            cache = self._bounded_cache
+            if len(cache) >= _BOUNDED_CACHE_ENTRIES:
+                cache.clear()
+            cache[id(attributes)] = (attributes, name, bounded_name, out)  # holds it: the id stays its
+            return bounded_name, dict(out)
         return bounded_name, out
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -307,7 +346,17 @@ class _GovernedSpanContext:
     """The context manager behind :meth:`Telemetry.governed_span` (a plain class: it runs on
     every round and tool call, so it avoids generator-based context managers)."""
 
-    __slots__ = ("_args", "_budget", "_governed", "_parent", "_start", "_telemetry", "_token")
+    __slots__ = (
+        "_args",
+        "_budget",
+        "_child_budget",
+        "_governed",
+        "_opened",
+        "_parent",
+        "_start",
+        "_telemetry",
+        "_token",
+    )
 
     def __init__(
         self,
@@ -325,14 +374,22 @@ class _GovernedSpanContext:
         self._governed: GovernedSpan | None = None
         self._parent: Any = None
         self._budget: _RoundBudget | None = None
-        if per_call:
+        self._child_budget: _RoundBudget | None = None  # of the per-call spans opened under this one
+        self._opened: Span | None = None  # this span while it is open and recording
+        if per_call and not telemetry.never_records:
             parent = trace.get_current_span()
             if parent.is_recording():
+                owner = telemetry._open_spans.get(id(parent))
                 try:
                     with telemetry._budget_lock:
-                        budget = telemetry._budgets.get(parent)
-                        if budget is None:
-                            budget = telemetry._budgets[parent] = _RoundBudget()
+                        if owner is not None and owner._opened is parent:  # a governed span (a round)
+                            budget = owner._child_budget
+                            if budget is None:
+                                budget = owner._child_budget = _RoundBudget()
+                        else:  # another instrumentation's span
+                            budget = telemetry._budgets.get(parent)
+                            if budget is None:
+                                budget = telemetry._budgets[parent] = _RoundBudget()
                     self._parent, self._budget = parent, budget
                 except TypeError:  # a span type that cannot be weakly referenced: no budget
                     pass
@@ -343,8 +400,12 @@ class _GovernedSpanContext:
         tel = self._telemetry
         try:
             bounded_name, bounded_attributes = tel._bounded(name, attributes)
+            context = otel_context.get_current()  # read once: the conversation and the parent
             span: Span = tel.tracer.start_span(
-                bounded_name, kind=kind, attributes=with_conversation_id(bounded_attributes, tel._masker)
+                bounded_name,
+                context=context,
+                kind=kind,
+                attributes=with_conversation_id(bounded_attributes, tel._masker, context),
             )
         except Exception:
             # A broken tracer must not switch enforcement off: govern without a span.
@@ -354,6 +415,12 @@ class _GovernedSpanContext:
             self._token = otel_context.attach(trace.set_span_in_context(span))
         except Exception:
             logger.debug("execlave: could not make a span current", exc_info=True)
+        if self._opened is None:
+            self._opened = span
+            spans = tel._open_spans
+            if len(spans) >= _OPEN_SPANS_ENTRIES:  # spans never ended (abandoned): forgotten
+                spans.clear()
+            spans[id(span)] = self  # found by its per-call children (their budget)
         return span
 
     def __enter__(self) -> GovernedSpan:
@@ -367,14 +434,15 @@ class _GovernedSpanContext:
                 deferred = budget.spans >= tel.max_tool_spans_per_round
                 if not deferred:
                     budget.spans += 1
-        span = INVALID_SPAN if deferred else self._open_span()
+        span = INVALID_SPAN if deferred or tel.never_records else self._open_span()
         governed = self._governed = GovernedSpan(
             span,
             capture_content=tel.capture_content,
             masker=tel._masker,
             max_attribute_length=tel.max_attribute_length,
+            metrics=tel.metrics,
+            metric_attributes=attributes,
         )
-        governed.on_decision = lambda decision: tel.metrics.decision(decision, attributes)
         self._start = time.monotonic()
         if check is not None:
             try:
@@ -404,7 +472,7 @@ class _GovernedSpanContext:
                     budget.omitted += 1
             if promote:
                 span = self._open_span()
-                governed.span = span
+                governed.use_span(span)
                 record_decision(span, governed.decision)
                 for decision in governed._decisions:
                     record_events(span, decision, with_excerpt=tel.capture_content, masker=tel._masker)
@@ -433,16 +501,27 @@ class _GovernedSpanContext:
         if governed is None:
             return
         self._governed = None
-        _count(self._telemetry, self._args[1], exc, time.monotonic() - self._start)
+        opened = self._opened
+        if opened is not None:
+            self._telemetry._open_spans.pop(id(opened), None)
+            self._opened = None
+        attributes = self._args[1]
+        if exc is not None or (
+            attributes
+            and attributes.get(names.GEN_AI_OPERATION_NAME) in TIMED_OPERATIONS
+            and self._telemetry.metrics.durations_live()
+        ):
+            _count(self._telemetry, attributes, exc, time.monotonic() - self._start)
         if exc is not None:
             note_error(exc)  # the conversation's root ends ERROR even if the framework swallows exc
             if isinstance(exc, PolicyBlockedError):
                 governed._on_block_passing(exc)
             governed._fail(exc)
-        try:
-            governed.span.end()
-        except Exception:
-            logger.debug("execlave: could not end span", exc_info=True)
+        if governed.span is not INVALID_SPAN:
+            try:
+                governed.span.end()
+            except Exception:
+                logger.debug("execlave: could not end span", exc_info=True)
         if self._token is not None:
             try:
                 otel_context.detach(self._token)  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from ..errors import (
@@ -33,6 +33,7 @@ from .bounds import (
     exception_attributes,
     status_text,
 )
+from .metrics import Metrics
 
 logger = logging.getLogger("execlave")
 
@@ -113,7 +114,19 @@ def _unavailable(exc: Exception) -> EnforcementUnavailableError:
 class GovernedSpan:
     """Handle yielded by :meth:`Telemetry.governed_span`."""
 
-    on_decision: Callable[[Decision], None] | None = None
+    __slots__ = (
+        "_capture",
+        "_decisions",
+        "_masker",
+        "_max_length",
+        "_own_block",
+        "decision",
+        "metric_attributes",
+        "metrics",
+        "on_decision",
+        "recording",
+        "span",
+    )
 
     def __init__(
         self,
@@ -122,14 +135,34 @@ class GovernedSpan:
         capture_content: bool,
         masker: Callable[[str], str],
         max_attribute_length: int = 8192,
+        on_decision: Callable[[Decision], None] | None = None,
+        metrics: Metrics | None = None,
+        metric_attributes: Mapping[str, AttributeValue] | None = None,
     ) -> None:
-        self.span = span
+        self.on_decision = on_decision  # called with each decision; never raises
+        self.metrics = metrics  # each decision is counted there (when a meter would receive it)
+        self.metric_attributes = metric_attributes
         self._max_length = max_attribute_length
         self.decision: Decision = ALLOW
         self._decisions: list[Decision] = []
         self._capture = capture_content
         self._masker = masker
         self._own_block: PolicyBlockedError | None = None
+        self.span = span
+        try:  # as use_span (inlined: this runs for every span)
+            self.recording = span is not INVALID_SPAN and bool(span.is_recording())
+        except Exception:
+            self.recording = False
+
+    def use_span(self, span: Span) -> None:
+        """Record on ``span`` from now on. Whether it records is asked once: on a span that
+        records nothing (no-op tracer, sampled out) decisions, events and content are not
+        built at all; the decision and the raise are the same."""
+        self.span = span
+        try:
+            self.recording = span is not INVALID_SPAN and bool(span.is_recording())
+        except Exception:
+            self.recording = False
 
     def check(self, fn: Callable[[], Decision], *, raise_on_block: bool = True) -> Decision:
         """Run one enforcement check, merge its decision into this span's, raise on block.
@@ -143,18 +176,25 @@ class GovernedSpan:
             raise
         except Exception as exc:
             raise _unavailable(exc) from exc
-        return self._accept(decision, raise_on_block)
-
-    def _accept(self, decision: object, raise_on_block: bool) -> Decision:
+        # What follows runs on every check: kept in this one frame.
         if not isinstance(decision, Decision):
             raise EnforcementUnavailableError(
                 f"execlave policy check returned {type(decision).__name__}, not a Decision; failing closed"
             )
-        self._add(decision)
+        decisions = self._decisions
+        if decisions or self.recording:
+            self._add(decision)
+        else:  # the first decision on a span that records nothing (as _add, inlined)
+            decisions.append(decision)
+            self.decision = decision
+        metrics = self.metrics
+        if metrics is not None and metrics.decisions_live():
+            metrics.decision(decision, self.metric_attributes)  # never raises
         if self.on_decision is not None:
-            self.on_decision(decision)  # metrics; never raises (see telemetry.metrics)
-        record_events(self.span, decision, with_excerpt=self._capture, masker=self._masker)
-        if decision.blocked and raise_on_block:
+            self.on_decision(decision)
+        if self.recording and (decision.violations or decision.bypasses):
+            record_events(self.span, decision, with_excerpt=self._capture, masker=self._masker)
+        if decision.outcome == "block" and raise_on_block:
             # Names and messages in the error are bounded like on the span: apps log it and
             # hand it to their clients.
             error = blocked_error([bound_violation(v, self._masker) for v in decision.blocking_violations])
@@ -165,7 +205,7 @@ class GovernedSpan:
     def record_content(self, attribute: str, text: str) -> None:
         """Record ``text`` (PII-masked, then cut to the attribute length limit) on the span, only
         when content capture is on. The whole text is masked before it is cut."""
-        if not self._capture or not isinstance(text, str):
+        if not (self._capture and self.recording) or not isinstance(text, str):
             return
         try:
             masked = self._masker(text)
@@ -181,6 +221,8 @@ class GovernedSpan:
 
     def set_error(self, description: str) -> None:
         """ERROR status with ``description`` masked, escaped and bounded."""
+        if not self.recording:
+            return
         try:
             self.span.set_status(
                 Status(StatusCode.ERROR, bound_text(description, MAX_MESSAGE_CHARS, self._masker))
@@ -191,9 +233,11 @@ class GovernedSpan:
     # -- used by governed_span --
 
     def _add(self, decision: Decision) -> None:
-        self._decisions.append(decision)
-        self.decision = decision if len(self._decisions) == 1 else Decision.merge(self._decisions)
-        record_decision(self.span, self.decision)
+        decisions = self._decisions
+        decisions.append(decision)
+        self.decision = decision if len(decisions) == 1 else Decision.merge(decisions)
+        if self.recording:
+            record_decision(self.span, self.decision)
 
     def _on_block_passing(self, error: PolicyBlockedError) -> None:
         if error is self._own_block:
@@ -202,6 +246,8 @@ class GovernedSpan:
         self._add(Decision("block", tuple(error.violations)))
 
     def _fail(self, exc: BaseException) -> None:
+        if not self.recording:
+            return
         try:
             if isinstance(exc, Exception):
                 # Never the raw text: an exception may quote the data it failed on.

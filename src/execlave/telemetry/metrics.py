@@ -8,6 +8,7 @@ must not break the agent or change a decision.
 
 from __future__ import annotations
 
+import functools
 import logging
 import weakref
 from collections.abc import Callable, Iterable, Mapping
@@ -25,7 +26,8 @@ from .bounds import bound_name
 logger = logging.getLogger("execlave")
 
 DURATION = names.METRIC_OPERATION_DURATION
-_TIMED = {names.OP_INVOKE_AGENT, names.OP_EXECUTE_TOOL}
+TIMED_OPERATIONS = frozenset({names.OP_INVOKE_AGENT, names.OP_EXECUTE_TOOL})
+"""The operations whose duration is recorded (``operation``); others are not timed."""
 _NAMES = frozenset({names.GEN_AI_TOOL_NAME, names.GEN_AI_AGENT_NAME})
 # GenAI semconv explicit bucket boundaries for gen_ai.client.operation.duration (seconds).
 _BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
@@ -41,6 +43,49 @@ def _pick(attributes: Mapping[str, AttributeValue] | None, *keys: str) -> dict[s
         return {}
     # Names may be model-chosen: bounded (masked, escaped, 128 characters) like on spans.
     return {k: bound_name(attributes[k]) if k in _NAMES else attributes[k] for k in keys if k in attributes}
+
+
+def _frozen(build: Callable[..., dict[str, AttributeValue]]) -> Callable[..., dict[str, AttributeValue]]:
+    """``build`` with its results kept for repeated values (the same agent and operation every
+    round): the per-check metric attributes are then one lookup. Never mutated after."""
+    cached = functools.lru_cache(maxsize=1024)(build)
+
+    def attributes(*values: Any) -> dict[str, AttributeValue]:
+        try:
+            return cached(*values)
+        except TypeError:  # an unhashable attribute value (a list): built each time
+            return build(*values)
+
+    return attributes
+
+
+@_frozen
+def _decision_attributes(agent_id: Any, operation: Any, outcome: str) -> dict[str, AttributeValue]:
+    attrs: dict[str, AttributeValue] = {}
+    if agent_id is not None:
+        attrs[names.GEN_AI_AGENT_ID] = agent_id
+    if operation is not None:
+        attrs[names.GEN_AI_OPERATION_NAME] = operation
+    attrs[names.POLICY_DECISION] = outcome
+    return attrs
+
+
+@_frozen
+def _duration_attributes(
+    operation: Any, agent: Any, tool: Any, error: str | None
+) -> dict[str, AttributeValue]:
+    attrs: dict[str, AttributeValue] = {names.GEN_AI_OPERATION_NAME: operation}
+    if agent is not None:
+        attrs[names.GEN_AI_AGENT_NAME] = bound_name(agent)
+    if tool is not None:
+        attrs[names.GEN_AI_TOOL_NAME] = bound_name(tool)
+    if error is not None:
+        attrs["error.type"] = error
+    return attrs
+
+
+_NO_OPS = frozenset({metrics.NoOpCounter, metrics.NoOpHistogram})
+_UNBOUND = object()
 
 
 class Metrics:
@@ -103,11 +148,36 @@ class Metrics:
                 description="Spans execlave's exporters sent",
             )
 
+    def decisions_live(self) -> bool:
+        """False when :meth:`decision` would record nothing (no meter provider yet, or a no-op one)."""
+        instrument = self.decisions  # one provider makes (or binds) all the instruments
+        # Not a no-op instrument, and not the API's placeholder before any meter provider is set
+        # (it binds itself when one is set later: asked again for every check).
+        real = getattr(instrument, "_real_instrument", _UNBOUND)
+        if real is _UNBOUND:
+            return type(instrument) not in _NO_OPS
+        return real is not None
+
+    def durations_live(self) -> bool:
+        """False when :meth:`operation` would record nothing."""
+        instrument = self.duration
+        real = getattr(instrument, "_real_instrument", _UNBOUND)  # as in decisions_live
+        if real is _UNBOUND:
+            return type(instrument) not in _NO_OPS
+        return real is not None
+
     def decision(self, decision: Decision, span_attributes: Mapping[str, AttributeValue] | None) -> None:
         """One policy check's decision: outcome, violations by policy, blocked tool calls, bypasses."""
         try:
-            base = _pick(span_attributes, names.GEN_AI_AGENT_ID, names.GEN_AI_OPERATION_NAME)
-            self.decisions.add(1, {**base, names.POLICY_DECISION: decision.outcome})
+            given = span_attributes or {}
+            self.decisions.add(
+                1,
+                _decision_attributes(
+                    given.get(names.GEN_AI_AGENT_ID), given.get(names.GEN_AI_OPERATION_NAME), decision.outcome
+                ),
+            )
+            if not (decision.violations or decision.bypasses):
+                return
             agent = _pick(span_attributes, names.GEN_AI_AGENT_ID)
             blocked_tools: set[str] = set()
             for v in decision.violations:
@@ -144,13 +214,17 @@ class Metrics:
     ) -> None:
         """Duration of an ``invoke_agent`` round or an ``execute_tool`` execution."""
         try:
-            if not span_attributes or span_attributes.get(names.GEN_AI_OPERATION_NAME) not in _TIMED:
+            if not span_attributes:
                 return
-            attrs = _pick(
-                span_attributes, names.GEN_AI_OPERATION_NAME, names.GEN_AI_AGENT_NAME, names.GEN_AI_TOOL_NAME
+            operation = span_attributes.get(names.GEN_AI_OPERATION_NAME)
+            if operation not in TIMED_OPERATIONS:
+                return
+            attrs = _duration_attributes(
+                operation,
+                span_attributes.get(names.GEN_AI_AGENT_NAME),
+                span_attributes.get(names.GEN_AI_TOOL_NAME),
+                None if exc is None else type(exc).__qualname__,
             )
-            if exc is not None:
-                attrs["error.type"] = type(exc).__qualname__
             self.duration.record(max(seconds, 0.0), attrs)
         except Exception:
             logger.debug("execlave: could not record duration metrics", exc_info=True)

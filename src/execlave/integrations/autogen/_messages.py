@@ -65,27 +65,30 @@ def _role(message: Any) -> str | None:
     return role if isinstance(role, str) else None
 
 
-def _context_text(message: Any) -> str | None:
+def _context_text(context: Any) -> str | None:
     """String values of a message's ``context`` (classic AutoGen may format them into the
     content when ``allow_format_str_template`` is set): scanned with the content."""
-    context = _get(message, "context")
     if not isinstance(context, Mapping):
         return None
     texts = [_as_str(v) for v in context.values() if v is not None]
     return "\n".join(texts) if texts else None
 
 
+# Built once: ``json.loads(s, strict=...)`` builds a new decoder on every call.
+_DECODERS = (json.JSONDecoder(), json.JSONDecoder(strict=False))
+
+
 def parse_arguments(arguments: Any) -> Any:
     """JSON-decode a string of arguments when it parses; otherwise return it unchanged."""
     if isinstance(arguments, (str, bytes, bytearray)):
-        try:  # strict; without keywords json.loads reuses its shared decoder (a keyword builds a new one)
-            return json.loads(arguments)
-        except (ValueError, TypeError, RecursionError):
-            pass
-        try:  # AutoGen itself accepts raw control characters in strings
-            return json.loads(arguments, strict=False)
-        except (ValueError, TypeError, RecursionError):
-            pass
+        # AutoGen itself accepts raw control characters in strings: strict first, then lenient.
+        for decoder in _DECODERS:
+            try:
+                if isinstance(arguments, str):
+                    return decoder.decode(arguments)
+                return json.loads(arguments, strict=decoder.strict)
+            except (ValueError, TypeError, RecursionError):
+                continue
         return arguments if isinstance(arguments, str) else _as_str(arguments)
     return arguments
 
@@ -101,32 +104,46 @@ def tool_name(call: Any) -> str:
     return _as_str(name)
 
 
-def _calls_of(call: Any) -> list[ToolCall]:
+def _calls_of(call: Any, parse: bool = True) -> list[ToolCall]:
     """One ToolCall per distinct name an entry carries. The modern shape runs
     ``function.name``, the legacy ``function_call`` runs the top-level ``name``: an entry with
     both (a decoy in one of them) has both checked. The top-level name comes first."""
     if call is None:
         return []
-    function = _get(call, "function")
-    candidates: list[tuple[Any, Any]] = [(_get(call, "name"), _get(call, "arguments"))]
+    if type(call) is dict:  # the common case, read directly
+        function = call.get("function")
+        arguments = call.get("arguments")
+        candidates: list[tuple[Any, Any]] = [(call.get("name"), arguments)]
+        call_id = call.get("id")
+        if call_id is None:
+            call_id = call.get("call_id")
+    else:
+        function = _get(call, "function")
+        arguments = _get(call, "arguments")
+        candidates = [(_get(call, "name"), arguments)]
+        call_id = _get(call, "id")
+        if call_id is None:
+            call_id = _get(call, "call_id")
     if isinstance(function, str):  # {"function": "name", "arguments": ...}
-        candidates.append((function, _get(call, "arguments")))
+        candidates.append((function, arguments))
+    elif type(function) is dict:
+        candidates.append((function.get("name"), function.get("arguments")))
     elif function is not None:
         candidates.append((_get(function, "name"), _get(function, "arguments")))
-    call_id = _get(call, "id")
-    if call_id is None:
-        call_id = _get(call, "call_id")
-    cid = None if call_id is None else _as_str(call_id)
+    cid = None if call_id is None else call_id if type(call_id) is str else _as_str(call_id)
     calls: list[ToolCall] = []
     seen: set[str] = set()
     for name, arguments in candidates:
-        if name is None or (text := _as_str(name)) in seen:
+        if name is None or (text := name if type(name) is str else _as_str(name)) in seen:
             continue
         seen.add(text)
-        calls.append(ToolCall(name=text, arguments=parse_arguments(arguments), call_id=cid))
+        calls.append(
+            ToolCall(name=text, arguments=parse_arguments(arguments) if parse else None, call_id=cid)
+        )
     if not calls:  # nameless: still checked, as "" (an allow list blocks it)
         source = function if function is not None and not isinstance(function, str) else call
-        calls.append(ToolCall(name="", arguments=parse_arguments(_get(source, "arguments")), call_id=cid))
+        arguments = parse_arguments(_get(source, "arguments")) if parse else None
+        calls.append(ToolCall(name="", arguments=arguments, call_id=cid))
     return calls
 
 
@@ -147,20 +164,29 @@ def _iter_calls(value: Any) -> Iterable[Any]:
     return (value,)
 
 
-def extract_tool_calls(message: Any) -> list[ToolCall]:
+def extract_tool_calls(message: Any, *, parse: bool = True) -> list[ToolCall]:
     """Every tool call in a message or reply: each entry of ``tool_calls`` and the legacy
-    ``function_call``. Dicts or objects; never raises."""
+    ``function_call``. Dicts or objects; never raises. ``parse=False``: names and ids only
+    (arguments None), for spans that check nothing."""
+    if type(message) is dict:  # the common case, read directly
+        entries = message.get("tool_calls")
+        if entries is None and message.get("function_call") is None:
+            return []  # a message without calls
+        if type(entries) is not list:
+            entries = _iter_calls(entries)
+    else:
+        entries = _iter_calls(_get(message, "tool_calls"))
     calls: list[ToolCall] = []
     try:
-        for entry in _iter_calls(_get(message, "tool_calls")):
+        for entry in entries:
             try:
-                calls.extend(_calls_of(entry))
+                calls.extend(_calls_of(entry, parse))
             except Exception:
                 calls.append(ToolCall(name=""))
         function_call = _get(message, "function_call")
         if function_call is not None and not isinstance(function_call, (str, bytes, int, float, bool)):
             try:
-                calls.extend(_calls_of(function_call))
+                calls.extend(_calls_of(function_call, parse))
             except Exception:
                 calls.append(ToolCall(name=""))
         elif isinstance(function_call, str) and function_call:
@@ -209,56 +235,100 @@ def _never_own(message: Any) -> bool:
     return False
 
 
+_NONE: list[Any] = []  # shared, never appended to: "no tool_responses" without a new list
+
+
 def received(
-    messages: Any, is_own: Callable[[Any], bool] = _never_own, start: int = 0
+    messages: Any,
+    is_own: Callable[[Any], bool] = _never_own,
+    start: int = 0,
+    *,
+    own: Mapping[int, Any] | None = None,
 ) -> tuple[str | None, list[ToolOutput]]:
     """What is about to reach the model since the agent's own last message, split in two: the
     input text and the tool results.
 
     The walk back stops at the first message ``is_own`` recognises as the agent's own (sent by
     it); role says nothing about that (AutoGen stores any received tool-call message, or one
-    with ``override_role``, as "assistant"). A tool result (role ``tool`` / ``function``, or a
-    ``tool_responses`` entry) is a tool output only when it answers a call requested in the
-    conversation; any other text, including tool-shaped text a sender wrote (a ``function``
-    message's own content beside its ``tool_responses``, results carried by a ``user`` message,
-    a ``tool`` message answering nothing), is input and gets every input check. A role ``tool``
-    message's own content is skipped when it carries ``tool_responses`` (AutoGen sends only the
-    entries to the model). A bare str counts as input. Messages before index ``start`` (already
-    checked) are not walked, but their tool calls still make later results genuine."""
-    if not isinstance(messages, Sequence) or isinstance(messages, (str, bytes)):
+    with ``override_role``, as "assistant"). ``own`` (``{id(message): message}``) says the same
+    without a call per message: a message is the agent's own when ``own[id(message)] is message``.
+    A tool result (role ``tool`` / ``function``, or a ``tool_responses`` entry) is a tool output
+    only when it answers a call requested in the conversation; any other text, including
+    tool-shaped text a sender wrote (a ``function`` message's own content beside its
+    ``tool_responses``, results carried by a ``user`` message, a ``tool`` message answering
+    nothing), is input and gets every input check. A role ``tool`` message's own content is
+    skipped when it carries ``tool_responses`` (AutoGen sends only the entries to the model). A
+    bare str counts as input. Messages before index ``start`` (already checked) are not walked,
+    but their tool calls still make later results genuine."""
+    if type(messages) is not list and (
+        not isinstance(messages, Sequence) or isinstance(messages, (str, bytes))
+    ):
         return None, []
-    ids, names = _requested(messages)
-    batches: list[tuple[list[str], list[ToolOutput]]] = []
+    requested: tuple[set[str], set[str]] | None = None  # built on the first tool result only
+    # Walking backwards, each message's parts are added in reverse; one reversal at the end
+    # restores the conversation's order (and each message's own order).
+    texts: list[str] = []
+    outputs: list[ToolOutput] = []
     for message in reversed(messages[start:] if start > 0 else messages):
         if isinstance(message, str):
-            batches.append(([message], []))
+            texts.append(message)
             continue
-        if is_own(message):
+        if own and own.get(id(message)) is message:
             break
-        texts: list[str] = []
-        outputs: list[ToolOutput] = []
-        batches.append((texts, outputs))
-        role = _role(message)
-        responses = _get(message, "tool_responses")
-        carried = responses if isinstance(responses, (list, tuple)) and responses else ()
-        for response in carried:
-            text = content_text(_get(response, "content"))
-            if text is None:
+        if is_own is not _never_own and is_own(message):
+            break
+        if type(message) is dict:  # the common case: no exception possible, no ABC checks
+            role = message.get("role")
+            content = message.get("content")
+            # Rare keys: an `in` test costs less than a .get call (per message, every round).
+            responses = message["tool_responses"] if "tool_responses" in message else None  # noqa: SIM401
+            context = message["context"] if "context" in message else None  # noqa: SIM401
+        else:
+            role = _get(message, "role")
+            responses = _get(message, "tool_responses")
+            content = _get(message, "content")
+            context = _get(message, "context")
+        if not isinstance(role, str):
+            role = None
+        # Parts are added last first (see above); tool_responses entries come before the content.
+        carried_texts: list[str] = _NONE
+        carried_outputs: list[ToolOutput] = _NONE
+        if isinstance(responses, (list, tuple)) and responses:
+            carried_texts, carried_outputs = [], []
+            for response in responses:
+                text = content_text(_get(response, "content"))
+                if text is None:
+                    continue
+                if requested is None:
+                    requested = _requested(messages)
+                if _answers(response, "tool", *requested):
+                    carried_outputs.append(_tool_output(response, text))
+                else:
+                    carried_texts.append(text)
+            if role == "tool":
+                texts.extend(reversed(carried_texts))
+                outputs.extend(reversed(carried_outputs))
                 continue
-            if _answers(response, "tool", ids, names):
-                outputs.append(_tool_output(response, text))
-            else:
-                texts.append(text)
-        if role == "tool" and carried:
-            continue
-        text = content_text(_get(message, "content"))
-        if role in ("tool", "function") and _answers(message, role, ids, names):
+        text = content if type(content) is str else content_text(content)
+        answered = False
+        if role == "tool" or role == "function":
+            if requested is None:
+                requested = _requested(messages)
+            answered = _answers(message, role, *requested)
+        if answered:
             if text is not None:
                 outputs.append(_tool_output(message, text))
-            continue
-        for part in (text, _context_text(message)):
-            if part:
-                texts.append(part)
-    texts_in_order = [text for texts, _ in reversed(batches) for text in texts]
-    outputs_in_order = [output for _, outputs in reversed(batches) for output in outputs]
-    return ("\n".join(texts_in_order) if texts_in_order else None), outputs_in_order
+        else:
+            if context is not None:
+                extra = _context_text(context)
+                if extra:
+                    texts.append(extra)
+            if text:
+                texts.append(text)
+        if carried_texts:
+            texts.extend(reversed(carried_texts))
+        if carried_outputs:
+            outputs.extend(reversed(carried_outputs))
+    texts.reverse()
+    outputs.reverse()
+    return ("\n".join(texts) if texts else None), outputs

@@ -84,8 +84,13 @@ class _ClassicGovernor(AgentGovernor):
         """After AutoGen's own hooks ran (``update_agent_state``: ``UpdateSystemMessage`` renders
         context variables, which tools set, into the system message): a system message that
         changed since it was last checked gets the input checks before the model sees it."""
-        current = self.system_message()
-        if current is None or current == self.checked_system:
+        if not self.enforce:  # trace only: nothing to check
+            return
+        try:  # as system_message(), inlined: this runs on every round
+            current = self.agent.system_message
+        except Exception:
+            return
+        if not isinstance(current, str) or current == self.checked_system:
             return
         check = self.check(lambda: self.request(input=current))
         current_round = _ROUND.get()
@@ -136,13 +141,25 @@ class _ClassicGovernor(AgentGovernor):
             return []
 
     def round_request(self, messages: Any, sender: Any) -> CheckRequest:
-        messages = self._resolve(messages, sender)
+        if messages is None:
+            messages = self._resolve(messages, sender)
         last = messages[-1] if isinstance(messages, list) and messages else None
-        text, outputs = received(messages, self.is_own)
-        return self.request(
+        text, outputs = received(messages, own=self.sent)
+        if last is None or (
+            type(last) is dict and last.get("tool_calls") is None and last.get("function_call") is None
+        ):
+            calls: tuple[ToolCall, ...] = ()  # what extract_tool_calls finds there, without the call
+        else:
+            calls = tuple(extract_tool_calls(last))
+        identity = self.identity
+        # = self.request(...), built directly: this runs on every round
+        return CheckRequest(
+            agent_id=identity.agent_id,
             input=text,
-            tool_calls=tuple(extract_tool_calls(last)),
+            tool_calls=calls,
             tool_outputs=tuple(outputs),
+            environment=self.exe.environment,
+            metadata=identity.metadata,
             count_request=True,
         )
 
@@ -150,7 +167,7 @@ class _ClassicGovernor(AgentGovernor):
         """``summary_method="reflection_with_llm"`` sends a chat (and a summary prompt) to a model
         outside any reply round: what the agent has not itself sent or already checked is
         checked here, as a round's input and tool results would be."""
-        text, outputs = received(messages, self.is_own)
+        text, outputs = received(messages, own=self.sent)
         parts = [part for part in (text, prompt if isinstance(prompt, str) else None) if part]
         return self.request(
             input="\n".join(parts) if parts else None, tool_outputs=tuple(outputs), count_request=True
@@ -171,17 +188,24 @@ class _ClassicGovernor(AgentGovernor):
     def selection_span(self, check: Check) -> Any:
         return self.round_span(check, kind="speaker_selection")
 
-    def round_check(self, messages: Any, sender: Any) -> Check:
-        return self.check(lambda: self.round_request(messages, sender))
+    def round_check(self, messages: Any, sender: Any) -> Check | None:
+        if not self.enforce:  # trace only: the round's span runs no check
+            return None
+        decide = self.exe.decide  # = exe.prepare_check(build), one frame less per round
+        return lambda: decide(self.round_request(messages, sender))
 
-    async def round_acheck(self, messages: Any, sender: Any) -> Check:
+    async def round_acheck(self, messages: Any, sender: Any) -> Check | None:
+        if not self.enforce:
+            return None
         return await self.acheck(lambda: self.round_request(messages, sender))
 
     # -- reply tool calls ----------------------------------------------------------------
 
-    @staticmethod
-    def reply_calls(reply: Any) -> list[ToolCall]:
-        return [] if reply is None or isinstance(reply, str) else extract_tool_calls(reply)
+    def reply_calls(self, reply: Any) -> list[ToolCall]:
+        """The calls a reply requests; a trace-only agent's spans need their names and ids only."""
+        if reply is None or isinstance(reply, str):
+            return []
+        return extract_tool_calls(reply, parse=self.enforce)
 
     # -- execution -----------------------------------------------------------------------
 
@@ -253,13 +277,17 @@ def _make_wrappers(gov: _ClassicGovernor, originals: dict[str, Any]) -> dict[str
 
         @functools.wraps(generate)
         def generate_reply(messages: Any = None, sender: Any = None, *args: Any, **kwargs: Any) -> Any:
-            with gov.round_span(gov.round_check(messages, sender)) as governed:
+            # gov.round_span(...), one frame less per round
+            with gov.exe.round_span(gov.identity, check=gov.round_check(messages, sender)) as governed:
                 token = _ROUND.set((gov, governed))
                 try:
                     reply = generate(messages, sender, *args, **kwargs)
                 finally:
                     _ROUND.reset(token)
-                gov.check_requested(gov.reply_calls(reply))
+                if reply is not None and not isinstance(reply, str):  # a text reply requests no call
+                    calls = gov.reply_calls(reply)
+                    if calls:
+                        gov.check_requested(calls)
                 return reply
 
         wrappers["generate_reply"] = generate_reply
@@ -280,7 +308,9 @@ def _make_wrappers(gov: _ClassicGovernor, originals: dict[str, Any]) -> dict[str
                     reply = await a_generate(messages, sender, *args, **kwargs)
                 finally:
                     _ROUND.reset(token)
-                await gov.acheck_requested(gov.reply_calls(reply))
+                calls = gov.reply_calls(reply)
+                if calls:
+                    await gov.acheck_requested(calls)
                 return reply
 
         wrappers["a_generate_reply"] = a_generate_reply
@@ -355,7 +385,7 @@ def _make_wrappers(gov: _ClassicGovernor, originals: dict[str, Any]) -> dict[str
         wrappers["chat_messages_for_summary"] = chat_messages_for_summary
 
     process_all = originals.get("process_all_messages_before_reply")
-    if process_all is not None:
+    if process_all is not None and gov.enforce:  # only checks: a trace-only agent needs no wrapper
 
         @functools.wraps(process_all)
         def process_all_messages_before_reply(*args: Any, **kwargs: Any) -> Any:

@@ -1,0 +1,90 @@
+"""The per-span fast paths (no-op tracer, non-recording span, no meter yet) skip recording work
+only: decisions, raises and metrics are the same as on the full path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.metrics._internal import _ProxyMeterProvider
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+from execlave.errors import PolicyBlockedError
+from execlave.policy.types import ALLOW, Decision
+
+BLOCK = Decision(
+    "block",
+    ({"policyId": "deny", "policyName": "deny", "enforcementMode": "block", "message": "no"},),
+)
+ROUND = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.id": "ops", "gen_ai.agent.name": "ops"}
+
+
+def _decisions(reader: InMemoryMetricReader) -> list[Any]:
+    data = reader.get_metrics_data()
+    if data is None:
+        return []
+    return [
+        point
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+        if metric.name == "execlave.policy.decisions"
+        for point in metric.data.data_points
+    ]
+
+
+def test_decisions_are_counted_once_a_meter_provider_is_set_later(make_telemetry: Any) -> None:
+    proxy = _ProxyMeterProvider()  # what the API hands out before the application sets one
+    tel = make_telemetry(tracer_provider=trace.NoOpTracerProvider(), meter_provider=proxy)
+    with tel.governed_span("invoke_agent ops", attributes=ROUND, check=lambda: ALLOW):
+        pass
+    reader = InMemoryMetricReader()
+    proxy.on_set_meter_provider(MeterProvider(metric_readers=[reader]))
+    with tel.governed_span("invoke_agent ops", attributes=ROUND, check=lambda: ALLOW):
+        pass
+    (point,) = _decisions(reader)
+    assert point.value == 1 and point.attributes["execlave.policy.decision"] == "allow"
+
+
+@pytest.mark.parametrize("setup", ["noop", "sampled_out"])
+def test_non_recording_spans_decide_and_raise_the_same(make_telemetry: Any, setup: str) -> None:
+    provider: Any = trace.NoOpTracerProvider() if setup == "noop" else TracerProvider(sampler=ALWAYS_OFF)
+    reader = InMemoryMetricReader()
+    tel = make_telemetry(tracer_provider=provider, meter_provider=MeterProvider(metric_readers=[reader]))
+    outer = trace.get_current_span()
+    with (
+        pytest.raises(PolicyBlockedError) as info,
+        tel.governed_span("invoke_agent ops", attributes=ROUND, check=lambda: BLOCK),
+    ):
+        pytest.fail("the body of a blocked span must not run")
+    assert [v["policyId"] for v in info.value.violations] == ["deny"]
+    with tel.governed_span("invoke_agent ops", attributes=ROUND, check=lambda: ALLOW) as governed:
+        assert governed.decision.outcome == "allow" and not governed.recording
+        if setup == "noop":  # nothing was started: the caller's current span stays current
+            assert trace.get_current_span() is outer
+    outcomes = sorted(p.attributes["execlave.policy.decision"] for p in _decisions(reader))
+    assert outcomes == ["allow", "block"]
+
+
+def test_a_trace_only_agents_spans_record_no_decision(memory: Any) -> None:
+    from execlave import Execlave
+    from execlave.adapter import AgentIdentity, ToolCall
+    from execlave.policy import NO_POLICIES
+
+    provider, exporter = memory
+    exe = Execlave(policies=NO_POLICIES, tracer_provider=provider)
+    try:
+        agent = AgentIdentity("ops-bot", enforced=False)
+        with exe.round_span(agent):
+            exe.check_requested(agent, [ToolCall("delete_logs", {}, "c1")])
+    finally:
+        exe.shutdown(timeout=1.0)
+    spans = exporter.get_finished_spans()
+    assert [s.name for s in spans] == ["check_tool delete_logs", "invoke_agent ops-bot"]
+    for span in spans:  # nothing was decided: no decision is claimed
+        assert "execlave.policy.decision" not in (span.attributes or {})
+        assert (span.attributes or {})["execlave.enforcement.enabled"] is False
