@@ -638,8 +638,8 @@ def _spans_of(name: str, text: str, data: bytes) -> Iterator[tuple[int, int]]:
             yield s, e
 
 
-# A character next to a digit that the one-byte reading of a non-ASCII text turned into "?".
-_QUESTION_NEXT_TO_DIGIT = re.compile(rb"\?(?=[0-9])|(?<=[0-9])\?")
+_IS_QUESTION = bytes(1 if b == 0x3F else 0 for b in range(256))
+_MARKED = re.compile(b"\xff")  # a "?" next to a digit, once marked (ASCII text has no 0xff byte)
 
 
 def _whole_text_cards(text: str, data: bytes) -> _CardLanes | None:
@@ -654,12 +654,20 @@ def _whole_text_cards(text: str, data: bytes) -> _CardLanes | None:
         return _CardLanes(b"")
     if len(data) == len(text):
         return _CardLanes(data)
-    chars = bytearray(text.encode("ascii", "replace"))
-    for match in _QUESTION_NEXT_TO_DIGIT.finditer(chars):
-        ch = text[match.start()]
-        if ch != "?":
-            chars[match.start()] = 0x61 if ch.isalnum() or ch == "_" else 0x21  # "a" / "!"
-    return _CardLanes(bytes(chars))
+    chars = text.encode("ascii", "replace")
+    n = len(chars)
+    # The "?"s next to a digit, found with whole-buffer integer operations (a regex scan with a
+    # look-behind tries every position) and marked 0xff ("?" + 0xc0) for one literal search.
+    digits = int.from_bytes(chars.translate(_IS_DIGIT), "little")
+    next_to_digit = int.from_bytes(chars.translate(_IS_QUESTION), "little") & ((digits << 8) | (digits >> 8))
+    if not next_to_digit:
+        return _CardLanes(chars)
+    marked = (int.from_bytes(chars, "little") + next_to_digit * 0xC0).to_bytes(n + 1, "little")[:n]
+    out = bytearray(chars)
+    for match in _MARKED.finditer(marked):
+        if text[match.start()].isalnum():  # a word character ("_" is ASCII, never read as "?")
+            out[match.start()] = 0x61  # "a"; a non-word character stays "?" (same class as "!")
+    return _CardLanes(bytes(out))
 
 
 def _typed_spans(text: str, data: bytes, wanted: Iterable[str], merge_cards: bool) -> tuple[list[Span], bool]:
