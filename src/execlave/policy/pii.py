@@ -15,7 +15,7 @@ masked.
 from __future__ import annotations
 
 import re
-from array import array
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 from itertools import accumulate, chain, compress, repeat
@@ -764,7 +764,10 @@ def mask_normalized(text: str, lo: int = 0, hi: int | None = None) -> str:
     return "".join(out)
 
 
-_NON_SPACE = re.compile(r"\S+")
+# A token: a stretch of ASCII words with single spaces between them (their aligned view is the
+# stretch lower-cased, each character at its own position), or else one whitespace-delimited word.
+_ASCII_WORD = r"[\x00-\x08\x0e-\x1b\x21-\x7f]+"  # ASCII characters ``\s`` does not match
+_TOKENS = re.compile(rf"{_ASCII_WORD}(?: {_ASCII_WORD})*(?!\S)|\S+")
 _ASCII_RUNS = re.compile(r"[\x00-\x7f]+|[^\x00-\x7f]+")
 _CHAR_FOLDS: dict[str, str] = {}
 
@@ -779,32 +782,55 @@ def _fold_char(ch: str) -> str:
     return folded
 
 
-def _aligned_view(text: str) -> tuple[str, array[int]]:
+class _ViewIndex:
+    """The original position of each character of an aligned view, kept per piece (a piece maps
+    either one to one, or every character to one original position: a folded character), so
+    building it costs a step per piece, not per character; a position is read with a bisection."""
+
+    __slots__ = ("origins", "steps", "views")
+
+    def __init__(self) -> None:
+        self.views: list[int] = []  # where each piece starts in the view
+        self.origins: list[int] = []  # ... and in the original text
+        self.steps: list[int] = []  # 1: one to one; 0: every character from ``origins[i]``
+
+    def __getitem__(self, position: int) -> int:
+        i = bisect_right(self.views, position) - 1
+        return self.origins[i] + self.steps[i] * (position - self.views[i])
+
+
+def _aligned_view(text: str) -> tuple[str, _ViewIndex]:
     """The normalised view built piece by piece, with the original position of each of its
     characters. Equal to ``normalize_text(text)`` except where normalisation composed characters
     across pieces (the caller checks)."""
     parts: list[str] = []
-    index: array[int] = array("q")
-    for token in _NON_SPACE.finditer(text):
+    index = _ViewIndex()
+    views, origins, steps = index.views.append, index.origins.append, index.steps.append
+    size = 0  # the view's length so far
+    for token in _TOKENS.finditer(text):
         if parts:
             parts.append(" ")
-            index.append(token.start() - 1)
+            views(size), origins(token.start() - 1), steps(0)
+            size += 1
         word, base = token.group(), token.start()
-        if word.isascii():
+        if word.isascii():  # whole ASCII words, single spaces between them
             parts.append(word.lower())
-            index.extend(range(base, base + len(word)))
+            views(size), origins(base), steps(1)
+            size += len(word)
             continue
         for piece in _ASCII_RUNS.finditer(word):
             chars, offset = piece.group(), base + piece.start()
             if chars.isascii():
                 parts.append(chars.lower())
-                index.extend(range(offset, offset + len(chars)))
+                views(size), origins(offset), steps(1)
+                size += len(chars)
                 continue
             for k, ch in enumerate(chars):
                 folded = _fold_char(ch)
                 if folded:
                     parts.append(folded)
-                    index.extend([offset + k] * len(folded))
+                    views(size), origins(offset + k), steps(0)
+                    size += len(folded)
     return "".join(parts), index
 
 
@@ -847,7 +873,7 @@ def _mask_once(text: str, view: str, spans: list[Span]) -> str:
     return _masked(text, spans, index)
 
 
-def _masked(text: str, spans: list[Span], index: array[int] | None, shift: int = 0) -> str:
+def _masked(text: str, spans: list[Span], index: _ViewIndex | None, shift: int = 0) -> str:
     """``text`` with each span of the view masked (view positions mapped to ``text`` by ``index``,
     or else moved by ``shift``)."""
     if index is None and spans:  # merged spans are disjoint: cut between them at C speed
