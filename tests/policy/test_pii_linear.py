@@ -27,7 +27,8 @@ HOSTILE_UNITS = [
     # cards glued to non-ASCII word / non-word characters and to a literal "?"
     "\u4e2d4111111111111111\u4e2d ", "\u4e2d4111111111111111 ", " 4111111111111111\u4e2d",
     "?4111111111111111\u00b7 ", "\u00b74111111111111111?\u4e2d", "\u00bd4111111111111111\u0661 ",
-    "\u4e2d4111 1111 1111 1111\u00b7", "\u4e2d1\u4e2d", "1.2.3.", "DE89 3704 0044 0532 0130 00 \u00e9t\u00e9 ",
+    "\u4e2d4111 1111 1111 1111\u00b7", "\u4e2d1\u4e2d", "1.2.3.",
+    "DE89 3704 0044 0532 0130 00 \u00e9t\u00e9 ",
     # masking through the aligned view: ASCII stretches broken by other whitespace, control
     # characters and non-ASCII words (and words that are part ASCII)
     "4111 1111\x1c1111 1111 \u00e9", "a\x00b 10.0.0.1\x7f \u00e9t\u00e9\t10.0.0.1 ",
