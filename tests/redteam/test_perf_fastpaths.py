@@ -23,6 +23,7 @@ from execlave.errors import PolicyBlockedError
 from execlave.integrations.autogen import instrument_autogen_agent
 from execlave.policy import CheckRequest, PolicyEngine, ToolCall, ToolOutput, load_policies
 from redteam.test_holes import INJECTION, PII_BLOCK
+from support.classic_agents import scripted_classic as _plain
 from support.policies import INJECTION_BLOCK, TOOL_DENY
 from support.requires import require
 
@@ -184,19 +185,6 @@ def test_a_proxy_tracer_that_becomes_real_enforces_before_and_after(no_global_pr
 
 
 # == classic: the one-walk extraction =============================================================
-
-
-def _plain(autogen: Any, name: str, *replies: Any) -> Any:
-    agent = autogen.ConversableAgent(
-        name, llm_config=False, human_input_mode="NEVER", code_execution_config=False
-    )
-    queue = list(replies)
-
-    def reply(*args: Any, **kwargs: Any) -> tuple[bool, Any]:
-        return True, (queue.pop(0) if queue else "TERMINATE")
-
-    agent.register_reply([autogen.Agent, None], reply, 0)
-    return agent
 
 
 @pytest.fixture
