@@ -24,6 +24,15 @@ HOSTILE_UNITS = [
     "gb82 west 1234 5698 7654 32 ", "de00 0000 0000 0000 0000 00 ", "\u0661\u0662 ", "4111 1111 1111 1111 ",
     "\u00e94111111111111111\u00e9 ", "4111 1111 1111 1111\u00b7", "\u4e2d4111-1111-1111-1111 ?",
     "gr\u00fc\u00dfe 4111 1111 1111 1111 ", "\u00e9 de89 3704 0044 0532 0130 00 ",
+    # cards glued to non-ASCII word / non-word characters and to a literal "?"
+    "\u4e2d4111111111111111\u4e2d ", "\u4e2d4111111111111111 ", " 4111111111111111\u4e2d",
+    "?4111111111111111\u00b7 ", "\u00b74111111111111111?\u4e2d", "\u00bd4111111111111111\u0661 ",
+    "\u4e2d4111 1111 1111 1111\u00b7", "\u4e2d1\u4e2d", "1.2.3.",
+    "DE89 3704 0044 0532 0130 00 \u00e9t\u00e9 ",
+    # masking through the aligned view: ASCII stretches broken by other whitespace, control
+    # characters and non-ASCII words (and words that are part ASCII)
+    "4111 1111\x1c1111 1111 \u00e9", "a\x00b 10.0.0.1\x7f \u00e9t\u00e9\t10.0.0.1 ",
+    "\u00e9de89 3704 0044 0532 0130 00 ", "DE89 3704 0044 0532 0130 00\u00e9 a  b ",
 ]  # fmt: skip
 
 

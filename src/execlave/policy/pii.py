@@ -15,7 +15,7 @@ masked.
 from __future__ import annotations
 
 import re
-from array import array
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 from itertools import accumulate, chain, compress, repeat
@@ -638,8 +638,8 @@ def _spans_of(name: str, text: str, data: bytes) -> Iterator[tuple[int, int]]:
             yield s, e
 
 
-# A character next to a digit that the one-byte reading of a non-ASCII text turned into "?".
-_QUESTION_NEXT_TO_DIGIT = re.compile(rb"\?(?=[0-9])|(?<=[0-9])\?")
+_IS_QUESTION = bytes(1 if b == 0x3F else 0 for b in range(256))
+_MARKED = re.compile(b"\xff")  # a "?" next to a digit, once marked (ASCII text has no 0xff byte)
 
 
 def _whole_text_cards(text: str, data: bytes) -> _CardLanes | None:
@@ -654,12 +654,20 @@ def _whole_text_cards(text: str, data: bytes) -> _CardLanes | None:
         return _CardLanes(b"")
     if len(data) == len(text):
         return _CardLanes(data)
-    chars = bytearray(text.encode("ascii", "replace"))
-    for match in _QUESTION_NEXT_TO_DIGIT.finditer(chars):
-        ch = text[match.start()]
-        if ch != "?":
-            chars[match.start()] = 0x61 if ch.isalnum() or ch == "_" else 0x21  # "a" / "!"
-    return _CardLanes(bytes(chars))
+    chars = text.encode("ascii", "replace")
+    n = len(chars)
+    # The "?"s next to a digit, found with whole-buffer integer operations (a regex scan with a
+    # look-behind tries every position) and marked 0xff ("?" + 0xc0) for one literal search.
+    digits = int.from_bytes(chars.translate(_IS_DIGIT), "little")
+    next_to_digit = int.from_bytes(chars.translate(_IS_QUESTION), "little") & ((digits << 8) | (digits >> 8))
+    if not next_to_digit:
+        return _CardLanes(chars)
+    marked = (int.from_bytes(chars, "little") + next_to_digit * 0xC0).to_bytes(n + 1, "little")[:n]
+    out = bytearray(chars)
+    for match in _MARKED.finditer(marked):
+        if text[match.start()].isalnum():  # a word character ("_" is ASCII, never read as "?")
+            out[match.start()] = 0x61  # "a"; a non-word character stays "?" (same class as "!")
+    return _CardLanes(bytes(out))
 
 
 def _typed_spans(text: str, data: bytes, wanted: Iterable[str], merge_cards: bool) -> tuple[list[Span], bool]:
@@ -756,7 +764,10 @@ def mask_normalized(text: str, lo: int = 0, hi: int | None = None) -> str:
     return "".join(out)
 
 
-_NON_SPACE = re.compile(r"\S+")
+# A token: a stretch of ASCII words with single spaces between them (their aligned view is the
+# stretch lower-cased, each character at its own position), or else one whitespace-delimited word.
+_ASCII_WORD = r"[\x00-\x08\x0e-\x1b\x21-\x7f]+"  # ASCII characters ``\s`` does not match
+_TOKENS = re.compile(rf"{_ASCII_WORD}(?: {_ASCII_WORD})*(?!\S)|\S+")
 _ASCII_RUNS = re.compile(r"[\x00-\x7f]+|[^\x00-\x7f]+")
 _CHAR_FOLDS: dict[str, str] = {}
 
@@ -771,32 +782,55 @@ def _fold_char(ch: str) -> str:
     return folded
 
 
-def _aligned_view(text: str) -> tuple[str, array[int]]:
+class _ViewIndex:
+    """The original position of each character of an aligned view, kept per piece (a piece maps
+    either one to one, or every character to one original position: a folded character), so
+    building it costs a step per piece, not per character; a position is read with a bisection."""
+
+    __slots__ = ("origins", "steps", "views")
+
+    def __init__(self) -> None:
+        self.views: list[int] = []  # where each piece starts in the view
+        self.origins: list[int] = []  # ... and in the original text
+        self.steps: list[int] = []  # 1: one to one; 0: every character from ``origins[i]``
+
+    def __getitem__(self, position: int) -> int:
+        i = bisect_right(self.views, position) - 1
+        return self.origins[i] + self.steps[i] * (position - self.views[i])
+
+
+def _aligned_view(text: str) -> tuple[str, _ViewIndex]:
     """The normalised view built piece by piece, with the original position of each of its
     characters. Equal to ``normalize_text(text)`` except where normalisation composed characters
     across pieces (the caller checks)."""
     parts: list[str] = []
-    index: array[int] = array("q")
-    for token in _NON_SPACE.finditer(text):
+    index = _ViewIndex()
+    views, origins, steps = index.views.append, index.origins.append, index.steps.append
+    size = 0  # the view's length so far
+    for token in _TOKENS.finditer(text):
         if parts:
             parts.append(" ")
-            index.append(token.start() - 1)
+            views(size), origins(token.start() - 1), steps(0)
+            size += 1
         word, base = token.group(), token.start()
-        if word.isascii():
+        if word.isascii():  # whole ASCII words, single spaces between them
             parts.append(word.lower())
-            index.extend(range(base, base + len(word)))
+            views(size), origins(base), steps(1)
+            size += len(word)
             continue
         for piece in _ASCII_RUNS.finditer(word):
             chars, offset = piece.group(), base + piece.start()
             if chars.isascii():
                 parts.append(chars.lower())
-                index.extend(range(offset, offset + len(chars)))
+                views(size), origins(offset), steps(1)
+                size += len(chars)
                 continue
             for k, ch in enumerate(chars):
                 folded = _fold_char(ch)
                 if folded:
                     parts.append(folded)
-                    index.extend([offset + k] * len(folded))
+                    views(size), origins(offset + k), steps(0)
+                    size += len(folded)
     return "".join(parts), index
 
 
@@ -839,7 +873,7 @@ def _mask_once(text: str, view: str, spans: list[Span]) -> str:
     return _masked(text, spans, index)
 
 
-def _masked(text: str, spans: list[Span], index: array[int] | None, shift: int = 0) -> str:
+def _masked(text: str, spans: list[Span], index: _ViewIndex | None, shift: int = 0) -> str:
     """``text`` with each span of the view masked (view positions mapped to ``text`` by ``index``,
     or else moved by ``shift``)."""
     if index is None and spans:  # merged spans are disjoint: cut between them at C speed
