@@ -329,10 +329,20 @@ class Execlave:
             return replay_failure
         return lambda: decision
 
-    def check_request(self, agent: AgentIdentity, **fields: Any) -> CheckRequest:
+    def check_request(
+        self,
+        agent: AgentIdentity,
+        *,
+        input: str | None = None,
+        tool_calls: tuple[ToolCall, ...] = (),
+        tool_outputs: tuple[ToolOutput, ...] = (),
+        count_request: bool = False,
+    ) -> CheckRequest:
         """A :class:`~execlave.policy.CheckRequest` for ``agent`` in this client's environment:
         ``input=``, ``tool_calls=``, ``tool_outputs=``, ``count_request=`` (once per round)."""
-        return agent.request(self.environment, **fields)
+        return CheckRequest(
+            agent.agent_id, input, tool_calls, tool_outputs, self.environment, agent.metadata, count_request
+        )
 
     def round_span(
         self, agent: AgentIdentity, *, check: Check | None = None, kind: str | None = None
@@ -433,8 +443,13 @@ class Execlave:
 
     def _tool_check(self, agent: AgentIdentity, call: ToolCall) -> Check:
         """:meth:`prepare_check` of one requested call (built and decided inside its span)."""
-        environment, decide = self.environment, self.decide
-        return lambda: decide(agent.request(environment, tool_calls=(call,)))
+        environment, decide, agent_id, metadata = (
+            self.environment,
+            self.decide,
+            agent.agent_id,
+            agent.metadata,
+        )
+        return lambda: decide(CheckRequest(agent_id, None, (call,), (), environment, metadata))
 
     def _check_requested(
         self,
