@@ -134,3 +134,46 @@ def test_replace_and_pickle():
         Decision("warn", ({"p": 1},), 2),
     ):
         assert pickle.loads(pickle.dumps(value)) == value
+
+
+def _reference_merge(decisions: list[Decision]) -> tuple:
+    """Worst outcome wins; violations, evaluated ids (first seen, once) and bypasses in order;
+    the highest policy set version."""
+    if not decisions:
+        return ("allow", (), 0, (), ())
+    rank = {"allow": 0, "warn": 1, "block": 2}
+    outcome = max((d.outcome for d in decisions), key=rank.__getitem__)
+    ids: dict[str, None] = {}
+    for d in decisions:
+        for pid in d.evaluated_policy_ids:
+            ids.setdefault(pid, None)
+    return (
+        outcome,
+        tuple(v for d in decisions for v in d.violations),
+        max(d.policy_set_version for d in decisions),
+        tuple(ids),
+        tuple(b for d in decisions for b in d.bypasses),
+    )
+
+
+def test_merge_worst_outcome_and_everything_in_order():
+    import itertools
+
+    pool = [
+        Decision("allow", (), 1, ("a", "b")),
+        Decision("warn", ({"policyId": "w", "enforcementMode": "warn"},), 3, ("b", "w")),
+        Decision("block", ({"policyId": "x", "enforcementMode": "block"},), 2, ("x",), ("outage",)),
+        Decision("allow", (), 0, (), ("fail_open",)),
+    ]
+    for n in range(5):
+        for combo in itertools.permutations(pool, n):
+            merged = Decision.merge(list(combo))
+            got = (
+                merged.outcome,
+                merged.violations,
+                merged.policy_set_version,
+                merged.evaluated_policy_ids,
+                merged.bypasses,
+            )
+            assert got == _reference_merge(list(combo))
+    assert Decision.merge([]) is ALLOW

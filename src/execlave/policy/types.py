@@ -140,15 +140,27 @@ class Decision:
         """Combine the decisions of several checks in one round (worst outcome wins)."""
         if not decisions:
             return ALLOW
-        rank = {"allow": 0, "warn": 1, "block": 2}
-        outcome: Outcome = max((d.outcome for d in decisions), key=rank.__getitem__)
-        violations = tuple(v for d in decisions for v in d.violations)
+        # One loop, no generator expressions: this runs on every span with a second check.
+        rank = _RANK
+        outcome: Outcome = decisions[0].outcome
+        top = rank[outcome]
+        version = decisions[0].policy_set_version
+        found: list[Violation] = []
         ids: dict[str, None] = {}
+        passed: list[str] = []
         for d in decisions:
-            for pid in d.evaluated_policy_ids:
-                ids.setdefault(pid, None)
-        bypasses = tuple(b for d in decisions for b in d.bypasses)
-        version = max(d.policy_set_version for d in decisions)
+            level = rank[d.outcome]
+            if level > top:
+                outcome, top = d.outcome, level
+            if d.violations:
+                found.extend(d.violations)
+            if d.evaluated_policy_ids:
+                ids.update(dict.fromkeys(d.evaluated_policy_ids))
+            if d.bypasses:
+                passed.extend(d.bypasses)
+            if d.policy_set_version > version:
+                version = d.policy_set_version
+        violations, bypasses = tuple(found), tuple(passed)
         return Decision(outcome, violations, version, tuple(ids), bypasses)
 
 
@@ -188,3 +200,4 @@ _set_to_content, _set_to_name, _set_to_call_id = _setters(ToolOutput, "content",
 ) = _setters(Decision, "outcome", "violations", "policy_set_version", "evaluated_policy_ids", "bypasses")
 
 ALLOW = Decision("allow")
+_RANK: dict[str, int] = {"allow": 0, "warn": 1, "block": 2}
