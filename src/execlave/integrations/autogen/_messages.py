@@ -76,10 +76,24 @@ def _context_text(context: Any) -> str | None:
 
 # Built once: ``json.loads(s, strict=...)`` builds a new decoder on every call.
 _DECODERS = (json.JSONDecoder(), json.JSONDecoder(strict=False))
+# What ``JSONDecoder.decode`` does for a str (skip whitespace, scan one value, only whitespace
+# after it), without its two Python frames: the decoders' own scanners.
+_SCANNERS = tuple(decoder.scan_once for decoder in _DECODERS)
+_SPACE = json.decoder.WHITESPACE.match
 
 
 def parse_arguments(arguments: Any) -> Any:
     """JSON-decode a string of arguments when it parses; otherwise return it unchanged."""
+    if type(arguments) is str:
+        # AutoGen itself accepts raw control characters in strings: strict first, then lenient.
+        for scan in _SCANNERS:
+            try:
+                value, end = scan(arguments, _SPACE(arguments, 0).end())
+            except (StopIteration, ValueError, RecursionError):  # no value / malformed
+                continue
+            if _SPACE(arguments, end).end() == len(arguments):
+                return value
+        return arguments
     if isinstance(arguments, (str, bytes, bytearray)):
         # AutoGen itself accepts raw control characters in strings: strict first, then lenient.
         for decoder in _DECODERS:
