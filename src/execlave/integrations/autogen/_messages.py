@@ -9,6 +9,7 @@ malformed JSON keeps its name (arguments stay the raw string).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -78,8 +79,8 @@ def _context_text(context: Any) -> str | None:
 _DECODERS = (json.JSONDecoder(), json.JSONDecoder(strict=False))
 # What ``JSONDecoder.decode`` does for a str (skip whitespace, scan one value, only whitespace
 # after it), without its two Python frames: the decoders' own scanners.
-_SCANNERS = tuple(decoder.scan_once for decoder in _DECODERS)
-_SPACE = json.decoder.WHITESPACE.match
+_SCANNERS = tuple(decoder.scan_once for decoder in _DECODERS)  # type: ignore[attr-defined]
+_SPACE = re.compile(r"[ \t\n\r]*").match  # json.decoder's WHITESPACE (always matches)
 
 
 def parse_arguments(arguments: Any) -> Any:
@@ -88,10 +89,10 @@ def parse_arguments(arguments: Any) -> Any:
         # AutoGen itself accepts raw control characters in strings: strict first, then lenient.
         for scan in _SCANNERS:
             try:
-                value, end = scan(arguments, _SPACE(arguments, 0).end())
+                value, end = scan(arguments, _SPACE(arguments, 0).end())  # type: ignore[union-attr]
             except (StopIteration, ValueError, RecursionError):  # no value / malformed
                 continue
-            if _SPACE(arguments, end).end() == len(arguments):
+            if _SPACE(arguments, end).end() == len(arguments):  # type: ignore[union-attr]
                 return value
         return arguments
     if isinstance(arguments, (str, bytes, bytearray)):
