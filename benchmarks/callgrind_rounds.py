@@ -355,7 +355,7 @@ def python_calls(args: argparse.Namespace) -> int:
             ((v - base.get(k, 0), k) for k, v in per.items() if v - base.get(k, 0) > 0), reverse=True
         )
         print(f"\n== {label}: calls added over bare, most-called first ({sum(d for d, _ in diff)} in all)")
-        for d, k in diff[:30]:
+        for d, k in diff[: int(os.environ.get("CALLS_TOP", "30"))]:
             print(f"{d:>6}  {k}")
     return 0
 

@@ -35,6 +35,7 @@ from .policy.pii import mask_pii
 from .policy.types import ALLOW, Violation
 from .telemetry import GovernanceSpanProcessor, Telemetry, TelemetryConfig, names, resolve_capture_content
 from .telemetry.bounds import SecretRedactingMasker
+from .telemetry.core import UnrecordedSpanContext
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -359,7 +360,10 @@ class Execlave:
         attributes = agent.round_attributes
         if kind is not None:
             attributes = {**attributes, names.ROUND_KIND: kind}
-        return self._telemetry.governed_span(
+        telemetry = self._telemetry
+        if telemetry.never_records:  # = governed_span(...) there, one frame less per round
+            return UnrecordedSpanContext(telemetry, attributes, check if agent.enforced else None, True)
+        return telemetry.governed_span(
             agent.round_span_name, attributes=attributes, check=check if agent.enforced else None
         )
 

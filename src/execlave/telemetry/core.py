@@ -244,7 +244,7 @@ class Telemetry:
         gets no span of its own and is counted on the round span instead (the check runs all the
         same; a call that is not allowed keeps its span, up to twice the limit)."""
         if self.never_records:  # no span at all: the same check, decision, metrics and raise
-            return _UnrecordedSpanContext(self, attributes, check, raise_on_block)  # type: ignore[return-value]
+            return UnrecordedSpanContext(self, attributes, check, raise_on_block)  # type: ignore[return-value]
         return _GovernedSpanContext(self, name, attributes, check, raise_on_block, kind, per_call)
 
     def _bounded(
@@ -532,7 +532,7 @@ class _GovernedSpanContext:
             self._token = None
 
 
-class _UnrecordedSpanContext:
+class UnrecordedSpanContext:
     """:meth:`Telemetry.governed_span` on a tracer that never records (the API's ``NoOpTracer``):
     no span is named, started or made current and no per-call budget is kept (nothing would
     record them), so this is :class:`_GovernedSpanContext` without that work. The check, its
@@ -557,10 +557,8 @@ class _UnrecordedSpanContext:
     def __enter__(self) -> GovernedSpan:
         tel = self._telemetry
         governed = self._governed = unrecorded_span(
-            tel._masker, tel.capture_content, tel.max_attribute_length
+            tel._masker, tel.capture_content, tel.max_attribute_length, tel.metrics, self._attributes
         )
-        governed.metrics = tel.metrics
-        governed.metric_attributes = self._attributes
         self._start = time.monotonic()
         check = self._check
         if check is not None:

@@ -267,14 +267,18 @@ _new_handle = object.__new__
 
 
 def unrecorded_span(
-    masker: Callable[[str], str], capture_content: bool, max_attribute_length: int
+    masker: Callable[[str], str],
+    capture_content: bool,
+    max_attribute_length: int,
+    metrics: Metrics | None,
+    metric_attributes: Mapping[str, AttributeValue] | None,
 ) -> GovernedSpan:
     """``GovernedSpan(INVALID_SPAN, ...)`` without the keyword parsing and the recording probe:
     the handle of a governed span on a tracer that never records (built for every check there)."""
     governed: GovernedSpan = _new_handle(GovernedSpan)
     governed.on_decision = None
-    governed.metrics = None
-    governed.metric_attributes = None
+    governed.metrics = metrics
+    governed.metric_attributes = metric_attributes
     governed._max_length = max_attribute_length
     governed.decision = ALLOW
     governed._decisions = []
