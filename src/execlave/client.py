@@ -396,8 +396,13 @@ class Execlave:
             attributes[names.GEN_AI_TOOL_CALL_ID] = call.call_id
         if handoff:
             attributes[names.TOOL_HANDOFF] = True
+        telemetry = self._telemetry
+        if telemetry.never_records:  # = governed_span(...) there: no span name, one frame less
+            return UnrecordedSpanContext(
+                telemetry, attributes, check if agent.enforced else None, not requested
+            )
         operation = names.OP_CHECK_TOOL if requested else names.OP_EXECUTE_TOOL
-        return self._telemetry.governed_span(
+        return telemetry.governed_span(
             names.span_name(operation, call.name),
             attributes=attributes,
             check=check if agent.enforced else None,  # trace only: no check, no decision recorded
