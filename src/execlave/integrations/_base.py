@@ -69,12 +69,16 @@ class AgentGovernor:
         tool_outputs: tuple[ToolOutput, ...] = (),
         count_request: bool = False,
     ) -> CheckRequest:
-        return self.exe.check_request(
-            self.identity,
-            input=input,
-            tool_calls=tool_calls,
-            tool_outputs=tool_outputs,
-            count_request=count_request,
+        # = exe.check_request(self.identity, ...), built directly: this runs for every check
+        identity = self.identity
+        return CheckRequest(
+            identity.agent_id,
+            input,
+            tool_calls,
+            tool_outputs,
+            self.exe.environment,
+            identity.metadata,
+            count_request,
         )
 
     def check(self, build: Callable[[], CheckRequest]) -> Check:
