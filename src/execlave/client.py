@@ -441,6 +441,9 @@ class Execlave:
         handoff: Callable[[ToolCall], bool] | None = None,
     ) -> None:
         """:meth:`check_requested` for async code: Execlave's answers are awaited."""
+        if self._connection is None:  # nothing to wait on: decided in-process inside each span
+            self.check_requested(agent, calls, handoff=handoff)
+            return
         if not agent.enforced:
             self._check_requested(agent, [(call, _not_enforced) for call in calls], handoff)
             return
