@@ -152,9 +152,7 @@ def _calls_of(call: Any, parse: bool = True) -> list[ToolCall]:
         if name is None or (text := name if type(name) is str else _as_str(name)) in seen:
             continue
         seen.add(text)
-        calls.append(
-            ToolCall(name=text, arguments=parse_arguments(arguments) if parse else None, call_id=cid)
-        )
+        calls.append(ToolCall(text, parse_arguments(arguments) if parse else None, cid))
     if not calls:  # nameless: still checked, as "" (an allow list blocks it)
         source = function if function is not None and not isinstance(function, str) else call
         arguments = parse_arguments(_get(source, "arguments")) if parse else None
