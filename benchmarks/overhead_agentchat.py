@@ -437,7 +437,7 @@ def main() -> int:
                 "turn",
                 "(a) tracing/floor",
                 "(b) enf/engine",
-                "enf vs 1.3e+10",
+                "enf vs 1.3*eng+10us",
                 "(c) full/OI",
                 "full/floor",
             ],

@@ -380,7 +380,7 @@ def main() -> int:
                 "hist",
                 "(a) tracing/floor",
                 "(b) enf/engine",
-                "enf vs 1.2e+3",
+                "enf vs 1.2*eng+3us",
                 "(c) full/OI",
                 "full/ag2",
                 "full/floor",

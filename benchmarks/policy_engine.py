@@ -15,8 +15,10 @@ separator soup, IBAN-like runs, e-mail-like runs, invisible characters, non-ASCI
 text with thousands of distinct characters, many distinct marks or digit forms interleaved),
 the time to normalise the text and run each PII detector on it (best of ``--linear-repeat``).
 Goal: every detector <= 50 ms per MB, normalisation included (the last column is
-(normalise + slowest detector) / 50 ms). Figures come from one run on this machine; compare
-ratios, not absolute numbers, across machines.
+(normalise + slowest detector) / 50 ms). A second table runs the listing and masking paths on the
+same inputs: ``detect_pii`` and ``find_pii`` (all types) on the normalised text, and ``mask_pii``
+on the original (normalisation included), each against the same 50 ms. Figures come from one
+run on this machine; compare ratios, not absolute numbers, across machines.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pathlib import Path
 
 from execlave.policy import CheckRequest, PolicyEngine, ToolCall, baseline_policies, load_policies
 from execlave.policy.normalize import normalize_text
-from execlave.policy.pii import PII_TYPES, detect_pii
+from execlave.policy.pii import PII_TYPES, detect_pii, find_pii, mask_pii
 
 ROOT = Path(__file__).resolve().parents[1]
 GOALS_US = {("ascii", 2_000): 15.0, ("non-ascii", 2_000): 25.0, ("ascii", 100_000): 1_000.0}
@@ -54,6 +56,15 @@ HOSTILE = {
     "cjk (4k distinct)": "".join(chr(0x4E00 + (i * 7919) % 20_000) for i in range(4_096)),
     "112 kinds of mark": "".join("a" + chr(code) for code in range(0x300, 0x370)),
     "40 kinds of digit": "".join(chr(base + i) for base in (0x660, 0x6F0, 0x966, 0xFF10) for i in range(10)),
+    # Runs where nearly everything is a value: every window of "0 " passes Luhn (524,276 card
+    # spans per MB), every group of the card run is in a card, every chunk of the IBAN run is one.
+    "zero-space run": "0 ",
+    "card run": "4111 1111 1111 1111 ",
+    "iban run": "DE89 3704 0044 0532 0130 00 ",
+    # The same, non-ASCII: an accented word per IBAN; valid cards glued to CJK characters (a card
+    # may not touch a word character, so each run's edges are looked up).
+    "iban run, accented": "DE89 3704 0044 0532 0130 00 \u00e9t\u00e9 ",
+    "cards glued to cjk": "\u4e2d4111111111111111\u4e2d ",
 }
 SENTENCE = "Please check the deployment status of the payments service in eu-west and summarise the errors. "
 UNICODE_SENTENCE = "Prüfe den Status des Dienstes „payments“ — Fehler zusammenfassen. "
@@ -164,6 +175,24 @@ def linearity(repeat: int) -> None:
         times = [best_ms(lambda t=t, view=view: detect_pii(view, [t]), repeat) for t in PII_TYPES]
         row = f"{label:<18}{norm:>10.1f}" + "".join(f"{ms:>12.1f}" for ms in times)
         print(row + f"{(norm + max(times)) / LINEAR_GOAL_MS:>13.2f}")
+    listing(repeat)
+
+
+def listing(repeat: int) -> None:
+    """``detect_pii`` / ``find_pii`` on the normalised text and ``mask_pii`` on the original, 1 MB."""
+    print(f"\n1 MB inputs, ms (best of {repeat}): finding every span and masking (goal: each <= 50 ms)")
+    print(f"{'input':<18}{'spans':>9}{'detect_pii':>12}{'find_pii':>10}{'mask_pii':>10}{'max/goal':>10}")
+    for label, unit in HOSTILE.items():
+        text = (unit * (MB // len(unit) + 1))[:MB]
+        view = normalize_text(text)
+        spans = len(find_pii(view))
+        times = [
+            best_ms(lambda view=view: detect_pii(view), repeat),
+            best_ms(lambda view=view: find_pii(view), repeat),
+            best_ms(lambda text=text: mask_pii(text), repeat),
+        ]
+        cells = "".join(f"{ms:>{w}.1f}" for ms, w in zip(times, (12, 10, 10), strict=True))
+        print(f"{label:<18}{spans:>9}{cells}{max(times) / LINEAR_GOAL_MS:>10.2f}")
 
 
 if __name__ == "__main__":

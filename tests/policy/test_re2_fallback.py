@@ -34,5 +34,7 @@ def test_internal_and_public_paths_find_the_same_matches(pattern: bytes, data: b
     fast = list(pii._byte_spans(compiled, data))
     public = list(pii._byte_spans(_PublicOnly(compiled), data))
     assert fast == public == [m.span() for m in compiled.finditer(data)]
+    typed = pii._typed_matches("x", compiled, data)
+    assert typed == pii._typed_matches("x", _PublicOnly(compiled), data) == [("x", s, e) for s, e in fast]
     assert pii.byte_matcher(compiled)(data) is pii.byte_matcher(_PublicOnly(compiled))(data)
     assert pii.byte_matcher(compiled)(data) is (compiled.search(data) is not None)

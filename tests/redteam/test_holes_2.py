@@ -24,6 +24,7 @@ from redteam.test_holes import (
     _model_saw,
     _Ran,
 )
+from support.classic_agents import scripted_classic as _plain
 from support.policies import INJECTION_BLOCK, TOOL_DENY
 from support.requires import require
 
@@ -35,20 +36,6 @@ def exe(provider: TracerProvider) -> Iterator[Execlave]:
     client = Execlave(policies=[TOOL_DENY, INJECTION_BLOCK, PII_BLOCK], tracer_provider=provider)
     yield client
     client.shutdown(timeout=1.0)
-
-
-def _plain(autogen: Any, name: str, *replies: Any) -> Any:
-    """A classic agent without a model whose replies are scripted (in order, then TERMINATE)."""
-    agent = autogen.ConversableAgent(
-        name, llm_config=False, human_input_mode="NEVER", code_execution_config=False
-    )
-    queue = list(replies)
-
-    def reply(*args: Any, **kwargs: Any) -> tuple[bool, Any]:
-        return True, (queue.pop(0) if queue else "TERMINATE")
-
-    agent.register_reply([autogen.Agent, None], reply, 0)
-    return agent
 
 
 def _call(name: str, arguments: Any, call_id: str) -> dict[str, Any]:

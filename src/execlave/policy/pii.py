@@ -18,7 +18,8 @@ import re
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from functools import cache
-from itertools import accumulate
+from itertools import accumulate, chain, compress, repeat
+from operator import add, itemgetter
 from typing import Any, Literal, get_args
 
 import re2
@@ -170,6 +171,23 @@ def _any_card_window(run: str, digits: bytes, first_ok: bool, last_ok: bool) -> 
     marks = ((flags | (flags << 9)).to_bytes(len(run) + 2, "little")[: len(run)]).translate(None, b"\x01\x03")
     cut = bytes([first_ok]) + marks[1:].translate(_START_FLAG) + bytes([last_ok])
     cuts = int.from_bytes(cut, "little")  # lane j: 1 where a window may start or end before digit j
+    luhn_zero = _luhn_zero_lanes(digits)
+    for length in range(13, 20):
+        count = n - length + 1
+        if count <= 0:
+            break
+        both_cut = cuts & (cuts >> (8 * length))  # start and end are cuts (count lanes at most)
+        if not both_cut:
+            continue
+        if luhn_zero(length) & both_cut:
+            return True
+    return False
+
+
+def _luhn_zero_lanes(digits: bytes) -> Callable[[int], int]:
+    """For a window length L, an integer whose byte lane j is 1 where the L digits from ``digits[j]``
+    sum to a multiple of 10 under Luhn (lanes past the last whole window are meaningless)."""
+    n = len(digits)
     plain = int.from_bytes(digits.translate(_DIGIT_VALUE), "little")
     doubled = int.from_bytes(digits.translate(_DOUBLED_VALUE), "little")
     # Luhn doubles every second digit counting back from a window's last one: in a window of L
@@ -185,21 +203,128 @@ def _any_card_window(run: str, digits: bytes, first_ok: bool, last_ok: bool) -> 
             by_count[count] = pair_sums(kind, a) + (pair_sums(kind, b) >> (16 * a))
         return by_count[count]
 
-    for length in range(13, 20):
-        count = n - length + 1
-        if count <= 0:
-            break
-        both_cut = cuts & (cuts >> (8 * length))  # start and end are cuts (count lanes at most)
-        if not both_cut:
-            continue
+    def zero(length: int) -> int:
         if length % 2 == 0:
             sums = pair_sums(0, length // 2)
         else:
             sums = pair_sums(1, length // 2) + (plain >> (8 * (length - 1)))
-        zero = int.from_bytes(sums.to_bytes(n + 1, "little").translate(_MULTIPLE_OF_10), "little")
-        if zero & both_cut:
-            return True
-    return False
+        return int.from_bytes(sums.to_bytes(n + 1, "little").translate(_MULTIPLE_OF_10), "little")
+
+    return zero
+
+
+# Whole-text card pass (ASCII text, one byte per character). Character classes: 0 a digit, 1 a
+# separator (space or dash), 2 any other character that is not a word character, 3 a word
+# character (a card may not touch one: ``_card_spans``' first_ok / last_ok).
+_CARD_CLASS = bytes.maketrans(
+    bytes(range(128)),
+    bytes(
+        0 if chr(b).isdigit() else 1 if chr(b) in " -" else 3 if chr(b).isalnum() or chr(b) == "_" else 2
+        for b in range(128)
+    ),
+)
+_IS_DIGIT = bytes.maketrans(bytes(range(128)), bytes(1 if chr(b).isdigit() else 0 for b in range(128)))
+# Lane codes: bits 0-1 the character's class, bits 2-3 its neighbour's, bits 4-5 the next one's
+# (before it for starts, after it for ends). Only digits' lanes are kept.
+_NOT_DIGIT_CODE = bytes(code for code in range(64) if code & 3)
+_OPENS = bytes(1 if (code >> 2) & 3 in (1, 2) else 0 for code in range(256))  # a window may start here
+_BREAKS = bytes(  # the digit starts a new run (it is not one separator away from the previous digit)
+    1 if (code >> 2) & 3 in (2, 3) or ((code >> 2) & 3 == 1 and (code >> 4) & 3 != 0) else 0
+    for code in range(256)
+)
+_WHOLE_TEXT_MIN = 4096  # below this many characters the per-run walk is cheaper
+_RUNS_BEFORE_WHOLE_TEXT = 16  # detection: runs checked one by one before the whole-text pass
+
+
+class _CardLanes:
+    """Every card window of a text (ASCII, one byte per character) at once: for each length L
+    (13-19 digits), an integer whose byte lane j is 1 where the L digits from the text's j-th
+    digit are a window the per-run walk of :func:`_card_spans` considers (whole groups of one
+    candidate run, not touching a word character) and pass Luhn. Whole-buffer operations only,
+    so the cost is a few passes over the text whatever its shape."""
+
+    def __init__(self, data: bytes) -> None:
+        n = len(data)
+        self._size = n
+        self._digit_flags = digit_flags = data.translate(_IS_DIGIT)
+        self.count = count = n - digit_flags.count(0)
+        self.valid: dict[int, int] = {}
+        if count < 13:
+            return
+        classes = int.from_bytes(b"\x02\x02" + data.translate(_CARD_CLASS) + b"\x02\x02", "little")
+        size = n + 4
+        before = (classes | (classes << 10) | (classes << 20)).to_bytes(size + 3, "little")[:size]
+        after = (classes | (classes >> 6) | (classes >> 12)).to_bytes(size, "little")
+        before = before.translate(None, _NOT_DIGIT_CODE)
+        after = after.translate(None, _NOT_DIGIT_CODE)
+        opens = int.from_bytes(before.translate(_OPENS), "little")
+        closes = int.from_bytes(after.translate(_OPENS), "little")  # a window may end after it
+        breaks = int.from_bytes(before.translate(_BREAKS), "little")
+        luhn_zero = _luhn_zero_lanes(data.translate(None, _NOT_DIGIT_BYTES))
+        # crossing: lane j is 1 where a run starts at one of the digits j+1 .. j+L-1.
+        one = breaks >> 8
+        two = one | (one >> 8)
+        four = two | (two >> 16)
+        eight = four | (four >> 32)
+        crossing = eight | (four >> 64)  # starts at j+1 .. j+12
+        for length in range(13, 20):
+            crossing |= breaks >> (8 * (length - 1))
+            if length > count:
+                break
+            ends_ok = opens & (closes >> (8 * (length - 1)))
+            if not ends_ok:
+                continue
+            valid = luhn_zero(length) & ends_ok & ~crossing
+            if valid:
+                self.valid[length] = valid
+
+    def positions(self) -> list[int]:
+        """The character offset of each digit."""
+        return list(compress(range(self._size), self._digit_flags))
+
+    def spans(self) -> list[Span]:
+        """The spans :func:`_card_spans` yields (the longest window ending at each group end),
+        sorted by start then end."""
+        if not self.valid:
+            return []
+        count, positions = self.count, self.positions()
+        found: list[Span] = []
+        taken = 0
+        lengths = 0
+        for length in sorted(self.valid, reverse=True):
+            last = self.valid[length] << (8 * (length - 1))  # lane: the window's last digit
+            chosen = last & ~taken
+            taken |= last
+            if chosen:
+                firsts = compress(positions, (chosen >> (8 * (length - 1))).to_bytes(count, "little"))
+                lasts = map(add, compress(positions, chosen.to_bytes(count, "little")), repeat(1))
+                found.extend(zip(repeat("credit_card"), firsts, lasts))
+                lengths += 1
+        if lengths > 1:  # each length's spans are in order already
+            found.sort()
+        return found
+
+    def merged(self) -> list[Span]:
+        """The spans of :meth:`spans` merged as :func:`_merged` merges them (overlapping spans, which
+        share a digit, become one)."""
+        if not self.valid:
+            return []
+        # smear: lane j is 1 where a window starts at j - (0 .. L - 13) for its length L.
+        smear = 0
+        for length in range(19, 12, -1):
+            smear = smear | (smear << 8) | self.valid.get(length, 0)
+        one = smear
+        two = one | (one << 8)
+        four = two | (two << 16)
+        eight = four | (four << 32)
+        joined = (eight | (four << 64)) << 8  # lane k: digits k-1 and k are in one window
+        count, positions = self.count, self.positions()
+        firsts = compress(positions, ((joined >> 8) & ~joined).to_bytes(count + 1, "little"))
+        lasts = compress(positions, (joined & ~(joined >> 8)).to_bytes(count + 1, "little"))
+        return [("credit_card", first, last + 1) for first, last in zip(firsts, lasts, strict=True)]
+
+
+_NOT_DIGIT_BYTES = bytes(b for b in range(256) if not 0x30 <= b <= 0x39)
 
 
 def _segment_cards(run: str, start: int, first_ok: bool, last_ok: bool) -> Iterator[tuple[int, int]]:
@@ -262,6 +387,25 @@ def _byte_spans(compiled: Any, data: bytes) -> Iterator[tuple[int, int]]:
             return
         yield start, stop
         pos = stop if stop > start else stop + 1
+
+
+def _typed_matches(name: str, compiled: Any, data: bytes) -> list[Span]:
+    """``(name, start, end)`` for each match of ``compiled`` in ``data``: :func:`_byte_spans` in one
+    loop (a text dense with values spends its time here)."""
+    raw = getattr(compiled, "_regexp", None)
+    if _UNANCHORED is None or raw is None or not hasattr(raw, "Match"):
+        return [(name, start, stop) for start, stop in _byte_spans(compiled, data)]
+    match = raw.Match
+    found: list[Span] = []
+    append = found.append
+    pos, end = 0, len(data)
+    while pos <= end:
+        start, stop = match(_UNANCHORED, data, pos, end)[0]
+        if start < 0:
+            break
+        append((name, start, stop))
+        pos = stop if stop > start else stop + 1
+    return found
 
 
 def _latin1_options() -> re2.Options:
@@ -341,10 +485,13 @@ def _iban_ascii_starts(run: str) -> list[tuple[int, str]] | None:
     return starts
 
 
+_IBAN_SHORT_RUN = 200  # below this length the whole-buffer filter costs more than it saves
+
+
 def _iban_starts(run: str) -> Iterator[tuple[int, str]]:
     """``(position, country code)`` of each chunk of ``run`` that starts with a registry country
     code and two digits, in run order (on ASCII runs, only those that end on a chunk boundary)."""
-    if run.isascii():
+    if run.isascii() and len(run) >= _IBAN_SHORT_RUN:
         starts = _iban_ascii_starts(run)
         if starts is not None:
             yield from starts
@@ -397,7 +544,6 @@ def _options() -> re2.Options:
 
 _SINGLE: dict[str, Any] = {name: re2.compile(pattern, _options()) for name, pattern in _PATTERNS.items()}
 # One combined pass answers the common question (is there any candidate at all?) in one scan.
-_ANY = re2.compile("|".join(f"(?:{pattern})" for pattern in _PATTERNS.values()), _options())
 _RUN_VALIDATORS: dict[str, Callable[[str, int, int], Iterator[tuple[int, int]]]] = {
     "credit_card": _card_spans,
     "iban": _iban_spans,
@@ -463,7 +609,14 @@ def _candidates(name: str, text: str, data: bytes) -> Iterator[tuple[int, int]]:
 def _found(name: str, text: str, data: bytes) -> bool:
     """Whether :func:`_spans_of` yields anything."""
     if name == "credit_card":
-        return any(_card_in_run(text, s, e) for s, e in _candidates(name, text, data))
+        # Run by run (most texts have a few runs, often with a card in the first); past a few
+        # runs, one whole-text pass for the rest.
+        for index, (s, e) in enumerate(_candidates(name, text, data)):
+            if index == _RUNS_BEFORE_WHOLE_TEXT and (cards := _whole_text_cards(text, data)) is not None:
+                return bool(cards.valid)
+            if _card_in_run(text, s, e):
+                return True
+        return False
     run_check = _RUN_VALIDATORS.get(name)
     match_check = _MATCH_VALIDATORS.get(name)
     for s, e in _candidates(name, text, data):
@@ -475,27 +628,90 @@ def _found(name: str, text: str, data: bytes) -> bool:
     return False
 
 
-def _spans_of(name: str, text: str) -> Iterator[tuple[int, int]]:
+def _spans_of(name: str, text: str, data: bytes) -> Iterator[tuple[int, int]]:
     run_check = _RUN_VALIDATORS.get(name)
     match_check = _MATCH_VALIDATORS.get(name)
-    for m in _SINGLE[name].finditer(text):
+    for s, e in _candidates(name, text, data):
         if run_check is not None:
-            yield from run_check(text, m.start(), m.end())
-        elif match_check is None or match_check(m.group()):
-            yield m.start(), m.end()
+            yield from run_check(text, s, e)
+        elif match_check is None or match_check(text[s:e]):
+            yield s, e
+
+
+# A character next to a digit that the one-byte reading of a non-ASCII text turned into "?".
+_QUESTION_NEXT_TO_DIGIT = re.compile(rb"\?(?=[0-9])|(?<=[0-9])\?")
+
+
+def _whole_text_cards(text: str, data: bytes) -> _CardLanes | None:
+    """The whole-text card pass for a large text (None: use the per-run walk).
+
+    A non-ASCII text is read one byte per character, each non-ASCII character as "?"; only a
+    character next to a digit can matter (whether it is a word character, which a card may not
+    touch), so those are looked up and written back as a word or a non-word ASCII character."""
+    if len(text) < _WHOLE_TEXT_MIN:
+        return None
+    if not any_pii_matcher(frozenset({"credit_card"}))(data):
+        return _CardLanes(b"")
+    if len(data) == len(text):
+        return _CardLanes(data)
+    chars = bytearray(text.encode("ascii", "replace"))
+    for match in _QUESTION_NEXT_TO_DIGIT.finditer(chars):
+        ch = text[match.start()]
+        if ch != "?":
+            chars[match.start()] = 0x61 if ch.isalnum() or ch == "_" else 0x21  # "a" / "!"
+    return _CardLanes(bytes(chars))
+
+
+def _typed_spans(text: str, data: bytes, wanted: Iterable[str], merge_cards: bool) -> tuple[list[Span], bool]:
+    """The spans of ``wanted`` types in ``text``, sorted by start (card spans already merged with
+    each other when ``merge_cards``, which :func:`_merged` then treats the same), and whether
+    they are known to be disjoint: all of one type, as a type's matches never overlap (card
+    windows aside, unless merged)."""
+    found: list[list[Span]] = []
+    in_order = disjoint = True
+    for name in PII_TYPES:
+        if name not in wanted:
+            continue
+        if name == "credit_card" and (cards := _whole_text_cards(text, data)) is not None:
+            spans = cards.merged() if merge_cards else cards.spans()  # sorted
+            ordered_here, disjoint_here = True, merge_cards
+        elif len(data) == len(text) and name not in _RUN_VALIDATORS and name not in _MATCH_VALIDATORS:
+            spans = _typed_matches(name, _SINGLE[name], data)
+            ordered_here = disjoint_here = True
+        else:
+            spans = [(name, s, e) for s, e in _spans_of(name, text, data)]
+            ordered_here = disjoint_here = name != "credit_card"  # the per-run walk: by end
+        if spans:
+            found.append(spans)
+            in_order, disjoint = ordered_here, disjoint_here
+    if len(found) == 1 and in_order:
+        return found[0], disjoint
+    spans = [span for group in found for span in group]
+    spans.sort(key=itemgetter(1))
+    return spans, len(found) == 1 and disjoint
 
 
 def find_pii(text: str, types: Iterable[str] = PII_TYPES) -> list[Span]:
     """Every ``(type, start, end)`` found in ``text`` (already normalised), sorted by start.
     Spans of different types may overlap."""
-    if not text or _ANY.search(text) is None:
+    if not text:
         return []
-    wanted = set(types)
-    spans: list[Span] = [
-        (name, s, e) for name in PII_TYPES if name in wanted for s, e in _spans_of(name, text)
-    ]
-    spans.sort(key=lambda span: span[1])
-    return spans
+    data = text.encode()
+    if not any_pii_matcher(frozenset(PII_TYPES))(data):
+        return []
+    return _typed_spans(text, data, set(types), merge_cards=False)[0]
+
+
+def _merged_pii(text: str) -> list[Span]:
+    """The merged spans of :func:`find_pii` (as :func:`_merged` merges them), without listing
+    every card window of a large text."""
+    if not text:
+        return []
+    data = text.encode()
+    if not any_pii_matcher(frozenset(PII_TYPES))(data):
+        return []
+    spans, disjoint = _typed_spans(text, data, PII_TYPES, merge_cards=True)
+    return spans if disjoint else _merged(spans)
 
 
 def detect_pii(text: str, types: Iterable[str] = PII_TYPES) -> list[str]:
@@ -527,7 +743,7 @@ def mask_normalized(text: str, lo: int = 0, hi: int | None = None) -> str:
     hi = len(text) if hi is None else hi
     out: list[str] = []
     pos = lo
-    for name, start, end in _merged(find_pii(text)):
+    for name, start, end in _merged_pii(text):
         if end <= lo:
             continue
         if start >= hi:
@@ -595,21 +811,49 @@ def mask_pii(text: str) -> str:
     (``a@b.io10.0.0.1``), so masking repeats until nothing is found."""
     for _ in range(4):
         view = normalize_text(text)
-        spans = _merged(find_pii(view))
+        spans = _merged_pii(view)
         if not spans:
             return text
         text = _mask_once(text, view, spans)
     return mask_normalized(normalize_text(text))
 
 
+# ASCII whitespace other than the space (``str.split`` and ``\s`` treat these as spaces).
+_OTHER_ASCII_SPACES = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"
+
+
 def _mask_once(text: str, view: str, spans: list[Span]) -> str:
+    if text.isascii():
+        core = text.strip()
+        if (
+            view == core.lower()
+            and "  " not in core
+            and not any(space in core for space in _OTHER_ASCII_SPACES)
+        ):
+            # The aligned view is ``view``, each character at its own position after the leading
+            # whitespace.
+            return _masked(text, spans, None, len(text) - len(text.lstrip()))
     aligned, index = _aligned_view(text)
     if aligned != view:
         return mask_normalized(view)
+    return _masked(text, spans, index)
+
+
+def _masked(text: str, spans: list[Span], index: array[int] | None, shift: int = 0) -> str:
+    """``text`` with each span of the view masked (view positions mapped to ``text`` by ``index``,
+    or else moved by ``shift``)."""
+    if index is None and spans:  # merged spans are disjoint: cut between them at C speed
+        starts: Iterable[int] = map(itemgetter(1), spans)
+        ends: Iterable[int] = map(itemgetter(2), spans)
+        if shift:
+            starts, ends = map(add, starts, repeat(shift)), map(add, ends, repeat(shift))
+        cuts = map(slice, chain((0,), ends), chain(starts, (None,)))
+        masks = chain(map(_MASKS.__getitem__, map(itemgetter(0), spans)), ("",))
+        return "".join(chain.from_iterable(zip(map(text.__getitem__, cuts), masks, strict=True)))
     out: list[str] = []
     pos = 0
     for name, start, end in spans:
-        first, last = index[start], index[end - 1] + 1
+        first, last = (start + shift, end + shift) if index is None else (index[start], index[end - 1] + 1)
         out.append(text[pos:first] if first > pos else "")
         out.append(_MASKS[name])
         pos = max(pos, last)
