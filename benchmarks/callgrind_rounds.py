@@ -72,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--calls",
         action="store_true",
         help="no valgrind: count Python function calls per round (cProfile) and list the "
-        "most-called functions of the --annotate configurations",
+        "most-called functions of the --annotate configurations (the first 30; env CALLS_TOP=N for more)",
     )
     p.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
