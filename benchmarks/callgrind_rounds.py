@@ -72,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--calls",
         action="store_true",
         help="no valgrind: count Python function calls per round (cProfile) and list the "
-        "most-called functions of the --annotate configurations",
+        "most-called functions of the --annotate configurations (the first 30; env CALLS_TOP=N for more)",
     )
     p.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -355,7 +355,7 @@ def python_calls(args: argparse.Namespace) -> int:
             ((v - base.get(k, 0), k) for k, v in per.items() if v - base.get(k, 0) > 0), reverse=True
         )
         print(f"\n== {label}: calls added over bare, most-called first ({sum(d for d, _ in diff)} in all)")
-        for d, k in diff[:30]:
+        for d, k in diff[: int(os.environ.get("CALLS_TOP", "30"))]:
             print(f"{d:>6}  {k}")
     return 0
 

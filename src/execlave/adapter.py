@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._ids import validate_agent_id
 from .policy.types import CheckRequest, Decision, ToolCall, ToolOutput
@@ -79,7 +79,17 @@ class AgentIdentity:
         """The name in span names (``invoke_agent {display_name}``)."""
         return self.name or self.agent_id
 
-    def request(self, environment: str | None = None, **fields: Any) -> CheckRequest:
+    def request(
+        self,
+        environment: str | None = None,
+        *,
+        input: str | None = None,
+        tool_calls: tuple[ToolCall, ...] = (),
+        tool_outputs: tuple[ToolOutput, ...] = (),
+        count_request: bool = False,
+    ) -> CheckRequest:
         """A :class:`~execlave.policy.CheckRequest` for this agent (``input=``, ``tool_calls=``,
         ``tool_outputs=``, ``count_request=``); the client's ``check_request`` fills ``environment``."""
-        return CheckRequest(agent_id=self.agent_id, environment=environment, metadata=self.metadata, **fields)
+        return CheckRequest(
+            self.agent_id, input, tool_calls, tool_outputs, environment, self.metadata, count_request
+        )

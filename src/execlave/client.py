@@ -35,6 +35,7 @@ from .policy.pii import mask_pii
 from .policy.types import ALLOW, Violation
 from .telemetry import GovernanceSpanProcessor, Telemetry, TelemetryConfig, names, resolve_capture_content
 from .telemetry.bounds import SecretRedactingMasker
+from .telemetry.core import UnrecordedSpanContext
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -329,10 +330,20 @@ class Execlave:
             return replay_failure
         return lambda: decision
 
-    def check_request(self, agent: AgentIdentity, **fields: Any) -> CheckRequest:
+    def check_request(
+        self,
+        agent: AgentIdentity,
+        *,
+        input: str | None = None,
+        tool_calls: tuple[ToolCall, ...] = (),
+        tool_outputs: tuple[ToolOutput, ...] = (),
+        count_request: bool = False,
+    ) -> CheckRequest:
         """A :class:`~execlave.policy.CheckRequest` for ``agent`` in this client's environment:
         ``input=``, ``tool_calls=``, ``tool_outputs=``, ``count_request=`` (once per round)."""
-        return agent.request(self.environment, **fields)
+        return CheckRequest(
+            agent.agent_id, input, tool_calls, tool_outputs, self.environment, agent.metadata, count_request
+        )
 
     def round_span(
         self, agent: AgentIdentity, *, check: Check | None = None, kind: str | None = None
@@ -349,7 +360,10 @@ class Execlave:
         attributes = agent.round_attributes
         if kind is not None:
             attributes = {**attributes, names.ROUND_KIND: kind}
-        return self._telemetry.governed_span(
+        telemetry = self._telemetry
+        if telemetry.never_records:  # = governed_span(...) there, one frame less per round
+            return UnrecordedSpanContext(telemetry, attributes, check if agent.enforced else None, True)
+        return telemetry.governed_span(
             agent.round_span_name, attributes=attributes, check=check if agent.enforced else None
         )
 
@@ -382,8 +396,13 @@ class Execlave:
             attributes[names.GEN_AI_TOOL_CALL_ID] = call.call_id
         if handoff:
             attributes[names.TOOL_HANDOFF] = True
+        telemetry = self._telemetry
+        if telemetry.never_records:  # = governed_span(...) there: no span name, one frame less
+            return UnrecordedSpanContext(
+                telemetry, attributes, check if agent.enforced else None, not requested
+            )
         operation = names.OP_CHECK_TOOL if requested else names.OP_EXECUTE_TOOL
-        return self._telemetry.governed_span(
+        return telemetry.governed_span(
             names.span_name(operation, call.name),
             attributes=attributes,
             check=check if agent.enforced else None,  # trace only: no check, no decision recorded
@@ -422,6 +441,9 @@ class Execlave:
         handoff: Callable[[ToolCall], bool] | None = None,
     ) -> None:
         """:meth:`check_requested` for async code: Execlave's answers are awaited."""
+        if self._connection is None:  # nothing to wait on: decided in-process inside each span
+            self.check_requested(agent, calls, handoff=handoff)
+            return
         if not agent.enforced:
             self._check_requested(agent, [(call, _not_enforced) for call in calls], handoff)
             return
@@ -433,8 +455,13 @@ class Execlave:
 
     def _tool_check(self, agent: AgentIdentity, call: ToolCall) -> Check:
         """:meth:`prepare_check` of one requested call (built and decided inside its span)."""
-        environment, decide = self.environment, self.decide
-        return lambda: decide(agent.request(environment, tool_calls=(call,)))
+        environment, decide, agent_id, metadata = (
+            self.environment,
+            self.decide,
+            agent.agent_id,
+            agent.metadata,
+        )
+        return lambda: decide(CheckRequest(agent_id, None, (call,), (), environment, metadata))
 
     def _check_requested(
         self,

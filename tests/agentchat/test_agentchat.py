@@ -283,3 +283,40 @@ def test_attribute_reads_skip_only_what_a_message_class_cannot_have() -> None:
         context = carried
 
     assert _attr(Plain(), "context") == carried
+
+
+async def test_no_op_tracer_keeps_the_callers_span_current_and_still_enforces() -> None:
+    """With a tracer that never records the turn has no span: the caller's current span stays
+    current inside the turn (what a tool sees), and checks block all the same."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from support.policies import INJECTION_BLOCK, TOOL_DENY
+
+    seen: list[Any] = []
+
+    async def get_status(service: str) -> str:
+        """Return the status of a service."""
+        seen.append(trace.get_current_span())
+        return "db: healthy"
+
+    exe = Execlave(policies=[TOOL_DENY, INJECTION_BLOCK], tracer_provider=trace.NoOpTracerProvider())
+    try:
+        agent = AssistantAgent(
+            "ops",
+            model_client=replay_client([tool_calls(("c1", "get_status", '{"service": "db"}')), "healthy"]),
+            tools=[get_status],
+            reflect_on_tool_use=True,
+        )
+        instrument_autogen_agent(agent, exe, agent_id="ops-assistant")
+        outer = TracerProvider().get_tracer("test").start_span("caller")
+        with trace.use_span(outer, end_on_exit=True):
+            result = await agent.run(task="How is the database?")
+        assert result.messages[-1].content == "healthy"
+        assert [s.get_span_context() for s in seen] == [outer.get_span_context()]
+        blocked, _ = make_agent([tool_calls(("c2", "delete_db", '{"name": "prod"}')), "done"], Tools())
+        instrument_autogen_agent(blocked, exe, agent_id="ops-blocked")
+        with pytest.raises(PolicyBlockedError):
+            await blocked.on_messages([TextMessage(content="clean up", source="user")], CancellationToken())
+    finally:
+        exe.shutdown(timeout=1.0)

@@ -179,3 +179,40 @@ def test_every_tool_name_is_found(
     found = [c.name for c in extract_tool_calls(wrap(message))]
     expected = [c[0] for c in calls] + ([legacy[0]] if legacy else [])
     assert found == expected
+
+
+def test_parse_arguments_decodes_exactly_as_json_decoders_do() -> None:
+    """Strict JSON first, then lenient (raw control characters), else the raw string: the same
+    result as the decoders' own ``decode`` on edge cases and random fragments."""
+    import json
+    import random
+
+    from execlave.integrations.autogen._messages import parse_arguments
+
+    def reference(text: str) -> object:
+        for decoder in (json.JSONDecoder(), json.JSONDecoder(strict=False)):
+            try:
+                return decoder.decode(text)
+            except (ValueError, RecursionError):
+                continue
+        return text
+
+    cases = [
+        '{"a": 1}',
+        " [1, 2] ",
+        '{"a": 1} x',
+        "",
+        "  ",
+        '"s"',
+        "null",
+        '{"a": "x\ny"}',
+        "NaN",
+        "[" * 100_000,
+    ]
+    cases += ['{"a":1}{"b":2}', "\ufeff{}", '{"a":1,}', "{'a': 1}", "tru", "true\n", '"\\ud800"']
+    rnd = random.Random(0)
+    alphabet = '{}[]":,0123456789 \n\t\x01abctrueflsn\\-.eE'
+    cases += ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 12))) for _ in range(3000)]
+    for text in cases:
+        expected, got = reference(text), parse_arguments(text)
+        assert type(got) is type(expected) and (got == expected or got != got), text

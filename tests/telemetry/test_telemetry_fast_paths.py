@@ -88,3 +88,54 @@ def test_a_trace_only_agents_spans_record_no_decision(memory: Any) -> None:
     for span in spans:  # nothing was decided: no decision is claimed
         assert "execlave.policy.decision" not in (span.attributes or {})
         assert (span.attributes or {})["execlave.enforcement.enabled"] is False
+
+
+def _metric_names(reader: InMemoryMetricReader) -> dict[str, int]:
+    data = reader.get_metrics_data()
+    found: dict[str, int] = {}
+    for rm in data.resource_metrics if data is not None else ():
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                found[metric.name] = len(metric.data.data_points)
+    return found
+
+
+@pytest.mark.parametrize("setup", ["noop", "sampled_out"])
+def test_nested_blocks_failures_and_durations_are_the_same_without_a_span(
+    make_telemetry: Any, setup: str
+) -> None:
+    from execlave.errors import AgentPausedError, EnforcementUnavailableError
+
+    provider: Any = trace.NoOpTracerProvider() if setup == "noop" else TracerProvider(sampler=ALWAYS_OFF)
+    reader = InMemoryMetricReader()
+    tel = make_telemetry(tracer_provider=provider, meter_provider=MeterProvider(metric_readers=[reader]))
+    # a block raised in a child span makes the round's decision a block too
+    tool = {"gen_ai.operation.name": "execute_tool"}
+    with (
+        pytest.raises(PolicyBlockedError),
+        tel.governed_span("invoke_agent ops", attributes=ROUND) as outer,
+        tel.governed_span("execute_tool t", attributes=tool, check=lambda: BLOCK),
+    ):
+        pytest.fail("the body of a blocked span must not run")
+    assert outer.decision.outcome == "block"
+    # a second check on the handle merges (worst wins); a broken check fails closed
+    with tel.governed_span("invoke_agent ops", attributes=ROUND, check=lambda: ALLOW) as governed:
+        with pytest.raises(PolicyBlockedError):
+            governed.check(lambda: BLOCK)
+        assert governed.decision.outcome == "block"
+    with (
+        pytest.raises(EnforcementUnavailableError),
+        tel.governed_span("invoke_agent ops", check=lambda: 1 / 0),
+    ):
+        pass
+    with pytest.raises(AgentPausedError), tel.governed_span("invoke_agent ops", attributes=ROUND):
+        raise AgentPausedError("paused")
+    counted = _metric_names(reader)
+    assert counted.get("gen_ai.client.operation.duration", 0) >= 1, counted
+    assert sorted(p.attributes["execlave.policy.decision"] for p in _decisions(reader)) == [
+        "allow",
+        "block",
+        "block",
+        "error",
+        "paused",
+    ]

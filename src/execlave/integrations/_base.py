@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..adapter import AgentIdentity, Check
 from ..client import Execlave as _Execlave
-from ..policy.types import ALLOW, CheckRequest, Decision, ToolCall
+from ..policy.types import ALLOW, CheckRequest, Decision, ToolCall, ToolOutput
 
 if TYPE_CHECKING:
     from ..client import Execlave
@@ -61,8 +61,25 @@ class AgentGovernor:
         self.enforce = False
         self.identity = dataclasses.replace(self.identity, enforced=False)
 
-    def request(self, **fields: Any) -> CheckRequest:
-        return self.exe.check_request(self.identity, **fields)
+    def request(
+        self,
+        *,
+        input: str | None = None,
+        tool_calls: tuple[ToolCall, ...] = (),
+        tool_outputs: tuple[ToolOutput, ...] = (),
+        count_request: bool = False,
+    ) -> CheckRequest:
+        # = exe.check_request(self.identity, ...), built directly: this runs for every check
+        identity = self.identity
+        return CheckRequest(
+            identity.agent_id,
+            input,
+            tool_calls,
+            tool_outputs,
+            self.exe.environment,
+            identity.metadata,
+            count_request,
+        )
 
     def check(self, build: Callable[[], CheckRequest]) -> Check:
         """A check of the request ``build`` makes, run inside the span (fails closed there)."""

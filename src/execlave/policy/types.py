@@ -7,7 +7,7 @@ OpenTelemetry or AutoGen.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -25,6 +25,11 @@ class ToolCall:
     """Parsed arguments (dict, list, scalar) when they parsed; the raw string otherwise; None if absent."""
     call_id: str | None = None
 
+    def __init__(self, name: str, arguments: Any = None, call_id: str | None = None) -> None:
+        _set_tc_name(self, name)
+        _set_tc_arguments(self, arguments)
+        _set_tc_call_id(self, call_id)
+
 
 @dataclass(frozen=True, slots=True)
 class ToolOutput:
@@ -33,6 +38,11 @@ class ToolOutput:
     content: str
     name: str | None = None
     call_id: str | None = None
+
+    def __init__(self, content: str, name: str | None = None, call_id: str | None = None) -> None:
+        _set_to_content(self, content)
+        _set_to_name(self, name)
+        _set_to_call_id(self, call_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +65,24 @@ class CheckRequest:
     metadata: Mapping[str, Any] | None = None
     count_request: bool = False
 
+    def __init__(
+        self,
+        agent_id: str,
+        input: str | None = None,
+        tool_calls: tuple[ToolCall, ...] = (),
+        tool_outputs: tuple[ToolOutput, ...] = (),
+        environment: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        count_request: bool = False,
+    ) -> None:
+        _set_cr_agent_id(self, agent_id)
+        _set_cr_input(self, input)
+        _set_cr_tool_calls(self, tool_calls)
+        _set_cr_tool_outputs(self, tool_outputs)
+        _set_cr_environment(self, environment)
+        _set_cr_metadata(self, metadata)
+        _set_cr_count_request(self, count_request)
+
 
 @dataclass(frozen=True, slots=True)
 class Decision:
@@ -69,6 +97,20 @@ class Decision:
     bypasses: tuple[str, ...] = field(default=(), compare=False)
     """Why a check passed without being decided (``enforcement_on_outage="fail_open"``); recorded
     on the span and counted, never silent."""
+
+    def __init__(
+        self,
+        outcome: Outcome,
+        violations: tuple[Violation, ...] = (),
+        policy_set_version: int = 0,
+        evaluated_policy_ids: tuple[str, ...] = (),
+        bypasses: tuple[str, ...] = (),
+    ) -> None:
+        _set_d_outcome(self, outcome)
+        _set_d_violations(self, violations)
+        _set_d_policy_set_version(self, policy_set_version)
+        _set_d_evaluated_policy_ids(self, evaluated_policy_ids)
+        _set_d_bypasses(self, bypasses)
 
     @property
     def allowed(self) -> bool:
@@ -98,16 +140,64 @@ class Decision:
         """Combine the decisions of several checks in one round (worst outcome wins)."""
         if not decisions:
             return ALLOW
-        rank = {"allow": 0, "warn": 1, "block": 2}
-        outcome: Outcome = max((d.outcome for d in decisions), key=rank.__getitem__)
-        violations = tuple(v for d in decisions for v in d.violations)
+        # One loop, no generator expressions: this runs on every span with a second check.
+        rank = _RANK
+        outcome: Outcome = decisions[0].outcome
+        top = rank[outcome]
+        version = decisions[0].policy_set_version
+        found: list[Violation] = []
         ids: dict[str, None] = {}
+        passed: list[str] = []
         for d in decisions:
-            for pid in d.evaluated_policy_ids:
-                ids.setdefault(pid, None)
-        bypasses = tuple(b for d in decisions for b in d.bypasses)
-        version = max(d.policy_set_version for d in decisions)
+            level = rank[d.outcome]
+            if level > top:
+                outcome, top = d.outcome, level
+            if d.violations:
+                found.extend(d.violations)
+            if d.evaluated_policy_ids:
+                ids.update(dict.fromkeys(d.evaluated_policy_ids))
+            if d.bypasses:
+                passed.extend(d.bypasses)
+            if d.policy_set_version > version:
+                version = d.policy_set_version
+        violations, bypasses = tuple(found), tuple(passed)
         return Decision(outcome, violations, version, tuple(ids), bypasses)
 
 
+# The classes' own ``__init__``s (the dataclass ones call ``object.__setattr__`` once per field,
+# by name): each field is stored through its slot descriptor, the value types are built on every
+# check. Assigning an attribute afterwards still raises ``FrozenInstanceError``.
+def _setters(cls: type, *fields: str) -> tuple[Callable[[Any, Any], None], ...]:
+    return tuple(cls.__dict__[f].__set__ for f in fields)
+
+
+_set_tc_name, _set_tc_arguments, _set_tc_call_id = _setters(ToolCall, "name", "arguments", "call_id")
+_set_to_content, _set_to_name, _set_to_call_id = _setters(ToolOutput, "content", "name", "call_id")
+(
+    _set_cr_agent_id,
+    _set_cr_input,
+    _set_cr_tool_calls,
+    _set_cr_tool_outputs,
+    _set_cr_environment,
+    _set_cr_metadata,
+    _set_cr_count_request,
+) = _setters(
+    CheckRequest,
+    "agent_id",
+    "input",
+    "tool_calls",
+    "tool_outputs",
+    "environment",
+    "metadata",
+    "count_request",
+)
+(
+    _set_d_outcome,
+    _set_d_violations,
+    _set_d_policy_set_version,
+    _set_d_evaluated_policy_ids,
+    _set_d_bypasses,
+) = _setters(Decision, "outcome", "violations", "policy_set_version", "evaluated_policy_ids", "bypasses")
+
 ALLOW = Decision("allow")
+_RANK: dict[str, int] = {"allow": 0, "warn": 1, "block": 2}

@@ -33,7 +33,7 @@ from .bounds import (
 )
 from .config import DEFAULT_SERVICE_NAME, TelemetryConfig, resolve_capture_content
 from .conversation import note_error, with_conversation_id
-from .governed import GovernedSpan, record_decision, record_events
+from .governed import GovernedSpan, record_decision, record_events, unrecorded_span
 from .metric_pipeline import MeterPipeline, build_meter_pipeline
 from .metrics import TIMED_OPERATIONS, Metrics
 from .processors import SCOPE_NAME, BoundedBatchSpanProcessor, ConsoleTreeProcessor, is_execlave_span
@@ -243,6 +243,8 @@ class Telemetry:
         ``max_tool_spans_per_round`` such spans under the same governed span, an allowed call
         gets no span of its own and is counted on the round span instead (the check runs all the
         same; a call that is not allowed keeps its span, up to twice the limit)."""
+        if self.never_records:  # no span at all: the same check, decision, metrics and raise
+            return UnrecordedSpanContext(self, attributes, check, raise_on_block)  # type: ignore[return-value]
         return _GovernedSpanContext(self, name, attributes, check, raise_on_block, kind, per_call)
 
     def _bounded(
@@ -528,6 +530,62 @@ class _GovernedSpanContext:
             except Exception:
                 logger.debug("execlave: could not detach span context", exc_info=True)
             self._token = None
+
+
+class UnrecordedSpanContext:
+    """:meth:`Telemetry.governed_span` on a tracer that never records (the API's ``NoOpTracer``):
+    no span is named, started or made current and no per-call budget is kept (nothing would
+    record them), so this is :class:`_GovernedSpanContext` without that work. The check, its
+    decision, the metrics and the raise are the same code (``GovernedSpan.check``, ``_count``)."""
+
+    __slots__ = ("_attributes", "_check", "_governed", "_raise", "_start", "_telemetry")
+
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        attributes: Mapping[str, AttributeValue] | None,
+        check: Callable[[], Decision] | None,
+        raise_on_block: bool,
+    ) -> None:
+        self._telemetry = telemetry
+        self._attributes = attributes
+        self._check = check
+        self._raise = raise_on_block
+        self._governed: GovernedSpan | None = None
+        self._start = 0.0
+
+    def __enter__(self) -> GovernedSpan:
+        tel = self._telemetry
+        governed = self._governed = unrecorded_span(
+            tel._masker, tel.capture_content, tel.max_attribute_length, tel.metrics, self._attributes
+        )
+        self._start = time.monotonic()
+        check = self._check
+        if check is not None:
+            try:
+                governed.check(check, raise_on_block=self._raise)
+            except BaseException as exc:
+                self.__exit__(None, exc, None)
+                raise
+        return governed
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        governed = self._governed
+        if governed is None:
+            return
+        self._governed = None
+        attributes = self._attributes
+        tel = self._telemetry
+        if exc is not None or (
+            attributes
+            and attributes.get(names.GEN_AI_OPERATION_NAME) in TIMED_OPERATIONS
+            and tel.metrics.durations_live()
+        ):
+            _count(tel, attributes, exc, time.monotonic() - self._start)
+        if exc is not None:
+            note_error(exc)  # the conversation's root ends ERROR even if the framework swallows exc
+            if isinstance(exc, PolicyBlockedError):
+                governed._on_block_passing(exc)
 
 
 def _count(

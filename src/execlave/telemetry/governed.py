@@ -261,3 +261,30 @@ class GovernedSpan:
                 self.span.set_attribute(names.ENFORCEMENT_UNAVAILABLE, True)
         except Exception:
             logger.debug("execlave: could not record an error on the span", exc_info=True)
+
+
+_new_handle = object.__new__
+
+
+def unrecorded_span(
+    masker: Callable[[str], str],
+    capture_content: bool,
+    max_attribute_length: int,
+    metrics: Metrics | None,
+    metric_attributes: Mapping[str, AttributeValue] | None,
+) -> GovernedSpan:
+    """``GovernedSpan(INVALID_SPAN, ...)`` without the keyword parsing and the recording probe:
+    the handle of a governed span on a tracer that never records (built for every check there)."""
+    governed: GovernedSpan = _new_handle(GovernedSpan)
+    governed.on_decision = None
+    governed.metrics = metrics
+    governed.metric_attributes = metric_attributes
+    governed._max_length = max_attribute_length
+    governed.decision = ALLOW
+    governed._decisions = []
+    governed._capture = capture_content
+    governed._masker = masker
+    governed._own_block = None
+    governed.span = INVALID_SPAN
+    governed.recording = False
+    return governed

@@ -9,6 +9,7 @@ malformed JSON keeps its name (arguments stay the raw string).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -76,10 +77,24 @@ def _context_text(context: Any) -> str | None:
 
 # Built once: ``json.loads(s, strict=...)`` builds a new decoder on every call.
 _DECODERS = (json.JSONDecoder(), json.JSONDecoder(strict=False))
+# What ``JSONDecoder.decode`` does for a str (skip whitespace, scan one value, only whitespace
+# after it), without its two Python frames: the decoders' own scanners.
+_SCANNERS = tuple(decoder.scan_once for decoder in _DECODERS)  # type: ignore[attr-defined]
+_SPACE = re.compile(r"[ \t\n\r]*").match  # json.decoder's WHITESPACE (always matches)
 
 
 def parse_arguments(arguments: Any) -> Any:
     """JSON-decode a string of arguments when it parses; otherwise return it unchanged."""
+    if type(arguments) is str:
+        # AutoGen itself accepts raw control characters in strings: strict first, then lenient.
+        for scan in _SCANNERS:
+            try:
+                value, end = scan(arguments, _SPACE(arguments, 0).end())  # type: ignore[union-attr]
+            except (StopIteration, ValueError, RecursionError):  # no value / malformed
+                continue
+            if _SPACE(arguments, end).end() == len(arguments):  # type: ignore[union-attr]
+                return value
+        return arguments
     if isinstance(arguments, (str, bytes, bytearray)):
         # AutoGen itself accepts raw control characters in strings: strict first, then lenient.
         for decoder in _DECODERS:
@@ -137,9 +152,7 @@ def _calls_of(call: Any, parse: bool = True) -> list[ToolCall]:
         if name is None or (text := name if type(name) is str else _as_str(name)) in seen:
             continue
         seen.add(text)
-        calls.append(
-            ToolCall(name=text, arguments=parse_arguments(arguments) if parse else None, call_id=cid)
-        )
+        calls.append(ToolCall(text, parse_arguments(arguments) if parse else None, cid))
     if not calls:  # nameless: still checked, as "" (an allow list blocks it)
         source = function if function is not None and not isinstance(function, str) else call
         arguments = parse_arguments(_get(source, "arguments")) if parse else None

@@ -350,7 +350,9 @@ def _make_stream(gov: _AgentChatGovernor, original: Callable[..., AsyncGenerator
         except _GOVERNANCE_ERRORS as exc:
             gov.record_error(exc)
             raise
-        span_context = trace.set_span_in_context(governed.span)
+        # No span (a tracer that never records): nothing to make current; the consumer's stays.
+        span = governed.span
+        span_context = None if span is trace.INVALID_SPAN else trace.set_span_in_context(span)
         ended = False
         mark = gov.context_mark()
         inner = original(messages, cancellation_token, *args, **kwargs)
@@ -360,7 +362,8 @@ def _make_stream(gov: _AgentChatGovernor, original: Callable[..., AsyncGenerator
         in_turn = me
         try:
             while True:
-                token = attach(span_context)  # the turn's span is current while the inner step runs
+                # the turn's span is current while the inner step runs
+                token = None if span_context is None else attach(span_context)
                 try:
                     current = _IN_TURN.get()
                     if current is not outer:
@@ -392,7 +395,8 @@ def _make_stream(gov: _AgentChatGovernor, original: Callable[..., AsyncGenerator
                         ended = True
                         ctx.run(cm.__exit__, None, None, None)
                 finally:
-                    detach(token)
+                    if token is not None:
+                        detach(token)
                 try:
                     yield event
                 except GeneratorExit:

@@ -154,13 +154,7 @@ class _ClassicGovernor(AgentGovernor):
         identity = self.identity
         # = self.request(...), built directly: this runs on every round
         return CheckRequest(
-            agent_id=identity.agent_id,
-            input=text,
-            tool_calls=calls,
-            tool_outputs=tuple(outputs),
-            environment=self.exe.environment,
-            metadata=identity.metadata,
-            count_request=True,
+            identity.agent_id, text, calls, tuple(outputs), self.exe.environment, identity.metadata, True
         )
 
     def summary_request(self, messages: Any, prompt: Any = None) -> CheckRequest:
