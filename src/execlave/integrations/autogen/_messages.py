@@ -129,6 +129,14 @@ def _calls_of(call: Any, parse: bool = True) -> list[ToolCall]:
     if type(call) is dict:  # the common case, read directly
         function = call.get("function")
         arguments = call.get("arguments")
+        if type(function) is dict and call.get("name") is None:  # the modern shape, one name
+            name = function.get("name")
+            if type(name) is str:
+                call_id = call.get("id")
+                if call_id is None:
+                    call_id = call.get("call_id")
+                cid = None if call_id is None else call_id if type(call_id) is str else _as_str(call_id)
+                return [ToolCall(name, parse_arguments(function.get("arguments")) if parse else None, cid)]
         candidates: list[tuple[Any, Any]] = [(call.get("name"), arguments)]
         call_id = call.get("id")
         if call_id is None:
@@ -197,7 +205,7 @@ def extract_tool_calls(message: Any, *, parse: bool = True) -> list[ToolCall]:
                 calls.extend(_calls_of(entry, parse))
             except Exception:
                 calls.append(ToolCall(name=""))
-        function_call = _get(message, "function_call")
+        function_call = message.get("function_call") if type(message) is dict else _get(message, "function_call")
         if function_call is not None and not isinstance(function_call, (str, bytes, int, float, bool)):
             try:
                 calls.extend(_calls_of(function_call, parse))
