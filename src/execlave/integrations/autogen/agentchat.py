@@ -53,7 +53,13 @@ from ...errors import EnforcementHaltError
 from ...policy.types import CheckRequest, ToolCall, ToolOutput
 from ...telemetry import names
 from .._base import AgentGovernor, EventKinds, already_bound, patch_instance, require_client, restore_instance
-from ._compat_agentchat import context_messages, handoff_names, model_context, participants
+from ._compat_agentchat import (
+    context_messages,
+    handoff_names,
+    model_context,
+    participants,
+    stream_is_self_contained,
+)
 from ._messages import parse_arguments
 
 if TYPE_CHECKING:
@@ -71,6 +77,7 @@ _SEQ = itertools.count(1)
 # The governors whose turn is running in this context: a nested on_messages call is the agent's own.
 _IN_TURN: ContextVar[frozenset[int]] = ContextVar("execlave_in_turn", default=frozenset())
 _GOVERNANCE_ERRORS = (EnforcementHaltError,)  # all that stops a round
+_UNSEEN = object()
 
 
 def is_agentchat_agent(obj: object) -> bool:
@@ -338,6 +345,12 @@ def _make_stream(gov: _AgentChatGovernor, original: Callable[..., AsyncGenerator
     generator (or a check) runs."""
     me = frozenset((id(gov),))
     attach, detach = _context_switch()
+    # The turn is marked (so the agent's own on_messages calls run unchanged) only when the inner
+    # stream may call on_messages back: AssistantAgent's never does, and a nested call that is not
+    # marked is governed again (never less), so skipping the mark there only saves the per-event
+    # context switches.
+    mark_turn = not stream_is_self_contained(original)
+    kinds = _kind.cache
 
     @functools.wraps(original)
     async def on_messages_stream(messages: Any, cancellation_token: Any, *args: Any, **kwargs: Any) -> Any:
@@ -365,20 +378,29 @@ def _make_stream(gov: _AgentChatGovernor, original: Callable[..., AsyncGenerator
                 # the turn's span is current while the inner step runs
                 token = None if span_context is None else attach(span_context)
                 try:
-                    current = _IN_TURN.get()
-                    if current is not outer:
-                        outer, in_turn = current, current | me
-                    active = _IN_TURN.set(in_turn)
-                    try:
-                        event = await step()
-                    except StopAsyncIteration:
-                        exhausted = True
-                        break
-                    finally:
-                        _IN_TURN.reset(active)
+                    if mark_turn:
+                        current = _IN_TURN.get()
+                        if current is not outer:
+                            outer, in_turn = current, current | me
+                        active = _IN_TURN.set(in_turn)
+                        try:
+                            event = await step()
+                        except StopAsyncIteration:
+                            exhausted = True
+                            break
+                        finally:
+                            _IN_TURN.reset(active)
+                    else:
+                        try:
+                            event = await step()
+                        except StopAsyncIteration:
+                            exhausted = True
+                            break
                     # The inner generator is suspended here: no tool has run for a request
                     # event, and the reflection call has not been made for an execution event.
-                    kind = _kind(event)  # None for most events (streaming chunks, thoughts, ...)
+                    kind = kinds.get(type(event), _UNSEEN)  # None for most events (chunks, thoughts, ...)
+                    if kind is _UNSEEN:
+                        kind = _kind(event)
                     if kind is None:
                         pass
                     elif kind == "request":  # a check_tool span per call, traced even when not enforced
