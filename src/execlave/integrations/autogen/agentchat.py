@@ -274,15 +274,30 @@ class _AgentChatGovernor(AgentGovernor):
         text, outputs = turn_input(messages)
         return self.request(input=text, tool_outputs=outputs, count_request=True)
 
+    def ready(self) -> bool:
+        """Whether this turn's checks need no awaiting (trace only, or decided in-process): then
+        the stream takes them from :meth:`check` / :meth:`check_requested`, without coroutines."""
+        return not self.enforce or self.exe.decides_in_process
+
+    # Builders of the checks' requests (run inside the span, by the check).
+    def input_build(self, messages: Any) -> Callable[[], CheckRequest]:
+        return lambda: self._input_request(messages)
+
+    def memory_build(self, event: Any) -> Callable[[], CheckRequest]:
+        return lambda: self.request(input=memory_text(event))
+
+    def output_build(self, event: Any) -> Callable[[], CheckRequest]:
+        return lambda: self.request(tool_outputs=tuple(execution_outputs(event)))
+
     # Awaitables of the checks (no coroutine of their own: one frame less per check).
     def input_check(self, messages: Any) -> Awaitable[Check]:
-        return self.acheck(lambda: self._input_request(messages))
+        return self.acheck(self.input_build(messages))
 
     def memory_check(self, event: Any) -> Awaitable[Check]:
-        return self.acheck(lambda: self.request(input=memory_text(event)))
+        return self.acheck(self.memory_build(event))
 
     def output_check(self, event: Any) -> Awaitable[Check]:
-        return self.acheck(lambda: self.request(tool_outputs=tuple(execution_outputs(event))))
+        return self.acheck(self.output_build(event))
 
     async def repair_context(self, mark: int | None) -> None:
         """Drop the tool-call / tool-result messages a blocked turn left in the model context,
@@ -355,8 +370,14 @@ def _make_stream(gov: _AgentChatGovernor, original: Callable[..., AsyncGenerator
     @functools.wraps(original)
     async def on_messages_stream(messages: Any, cancellation_token: Any, *args: Any, **kwargs: Any) -> Any:
         enforce = gov.enforce  # False: trace only, nothing is checked (no decision on the span)
+        ready = gov.ready()  # nothing to await: checks taken synchronously (the same checks)
         try:
-            check = await gov.input_check(messages) if enforce else None  # before the inner call
+            if not enforce:
+                check = None
+            elif ready:
+                check = gov.check(gov.input_build(messages))  # decided inside the span
+            else:
+                check = await gov.input_check(messages)  # before the inner call
             ctx = contextvars.copy_context()
             cm = gov.round_span(check)
             governed = ctx.run(cm.__enter__)
@@ -404,12 +425,21 @@ def _make_stream(gov: _AgentChatGovernor, original: Callable[..., AsyncGenerator
                     if kind is None:
                         pass
                     elif kind == "request":  # a check_tool span per call, traced even when not enforced
-                        await gov.acheck_requested(request_calls(event, parse=enforce))
+                        if ready:
+                            gov.check_requested(request_calls(event, parse=enforce))
+                        else:
+                            await gov.acheck_requested(request_calls(event, parse=enforce))
                     elif kind == "execution":
-                        if enforce:
+                        if ready:
+                            if enforce:
+                                governed.check(gov.check(gov.output_build(event)))
+                        else:
                             governed.check(await gov.output_check(event))
                     elif kind == "memory":
-                        if enforce:
+                        if ready:
+                            if enforce:
+                                governed.check(gov.check(gov.memory_build(event)))
+                        else:
                             governed.check(await gov.memory_check(event))
                     elif kind == "response":
                         # on_messages() stops consuming at the Response and never closes the
