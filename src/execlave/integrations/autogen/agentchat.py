@@ -446,6 +446,7 @@ def _make_stream(gov: _AgentChatGovernor, original: Callable[..., AsyncGenerator
                         # stream: the turn ends here, not when the generator is collected.
                         ended = True
                         ctx.run(cm.__exit__, None, None, None)
+                        span_context = None  # ended: not made current for the rest of the stream
                 finally:
                     if token is not None:
                         detach(token)
