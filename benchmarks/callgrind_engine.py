@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -78,22 +76,14 @@ def outer(args: argparse.Namespace) -> int:
     if shutil.which("valgrind") is None:
         print("valgrind is not installed", file=sys.stderr)
         return 1
-    from callgrind_rounds import read_dumps
+    from callgrind_rounds import read_dumps, run_under_callgrind
 
     out = Path(args.out or tempfile.mkdtemp(prefix="cg-engine-"))
     out.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        "valgrind",
-        "--tool=callgrind",
-        "--instr-atstart=no",
-        "--separate-threads=yes",
-        f"--callgrind-out-file={out}/callgrind.out.%p",
-        sys.executable,
-        __file__,
-        "--inner",
-    ]
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    subprocess.run(cmd, check=True, env=env, stderr=subprocess.DEVNULL)
+    proc = run_under_callgrind(Path(__file__), [], out)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr[-4000:])
+        return proc.returncode
     found = read_dumps(out)
     base = found.get("nothing", (0, None))[0]
     print(f"{'piece':<42}{'Ir':>12}")

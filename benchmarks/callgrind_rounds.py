@@ -459,6 +459,24 @@ def annotate_added(path: Path, bare: Path | None, top: int = 20) -> str:
     return "\n".join(lines)
 
 
+def run_under_callgrind(script: Path, argv: list[str], out: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``script --inner *argv`` under callgrind, instrumentation off until the script's shim
+    turns it on, one file per thread in ``out``, ``PYTHONHASHSEED=0``."""
+    cmd = [
+        "valgrind",
+        "--tool=callgrind",
+        "--instr-atstart=no",
+        "--separate-threads=yes",
+        f"--callgrind-out-file={out}/callgrind.out.%p",
+        sys.executable,
+        str(script.resolve()),
+        "--inner",
+        *argv,
+    ]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+
+
 def outer(args: argparse.Namespace) -> int:
     if shutil.which("valgrind") is None:
         print("valgrind is not installed", file=sys.stderr)
@@ -467,19 +485,7 @@ def outer(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("callgrind.out.*"):
         old.unlink()
-    cmd = [
-        "valgrind",
-        "--tool=callgrind",
-        "--instr-atstart=no",
-        "--separate-threads=yes",
-        f"--callgrind-out-file={out}/callgrind.out.%p",
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--inner",
-        *sys.argv[1:],
-    ]
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    proc = run_under_callgrind(Path(__file__), sys.argv[1:], out)
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-4000:])
         return proc.returncode

@@ -316,6 +316,7 @@ def components(loop: asyncio.AbstractEventLoop) -> dict[str, Callable[[int], Non
         return None
 
     stub.acheck_requested = no_spans  # type: ignore[method-assign]
+    stub.check_requested = lambda *a, **k: None  # type: ignore[method-assign]
     passthrough = make_agent(SCRIPTS["tool"])
     original = passthrough.on_messages_stream
 

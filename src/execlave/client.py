@@ -306,6 +306,13 @@ class Execlave:
             return local
         return Decision.merge([local, await self._connection.acheck(request, history)])
 
+    @property
+    def decides_in_process(self) -> bool:
+        """True when every decision is made in-process (no API key): nothing is ever awaited, so an
+        async adapter may use :meth:`prepare_check` / :meth:`check_requested` directly instead of
+        :meth:`aprepare_check` / :meth:`acheck_requested` (the same checks, without coroutines)."""
+        return self._connection is None
+
     def prepare_check(self, build: Callable[[], CheckRequest]) -> Check:
         """A check for :meth:`round_span` / :meth:`tool_span`: ``build()`` and :meth:`decide` run
         inside the span, so a failure in either (a bug reading the framework's messages, say)

@@ -69,3 +69,42 @@ def test_the_stream_switches_opentelemetry_context_like_attach_and_detach() -> N
     assert trace.get_current_span() is span
     detach(token)
     assert otel_context.get_current() is before
+
+
+def test_assistant_agents_stream_is_known_never_to_call_on_messages_back() -> None:
+    """AssistantAgent's own on_messages_stream is recognised (its turn needs no nesting mark);
+    BaseChatAgent's default, which calls on_messages back, and any override are not."""
+    import inspect
+
+    from autogen_agentchat.agents import AssistantAgent
+    from autogen_agentchat.base import Response
+    from autogen_agentchat.messages import TextMessage
+
+    source = inspect.getsource(AssistantAgent.on_messages_stream)
+    assert "on_messages(" not in source.replace("on_messages_stream(", ""), (
+        f"AssistantAgent.on_messages_stream now calls on_messages; {WHERE}"
+    )
+    assert compat.stream_is_self_contained(assistant().on_messages_stream)
+
+    class Subclass(AssistantAgent):
+        async def on_messages_stream(self, messages: Any, cancellation_token: Any) -> Any:  # type: ignore[override]
+            async for event in super().on_messages_stream(messages, cancellation_token):
+                yield event
+
+    sub = Subclass("sub", model_client=replay_client(["ok"]))
+    assert not compat.stream_is_self_contained(sub.on_messages_stream)
+
+    from autogen_agentchat.agents import BaseChatAgent
+
+    class Echo(BaseChatAgent):
+        @property
+        def produced_message_types(self) -> Any:
+            return (TextMessage,)
+
+        async def on_messages(self, messages: Any, cancellation_token: Any) -> Response:
+            return Response(chat_message=TextMessage(content="echo", source=self.name))
+
+        async def on_reset(self, cancellation_token: Any) -> None:
+            return None
+
+    assert not compat.stream_is_self_contained(Echo("echo", "echo agent").on_messages_stream)

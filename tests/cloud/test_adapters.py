@@ -155,6 +155,7 @@ async def test_agentchat_rounds_against_the_server(api, make_client):
     api.enforce = deny_pay
     api.fault["enforce"] = ("slow", 0.1)
     exe = make_client(api.base_url)
+    assert not exe.decides_in_process  # the turn awaits the server's decisions (the loop keeps ticking)
 
     ok = AssistantAgent("helper", model_client=replay_client(["hi there"]))
     instrument_autogen_agent(ok, exe, agent_id="helper-agent")

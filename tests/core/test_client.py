@@ -354,3 +354,8 @@ def test_a_failing_constructor_closes_the_exporter_it_built(monkeypatch, spans):
         Execlave(SECRET, base_url="http://127.0.0.1:9", tracer_provider=spans[0])
     (exporter,) = built
     assert exporter._http.is_closed
+
+
+def test_a_client_without_a_key_decides_in_process(exe):
+    """Without an API key nothing is ever awaited: async adapters may take checks synchronously."""
+    assert exe.decides_in_process

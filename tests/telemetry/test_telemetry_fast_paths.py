@@ -141,6 +141,32 @@ def test_nested_blocks_failures_and_durations_are_the_same_without_a_span(
     ]
 
 
+def test_a_conversation_without_a_root_span_keeps_the_callers_span_current() -> None:
+    """On a tracer that never records the conversation has no root span: the caller's span stays
+    current inside it (what a tool sees), and the conversation is still current."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from execlave.telemetry.conversation import ConversationScope, current_conversation
+
+    class InvalidSpans(trace.NoOpTracer):  # what the API's no-op tracer returned before 1.28
+        def start_span(self, *args: Any, **kwargs: Any) -> trace.Span:
+            return trace.INVALID_SPAN
+
+    caller = TracerProvider().get_tracer("test").start_span("caller")
+    with trace.use_span(caller, end_on_exit=True):
+        for tracer in (InvalidSpans(), trace.NoOpTracer()):
+            scope = ConversationScope(tracer, kind="chat")
+            with scope as conversation:
+                assert trace.get_current_span().get_span_context() == caller.get_span_context()
+                assert current_conversation() is conversation
+            scope.end()
+        recording = ConversationScope(TracerProvider().get_tracer("execlave"), kind="chat")
+        with recording as conversation:
+            assert trace.get_current_span() is conversation.span  # a real root is current
+        recording.end()
+
+
 def test_span_names_and_attributes_are_bounded_the_same_every_time(make_telemetry: Any) -> None:
     """Short names and values are bounded once per client; every later span gets the same export,
     and a value holding the secret is masked however often clean values were seen before."""

@@ -125,15 +125,16 @@ class EventKinds:
 
     def __init__(self, kinds: dict[str, str]) -> None:
         self._kinds = kinds
-        self._cache: dict[type, str | None] = {}
+        self.cache: dict[type, str | None] = {}
+        """Classes seen so far and their kinds (read directly on hot paths; misses go through a call)."""
 
     def __call__(self, event: Any) -> str | None:
         cls = type(event)
         try:
-            return self._cache[cls]
+            return self.cache[cls]
         except KeyError:
             kind = next((self._kinds[c.__name__] for c in cls.__mro__ if c.__name__ in self._kinds), None)
-            self._cache[cls] = kind
+            self.cache[cls] = kind
             return kind
 
 

@@ -132,7 +132,8 @@ class ConversationScope:
             span = INVALID_SPAN
         self.conversation = Conversation(conversation_id, span)
         try:
-            ctx = trace.set_span_in_context(span)
+            # No root (a tracer that never records): the caller's span stays current beneath.
+            ctx = trace.set_span_in_context(span) if span.get_span_context().is_valid else None
             self._context = otel_context.set_value(_KEY, self.conversation, ctx)
         except Exception:
             logger.debug("execlave: could not build the conversation context", exc_info=True)

@@ -36,3 +36,17 @@ def handoff_names(agent: Any) -> frozenset[str]:
 def participants(team: Any) -> list[Any]:
     """A team's direct participants (agents or nested teams)."""
     return list(getattr(team, PARTICIPANTS, None) or ())
+
+
+# on_messages_stream implementations known never to call the agent's on_messages back.
+_SELF_CONTAINED_STREAMS = frozenset(
+    {("autogen_agentchat.agents._assistant_agent", "AssistantAgent.on_messages_stream")}
+)
+
+
+def stream_is_self_contained(stream: Any) -> bool:
+    """Whether ``stream`` (an agent's bound ``on_messages_stream``) is AgentChat's own
+    ``AssistantAgent.on_messages_stream``, which never calls ``on_messages`` back (``BaseChatAgent``'s
+    default does). Unknown implementations: False."""
+    func = getattr(stream, "__func__", None)
+    return (getattr(func, "__module__", None), getattr(func, "__qualname__", None)) in _SELF_CONTAINED_STREAMS

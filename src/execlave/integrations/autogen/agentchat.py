@@ -53,7 +53,13 @@ from ...errors import EnforcementHaltError
 from ...policy.types import CheckRequest, ToolCall, ToolOutput
 from ...telemetry import names
 from .._base import AgentGovernor, EventKinds, already_bound, patch_instance, require_client, restore_instance
-from ._compat_agentchat import context_messages, handoff_names, model_context, participants
+from ._compat_agentchat import (
+    context_messages,
+    handoff_names,
+    model_context,
+    participants,
+    stream_is_self_contained,
+)
 from ._messages import parse_arguments
 
 if TYPE_CHECKING:
@@ -71,6 +77,7 @@ _SEQ = itertools.count(1)
 # The governors whose turn is running in this context: a nested on_messages call is the agent's own.
 _IN_TURN: ContextVar[frozenset[int]] = ContextVar("execlave_in_turn", default=frozenset())
 _GOVERNANCE_ERRORS = (EnforcementHaltError,)  # all that stops a round
+_UNSEEN = object()
 
 
 def is_agentchat_agent(obj: object) -> bool:
@@ -267,15 +274,30 @@ class _AgentChatGovernor(AgentGovernor):
         text, outputs = turn_input(messages)
         return self.request(input=text, tool_outputs=outputs, count_request=True)
 
+    def ready(self) -> bool:
+        """Whether this turn's checks need no awaiting (trace only, or decided in-process): then
+        the stream takes them from :meth:`check` / :meth:`check_requested`, without coroutines."""
+        return not self.enforce or self.exe.decides_in_process
+
+    # Builders of the checks' requests (run inside the span, by the check).
+    def input_build(self, messages: Any) -> Callable[[], CheckRequest]:
+        return lambda: self._input_request(messages)
+
+    def memory_build(self, event: Any) -> Callable[[], CheckRequest]:
+        return lambda: self.request(input=memory_text(event))
+
+    def output_build(self, event: Any) -> Callable[[], CheckRequest]:
+        return lambda: self.request(tool_outputs=tuple(execution_outputs(event)))
+
     # Awaitables of the checks (no coroutine of their own: one frame less per check).
     def input_check(self, messages: Any) -> Awaitable[Check]:
-        return self.acheck(lambda: self._input_request(messages))
+        return self.acheck(self.input_build(messages))
 
     def memory_check(self, event: Any) -> Awaitable[Check]:
-        return self.acheck(lambda: self.request(input=memory_text(event)))
+        return self.acheck(self.memory_build(event))
 
     def output_check(self, event: Any) -> Awaitable[Check]:
-        return self.acheck(lambda: self.request(tool_outputs=tuple(execution_outputs(event))))
+        return self.acheck(self.output_build(event))
 
     async def repair_context(self, mark: int | None) -> None:
         """Drop the tool-call / tool-result messages a blocked turn left in the model context,
@@ -338,12 +360,24 @@ def _make_stream(gov: _AgentChatGovernor, original: Callable[..., AsyncGenerator
     generator (or a check) runs."""
     me = frozenset((id(gov),))
     attach, detach = _context_switch()
+    # The turn is marked (so the agent's own on_messages calls run unchanged) only when the inner
+    # stream may call on_messages back: AssistantAgent's never does, and a nested call that is not
+    # marked is governed again (never less), so skipping the mark there only saves the per-event
+    # context switches.
+    mark_turn = not stream_is_self_contained(original)
+    kinds = _kind.cache
 
     @functools.wraps(original)
     async def on_messages_stream(messages: Any, cancellation_token: Any, *args: Any, **kwargs: Any) -> Any:
         enforce = gov.enforce  # False: trace only, nothing is checked (no decision on the span)
+        ready = gov.ready()  # nothing to await: checks taken synchronously (the same checks)
         try:
-            check = await gov.input_check(messages) if enforce else None  # before the inner call
+            if not enforce:
+                check = None
+            elif ready:
+                check = gov.check(gov.input_build(messages))  # decided inside the span
+            else:
+                check = await gov.input_check(messages)  # before the inner call
             ctx = contextvars.copy_context()
             cm = gov.round_span(check)
             governed = ctx.run(cm.__enter__)
@@ -365,35 +399,54 @@ def _make_stream(gov: _AgentChatGovernor, original: Callable[..., AsyncGenerator
                 # the turn's span is current while the inner step runs
                 token = None if span_context is None else attach(span_context)
                 try:
-                    current = _IN_TURN.get()
-                    if current is not outer:
-                        outer, in_turn = current, current | me
-                    active = _IN_TURN.set(in_turn)
-                    try:
-                        event = await step()
-                    except StopAsyncIteration:
-                        exhausted = True
-                        break
-                    finally:
-                        _IN_TURN.reset(active)
+                    if mark_turn:
+                        current = _IN_TURN.get()
+                        if current is not outer:
+                            outer, in_turn = current, current | me
+                        active = _IN_TURN.set(in_turn)
+                        try:
+                            event = await step()
+                        except StopAsyncIteration:
+                            exhausted = True
+                            break
+                        finally:
+                            _IN_TURN.reset(active)
+                    else:
+                        try:
+                            event = await step()
+                        except StopAsyncIteration:
+                            exhausted = True
+                            break
                     # The inner generator is suspended here: no tool has run for a request
                     # event, and the reflection call has not been made for an execution event.
-                    kind = _kind(event)  # None for most events (streaming chunks, thoughts, ...)
+                    kind = kinds.get(type(event), _UNSEEN)  # None for most events (chunks, thoughts, ...)
+                    if kind is _UNSEEN:
+                        kind = _kind(event)
                     if kind is None:
                         pass
                     elif kind == "request":  # a check_tool span per call, traced even when not enforced
-                        await gov.acheck_requested(request_calls(event, parse=enforce))
+                        if ready:
+                            gov.check_requested(request_calls(event, parse=enforce))
+                        else:
+                            await gov.acheck_requested(request_calls(event, parse=enforce))
                     elif kind == "execution":
-                        if enforce:
+                        if ready:
+                            if enforce:
+                                governed.check(gov.check(gov.output_build(event)))
+                        else:
                             governed.check(await gov.output_check(event))
                     elif kind == "memory":
-                        if enforce:
+                        if ready:
+                            if enforce:
+                                governed.check(gov.check(gov.memory_build(event)))
+                        else:
                             governed.check(await gov.memory_check(event))
                     elif kind == "response":
                         # on_messages() stops consuming at the Response and never closes the
                         # stream: the turn ends here, not when the generator is collected.
                         ended = True
                         ctx.run(cm.__exit__, None, None, None)
+                        span_context = None  # ended: not made current for the rest of the stream
                 finally:
                     if token is not None:
                         detach(token)
