@@ -267,7 +267,9 @@ def _message(draw: Any, kind: str) -> Any:
 def _history(draw: Any) -> list[Any]:
     """Mostly plain messages, a few of any other shape anywhere."""
     messages = draw(st.lists(_message("plain"), max_size=12))
-    for kind in draw(st.lists(st.sampled_from(["str", "subclass", "partial", "extra", "role", "content"]), max_size=2)):
+    for kind in draw(
+        st.lists(st.sampled_from(["str", "subclass", "partial", "extra", "role", "content"]), max_size=2)
+    ):
         messages.insert(draw(st.integers(min_value=0, max_value=len(messages))), draw(_message(kind)))
     return messages
 

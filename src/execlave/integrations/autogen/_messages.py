@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from itertools import repeat
 from typing import Any
 
 from ...policy.types import ToolCall, ToolOutput
@@ -205,7 +204,9 @@ def extract_tool_calls(message: Any, *, parse: bool = True) -> list[ToolCall]:
                 calls.extend(_calls_of(entry, parse))
             except Exception:
                 calls.append(ToolCall(name=""))
-        function_call = message.get("function_call") if type(message) is dict else _get(message, "function_call")
+        function_call = (
+            message.get("function_call") if type(message) is dict else _get(message, "function_call")
+        )
         if function_call is not None and not isinstance(function_call, (str, bytes, int, float, bool)):
             try:
                 calls.extend(_calls_of(function_call, parse))
