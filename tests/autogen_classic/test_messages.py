@@ -6,7 +6,7 @@ import json
 from types import SimpleNamespace
 from typing import Any
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from execlave.integrations.autogen._messages import (
@@ -216,3 +216,132 @@ def test_parse_arguments_decodes_exactly_as_json_decoders_do() -> None:
     for text in cases:
         expected, got = reference(text), parse_arguments(text)
         assert type(got) is type(expected) and (got == expected or got != got), text
+
+
+class _Dict(dict):  # type: ignore[type-arg]
+    """A dict subclass whose ``get`` reads differently from its storage."""
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return "subclass " + str(super().get(key, default))
+
+
+class _Role(str):
+    pass
+
+
+_plain_roles = st.sampled_from(["user", "assistant", "system"])
+_plain_contents = st.sampled_from(["a", "b c", "", None, _Role("q")])
+_roles = st.sampled_from(["tool", "function", None, 3, _Role("tool")])
+_contents = st.sampled_from([0, False, {}, [], ["x", {"text": "y"}], {"text": "z"}])
+
+
+@st.composite
+def _message(draw: Any, kind: str) -> Any:
+    if kind == "str":
+        return draw(st.sampled_from(["", "loose text"]))
+    message: dict[str, Any] = {"role": draw(_plain_roles), "content": draw(_plain_contents)}
+    if kind == "role":
+        message["role"] = draw(_roles)
+    if kind == "content":
+        message["content"] = draw(_contents)
+    if kind == "partial":
+        del message[draw(st.sampled_from(["role", "content"]))]
+    if kind == "extra":
+        key = draw(st.sampled_from(["tool_responses", "context", "tool_call_id", "name", "tool_calls"]))
+        message[key] = draw(
+            st.sampled_from(
+                [
+                    None,
+                    [],
+                    "c1",
+                    {"k": "v"},
+                    [{"tool_call_id": "c1", "content": "out"}],
+                    [{"id": "c1", "function": {"name": "f", "arguments": "{}"}}],
+                ]
+            )
+        )
+    return _Dict(message) if kind == "subclass" else message
+
+
+@st.composite
+def _history(draw: Any) -> list[Any]:
+    """Mostly plain messages, a few of any other shape anywhere."""
+    messages = draw(st.lists(_message("plain"), max_size=12))
+    for kind in draw(
+        st.lists(st.sampled_from(["str", "subclass", "partial", "extra", "role", "content"]), max_size=2)
+    ):
+        messages.insert(draw(st.integers(min_value=0, max_value=len(messages))), draw(_message(kind)))
+    return messages
+
+
+@settings(max_examples=400)
+@given(
+    _history(),
+    st.lists(st.integers(min_value=0, max_value=13), max_size=3),
+    st.integers(min_value=0, max_value=3),
+)
+def test_received_reads_long_histories_exactly_as_the_walk(
+    messages: list[Any], own_at: list[int], start: int
+) -> None:
+    """Long histories of plain messages are read with whole-list operations: the result is the
+    walk's, whatever the messages and wherever the agent's own messages are."""
+    from execlave.integrations.autogen import _messages
+
+    own = {id(messages[i]): messages[i] for i in own_at if i < len(messages)}
+    fast = received(messages, own=own, start=start)
+    bulk_from = _messages._BULK_FROM
+    _messages._BULK_FROM = 10**9
+    try:
+        walked = received(messages, own=own, start=start)
+    finally:
+        _messages._BULK_FROM = bulk_from
+    assert fast == walked
+
+
+def test_received_long_plain_history_is_every_content_in_order() -> None:
+    history = [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": f"m{i}" if i % 3 else ""} for i in range(9)
+    ]
+    text, outputs = received(history)
+    assert text == "m1\nm2\nm4\nm5\nm7\nm8" and outputs == []
+    own = {id(history[3]): history[3]}
+    assert received(history, own=own) == ("m4\nm5\nm7\nm8", [])
+
+
+_ODD_MESSAGES: list[Any] = [
+    {"role": "user", "content": "c", "context": {"k": "v"}},
+    {"role": "tool", "tool_call_id": "c1", "content": "tool out"},
+    {"role": "function", "name": "f", "content": "fn out"},
+    {"role": "tool", "content": "", "tool_responses": [{"tool_call_id": "c1", "content": "r"}]},
+    {"role": "user", "content": "u", "tool_responses": [{"tool_call_id": "zz", "content": "r"}]},
+    {"role": 3, "content": "int role"},
+    {"role": _Role("tool"), "tool_call_id": "c1", "content": "sub role"},
+    {"content": "no role"},
+    {"role": "user"},
+    {"role": "user", "content": 0},
+    {"role": "user", "content": {}},
+    {"role": "user", "content": ["x", {"text": "y"}]},
+    _Dict({"role": "user", "content": "sub"}),
+    "a bare str",
+    "",
+]
+
+
+def test_received_long_histories_with_one_odd_message_read_as_the_walk() -> None:
+    from execlave.integrations.autogen import _messages
+
+    request = {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "function": {"name": "f"}}]}
+    for odd in _ODD_MESSAGES:
+        for at in (0, 3, 8):
+            history: list[Any] = [{"role": "user", "content": f"m{i}"} for i in range(8)]
+            history.insert(1, request)
+            history.insert(at, odd)
+            for own in ({}, {id(history[2]): history[2]}):
+                fast = received(history, own=own)
+                bulk_from = _messages._BULK_FROM
+                _messages._BULK_FROM = 10**9
+                try:
+                    walked = received(history, own=own)
+                finally:
+                    _messages._BULK_FROM = bulk_from
+                assert fast == walked, (odd, at, own)

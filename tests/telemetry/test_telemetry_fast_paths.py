@@ -165,3 +165,27 @@ def test_a_conversation_without_a_root_span_keeps_the_callers_span_current() -> 
         with recording as conversation:
             assert trace.get_current_span() is conversation.span  # a real root is current
         recording.end()
+
+
+def test_span_names_and_attributes_are_bounded_the_same_every_time(make_telemetry: Any) -> None:
+    """Short names and values are bounded once per client; every later span gets the same export,
+    and a value holding the secret is masked however often clean values were seen before."""
+    from execlave.telemetry.bounds import SecretRedactingMasker
+
+    masker = SecretRedactingMasker(lambda s: s.replace("alice@example.com", "[EMAIL]"), "sk-secret")
+    tel = make_telemetry(masker=masker)
+    attributes = {
+        "gen_ai.tool.name": "mail alice@example.com\x1b",
+        "gen_ai.agent.id": "ops",
+        "execlave.tool.phase": "requested",
+        "note": "key sk-secret",
+    }
+    first = tel._bounded("check_tool alice@example.com", dict(attributes))
+    for _ in range(3):
+        assert tel._bounded("check_tool alice@example.com", dict(attributes)) == first
+    name, bounded = first
+    assert name == "check_tool [EMAIL]"
+    assert bounded is not None
+    assert bounded["gen_ai.tool.name"] == "mail [EMAIL]\\x1b"
+    assert bounded["gen_ai.agent.id"] == "ops" and bounded["execlave.tool.phase"] == "requested"
+    assert "sk-secret" not in str(bounded["note"])

@@ -48,6 +48,7 @@ _NAME_ATTRIBUTES = frozenset(
 
 
 _BOUNDED_CACHE_ENTRIES = 256
+_SHORT_CACHE_ENTRIES = 2048
 _OPEN_SPANS_ENTRIES = 4096
 
 
@@ -86,6 +87,12 @@ class Telemetry:
         # Governed spans open now, by id(span): their per-call children find their budget here.
         self._open_spans: dict[int, _GovernedSpanContext] = {}
         self._bounded_cache: dict[int, tuple[Any, str, str, dict[str, AttributeValue]]] = {}
+        # Short texts as bounded with this client's masker (bounding is deterministic, the masker
+        # fixed): span names and name attributes as exported, and attribute values already found
+        # to need no bounding (printable, short, not the secret). Plain dicts: one lookup each.
+        self._bounded_span_names: dict[str, str] = {}
+        self._bounded_names: dict[str, str] = {}
+        self._clean_values: set[str] = set()
         self._shutdown_done = False
         self._lock = threading.Lock()
 
@@ -255,27 +262,46 @@ class Telemetry:
             hit = self._bounded_cache.get(id(attributes))
             if hit is not None and hit[0] is attributes and hit[1] == name:
                 return hit[2], dict(hit[3])
-        bounded_name = bound_span_name(name, self._masker)
+        span_names = self._bounded_span_names
+        bounded_name = span_names.get(name)
+        if bounded_name is None:
+            bounded_name = bound_span_name(name, self._masker)
+            if type(name) is str and len(name) <= CACHED_CHARS:
+                if len(span_names) >= _SHORT_CACHE_ENTRIES:
+                    span_names.clear()
+                span_names[name] = bounded_name
         if not attributes:
             return bounded_name, None
         limit = self.max_attribute_length
         reveals = self._reveals
         out: dict[str, AttributeValue] = {}
         masker = self._masker
+        bounded_names = self._bounded_names
+        clean = self._clean_values
         for key, value in attributes.items():
             if key in _NAME_ATTRIBUTES:
-                # bound_name(value, masker), straight to its cache for the usual short name
-                out[key] = (
-                    bound_short(value, MAX_NAME_CHARS, masker)
-                    if type(value) is str and len(value) <= CACHED_CHARS
-                    else bound_name(value, masker)
-                )
+                if type(value) is str and len(value) <= CACHED_CHARS:
+                    bounded = bounded_names.get(value)
+                    if bounded is None:
+                        bounded = bound_short(value, MAX_NAME_CHARS, masker)
+                        if len(bounded_names) >= _SHORT_CACHE_ENTRIES:
+                            bounded_names.clear()
+                        bounded_names[value] = bounded
+                    out[key] = bounded
+                else:
+                    out[key] = bound_name(value, masker)
+            elif type(value) is str and value in clean:
+                out[key] = value
             elif isinstance(value, str) and (
                 len(value) > limit or not value.isprintable() or (reveals is not None and reveals(value))
             ):
                 out[key] = bound_text(value, min(limit, MAX_MESSAGE_CHARS), self._masker)
             else:
                 out[key] = value
+                if type(value) is str and len(value) <= CACHED_CHARS:
+                    if len(clean) >= _SHORT_CACHE_ENTRIES:
+                        clean.clear()
+                    clean.add(value)
         if frozen:
             cache = self._bounded_cache
             if len(cache) >= _BOUNDED_CACHE_ENTRIES:

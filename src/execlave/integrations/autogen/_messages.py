@@ -128,6 +128,14 @@ def _calls_of(call: Any, parse: bool = True) -> list[ToolCall]:
     if type(call) is dict:  # the common case, read directly
         function = call.get("function")
         arguments = call.get("arguments")
+        if type(function) is dict and call.get("name") is None:  # the modern shape, one name
+            name = function.get("name")
+            if type(name) is str:
+                call_id = call.get("id")
+                if call_id is None:
+                    call_id = call.get("call_id")
+                cid = None if call_id is None else call_id if type(call_id) is str else _as_str(call_id)
+                return [ToolCall(name, parse_arguments(function.get("arguments")) if parse else None, cid)]
         candidates: list[tuple[Any, Any]] = [(call.get("name"), arguments)]
         call_id = call.get("id")
         if call_id is None:
@@ -196,7 +204,9 @@ def extract_tool_calls(message: Any, *, parse: bool = True) -> list[ToolCall]:
                 calls.extend(_calls_of(entry, parse))
             except Exception:
                 calls.append(ToolCall(name=""))
-        function_call = _get(message, "function_call")
+        function_call = (
+            message.get("function_call") if type(message) is dict else _get(message, "function_call")
+        )
         if function_call is not None and not isinstance(function_call, (str, bytes, int, float, bool)):
             try:
                 calls.extend(_calls_of(function_call, parse))
@@ -249,6 +259,50 @@ def _never_own(message: Any) -> bool:
 
 
 _NONE: list[Any] = []  # shared, never appended to: "no tool_responses" without a new list
+_DICT_ONLY = {dict}
+_PLAIN_TYPES = frozenset({str, type(None)})
+_TOOL_KEYS = frozenset({"tool_responses", "context"})  # keys that make a message more than its text
+_TOOL_ROLES = frozenset({"tool", "function"})
+# From this many messages on, plain histories are read with whole-list operations (cheaper per
+# message than the walk, dearer to start); both give the same result.
+_BULK_FROM = 6
+
+
+def _plain_text(
+    messages: list[Any], own: Mapping[int, Any] | None
+) -> tuple[str | None, list[ToolOutput]] | None:
+    """What :func:`received` returns for a list of plain messages, read with whole-list operations
+    instead of the walk's Python steps per message; None when anything is not plain (the walk
+    then decides). Plain: exact dicts (a subclass may read differently) with a ``role`` and a
+    ``content``, no ``tool_responses`` or ``context`` key, a str role other than ``tool`` /
+    ``function``, a str or None content. Such messages carry no tool output and their input is
+    exactly their non-empty contents, in order. The agent's own last message ends the window as
+    it ends the walk: ``own`` holds every message it names, so no other live message has its id."""
+    if own:
+        ids = list(map(id, messages))
+        if not own.keys().isdisjoint(ids):
+            last = len(ids) - 1
+            while ids[last] not in own:
+                last -= 1
+            if own.get(ids[last]) is not messages[last] or isinstance(messages[last], str):
+                return None  # not where the walk stops (it never takes a str for the agent's own)
+            messages = messages[last + 1 :]
+            if len(messages) < _BULK_FROM:
+                return None  # a short tail: the walk is cheaper
+    if set(map(type, messages)) != _DICT_ONLY or not _TOOL_KEYS.isdisjoint(set().union(*messages)):
+        return None
+    try:
+        roles = {message["role"] for message in messages}
+        contents = [message["content"] for message in messages]
+    except (KeyError, TypeError):  # no role / content, an unhashable role
+        return None
+    for role in roles:
+        if type(role) is not str or role in _TOOL_ROLES:
+            return None
+    if not _PLAIN_TYPES.issuperset(set(map(type, contents))):
+        return None
+    texts = list(filter(None, contents))
+    return ("\n".join(texts) if texts else None), []
 
 
 def received(
@@ -273,9 +327,12 @@ def received(
     skipped when it carries ``tool_responses`` (AutoGen sends only the entries to the model). A
     bare str counts as input. Messages before index ``start`` (already checked) are not walked,
     but their tool calls still make later results genuine."""
-    if type(messages) is not list and (
-        not isinstance(messages, Sequence) or isinstance(messages, (str, bytes))
-    ):
+    if type(messages) is list:
+        if is_own is _never_own and len(messages) - start >= _BULK_FROM:
+            plain = _plain_text(messages[start:] if start > 0 else messages, own)
+            if plain is not None:
+                return plain
+    elif not isinstance(messages, Sequence) or isinstance(messages, (str, bytes)):
         return None, []
     requested: tuple[set[str], set[str]] | None = None  # built on the first tool result only
     # Walking backwards, each message's parts are added in reverse; one reversal at the end

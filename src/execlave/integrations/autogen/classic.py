@@ -279,7 +279,7 @@ def _make_wrappers(gov: _ClassicGovernor, originals: dict[str, Any]) -> dict[str
                 finally:
                     _ROUND.reset(token)
                 if reply is not None and not isinstance(reply, str):  # a text reply requests no call
-                    calls = gov.reply_calls(reply)
+                    calls = extract_tool_calls(reply, parse=gov.enforce)  # = gov.reply_calls(reply)
                     if calls:
                         gov.check_requested(calls)
                 return reply
