@@ -371,15 +371,24 @@ def _segment_cards(run: str, start: int, first_ok: bool, last_ok: bool) -> Itera
 _UNANCHORED = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
 
 
+def _raw_match(compiled: Any) -> Callable[..., Any] | None:
+    """google-re2's internal ``Match(anchor, data, pos, endpos)`` of ``compiled`` when the
+    installed release has it (no per-call wrapper objects), else None: callers then use the
+    public API (the two give the same matches: tests/policy/test_re2_fallback.py)."""
+    raw = getattr(compiled, "_regexp", None)
+    if _UNANCHORED is None or raw is None:
+        return None
+    return getattr(raw, "Match", None)
+
+
 def _byte_spans(compiled: Any, data: bytes) -> Iterator[tuple[int, int]]:
     """``(start, end)`` of each match of an RE2 pattern in ``data`` (bytes offsets), asked of RE2
     directly when the installed google-re2 allows it (no per-match wrapper objects)."""
-    raw = getattr(compiled, "_regexp", None)
-    if _UNANCHORED is None or raw is None or not hasattr(raw, "Match"):
+    match = _raw_match(compiled)
+    if match is None:
         for m in compiled.finditer(data):
             yield m.start(), m.end()
         return
-    match = raw.Match
     pos, end = 0, len(data)
     while pos <= end:
         start, stop = match(_UNANCHORED, data, pos, end)[0]
@@ -392,10 +401,9 @@ def _byte_spans(compiled: Any, data: bytes) -> Iterator[tuple[int, int]]:
 def _typed_matches(name: str, compiled: Any, data: bytes) -> list[Span]:
     """``(name, start, end)`` for each match of ``compiled`` in ``data``: :func:`_byte_spans` in one
     loop (a text dense with values spends its time here)."""
-    raw = getattr(compiled, "_regexp", None)
-    if _UNANCHORED is None or raw is None or not hasattr(raw, "Match"):
+    match = _raw_match(compiled)
+    if match is None:
         return [(name, start, stop) for start, stop in _byte_spans(compiled, data)]
-    match = raw.Match
     found: list[Span] = []
     append = found.append
     pos, end = 0, len(data)
@@ -556,11 +564,10 @@ def byte_matcher(compiled: Any) -> Callable[[bytes], bool]:
     """Whether ``compiled`` (an RE2 pattern) matches anywhere in UTF-8 ``data``: the question most
     checks end with (no match), asked of RE2 directly, without the wrapper's per-call generator,
     encoding and offset translation (the caller encodes each text once per request)."""
-    raw = getattr(compiled, "_regexp", None)
-    anchor = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
-    if raw is None or anchor is None or not hasattr(raw, "Match"):  # another google-re2 layout
+    match = _raw_match(compiled)
+    if match is None:  # another google-re2 layout
         return lambda data: compiled.search(data) is not None
-    match = raw.Match
+    anchor = _UNANCHORED
 
     def found(data: bytes) -> bool:
         return bool(match(anchor, data, 0, len(data))[0][0] >= 0)
