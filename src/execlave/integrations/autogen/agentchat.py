@@ -429,18 +429,14 @@ def _make_stream(gov: _AgentChatGovernor, original: Callable[..., AsyncGenerator
                             gov.check_requested(request_calls(event, parse=enforce))
                         else:
                             await gov.acheck_requested(request_calls(event, parse=enforce))
-                    elif kind == "execution":
+                    elif kind == "execution" or kind == "memory":  # what reaches the model next
                         if ready:
                             if enforce:
-                                governed.check(gov.check(gov.output_build(event)))
+                                build = gov.output_build if kind == "execution" else gov.memory_build
+                                governed.check(gov.check(build(event)))
                         else:
-                            governed.check(await gov.output_check(event))
-                    elif kind == "memory":
-                        if ready:
-                            if enforce:
-                                governed.check(gov.check(gov.memory_build(event)))
-                        else:
-                            governed.check(await gov.memory_check(event))
+                            acheck = gov.output_check if kind == "execution" else gov.memory_check
+                            governed.check(await acheck(event))
                     elif kind == "response":
                         # on_messages() stops consuming at the Response and never closes the
                         # stream: the turn ends here, not when the generator is collected.
